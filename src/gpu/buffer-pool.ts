@@ -1,0 +1,103 @@
+/**
+ * Reuses GPU storage buffers by size class, so that the many short-lived activations of a forward pass
+ * do not each create and destroy a GPUBuffer. Live bytes (held by tensors) and pooled bytes (idle, kept
+ * for reuse) are tracked separately; their sum is what the engine holds on the device.
+ */
+export interface PoolStats {
+  liveBytes: number;
+  peakLiveBytes: number;
+  pooledBytes: number;
+  liveBuffers: number;
+  pooledBuffers: number;
+  created: number;
+  reused: number;
+}
+
+const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8; /* COPY_DST */
+
+/** Size classes: 256-byte minimum, then four steps per power of two (at most 25% slack). */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  const step = p / 4;
+  const rounded = Math.ceil(bytes / step) * step;
+  return Math.ceil(rounded / 256) * 256;
+}
+
+export class BufferPool {
+  private readonly free = new Map<number, GPUBuffer[]>();
+  private readonly sizes = new WeakMap<GPUBuffer, number>();
+  private readonly exact = new WeakSet<GPUBuffer>();
+  private stats: PoolStats = { liveBytes: 0, peakLiveBytes: 0, pooledBytes: 0, liveBuffers: 0, pooledBuffers: 0, created: 0, reused: 0 };
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly maxBufferSize: number,
+    /** Idle bytes kept for reuse; beyond it released buffers are destroyed. */
+    public maxPooledBytes = 512 * 1024 * 1024,
+  ) {}
+
+  /**
+   * A storage buffer of at least `bytes`. `exact` allocations (weights, KV caches) are sized exactly and
+   * destroyed on release instead of pooled: they are long-lived and their sizes rarely repeat.
+   */
+  acquire(bytes: number, options: { exact?: boolean; label?: string } = {}): GPUBuffer {
+    if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`invalid buffer size ${bytes}`);
+    const exact = options.exact === true;
+    const size = exact ? Math.max(16, Math.ceil(bytes / 16) * 16) : sizeClass(bytes);
+    if (size > this.maxBufferSize) {
+      throw new RangeError(`a buffer of ${size} bytes exceeds the device's maxBufferSize (${this.maxBufferSize})`);
+    }
+    let buf: GPUBuffer | undefined;
+    if (!exact) {
+      buf = this.free.get(size)?.pop();
+      if (buf) {
+        this.stats.pooledBytes -= size;
+        this.stats.pooledBuffers--;
+        this.stats.reused++;
+      }
+    }
+    if (!buf) {
+      buf = this.device.createBuffer({ size, usage: STORAGE_USAGE, label: options.label });
+      this.stats.created++;
+      this.sizes.set(buf, size);
+      if (exact) this.exact.add(buf);
+    }
+    this.stats.liveBytes += size;
+    this.stats.liveBuffers++;
+    this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+    return buf;
+  }
+
+  release(buf: GPUBuffer): void {
+    const size = this.sizes.get(buf);
+    if (size === undefined) throw new Error('release of a buffer this pool did not create');
+    this.stats.liveBytes -= size;
+    this.stats.liveBuffers--;
+    if (this.exact.has(buf) || this.stats.pooledBytes + size > this.maxPooledBytes) {
+      buf.destroy();
+      return;
+    }
+    let list = this.free.get(size);
+    if (!list) this.free.set(size, (list = []));
+    list.push(buf);
+    this.stats.pooledBytes += size;
+    this.stats.pooledBuffers++;
+  }
+
+  /** Destroys every idle buffer. */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.stats.pooledBytes = 0;
+    this.stats.pooledBuffers = 0;
+  }
+
+  snapshot(): PoolStats {
+    return { ...this.stats };
+  }
+
+  resetPeak(): void {
+    this.stats.peakLiveBytes = this.stats.liveBytes;
+  }
+}

@@ -1,0 +1,333 @@
+import { getPlatform } from '../platform/index.js';
+import { BufferPool, type PoolStats } from './buffer-pool.js';
+import { describeAdapter, isSoftwareAdapter, type Capabilities } from './capabilities.js';
+import { DeviceLostError, GpuError, NoAdapterError } from './errors.js';
+import { preprocessWgsl, type Defines } from './shader-preprocess.js';
+import { loadShaderSources } from './shader-sources.js';
+import { UniformArena } from './uniform-arena.js';
+
+export interface GpuOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Ignore `shader-f16` even where the adapter has it (to exercise the f32 path). */
+  disableF16?: boolean;
+  /** Pretend the storage binding limit is this small (to exercise split bindings in tests). */
+  maxStorageBufferBindingSize?: number;
+  /** Extra Dawn toggles (Node only). */
+  dawnToggles?: string[];
+  /** Idle bytes the buffer pool keeps. */
+  maxPooledBytes?: number;
+  /** Submit after this many recorded dispatches even without a read (keeps the GPU fed). */
+  autoFlushDispatches?: number;
+}
+
+/** A buffer range bound to a shader. */
+export interface Binding {
+  buffer: GPUBuffer;
+  offset?: number;
+  size?: number;
+}
+
+export interface DispatchArgs {
+  pipeline: GPUComputePipeline;
+  /** Uniform parameters, bound at @binding(0) when present. */
+  uniforms?: ArrayBufferView;
+  /** Storage buffers, bound at @binding(1), (2), ... (or from 0 without uniforms). */
+  buffers: readonly (GPUBuffer | Binding)[];
+  workgroups: readonly [number, number?, number?];
+  label?: string;
+}
+
+export interface GpuStats extends PoolStats {
+  dispatches: number;
+  submits: number;
+  pipelines: number;
+}
+
+const REQUESTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups' as GPUFeatureName, 'timestamp-query'];
+
+/**
+ * The device, its capabilities and the machinery every kernel shares: buffer pool, pipeline cache,
+ * one command encoder that collects dispatches until a read (or `flush`) submits them.
+ */
+export class Gpu {
+  readonly pool: BufferPool;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly uniforms: UniformArena;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private recorded = 0;
+  private dispatches = 0;
+  private submits = 0;
+  private firstError: GpuError | null = null;
+  private lostError: DeviceLostError | null = null;
+  /** Resolves (never rejects) when the device is lost, so waits can race it without unhandled rejections. */
+  private readonly lost: Promise<DeviceLostError>;
+  private destroyed = false;
+  private readonly autoFlush: number;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly caps: Capabilities,
+    private readonly shaderSources: Map<string, string>,
+    options: GpuOptions,
+  ) {
+    this.pool = new BufferPool(device, caps.maxBufferSize, options.maxPooledBytes);
+    this.uniforms = new UniformArena(device, caps.minUniformBufferOffsetAlignment);
+    this.autoFlush = options.autoFlushDispatches ?? 2048;
+    device.addEventListener('uncapturederror', (ev) => {
+      const msg = (ev as GPUUncapturedErrorEvent).error?.message ?? 'unknown WebGPU error';
+      this.firstError ??= new GpuError(`WebGPU error: ${msg}`);
+    });
+    this.lost = device.lost.then((info) => {
+      const err = new DeviceLostError(`the GPU device was lost (${info.reason}): ${info.message || 'no message'}`);
+      if (!this.destroyed) this.lostError = err;
+      return err;
+    });
+  }
+
+  static async create(options: GpuOptions = {}): Promise<Gpu> {
+    const platform = await getPlatform();
+    const gpu = await platform.gpu({ dawnToggles: options.dawnToggles });
+    if (!gpu) throw new NoAdapterError(`WebGPU is not available. ${platform.noAdapterHelp}`);
+    let adapter: GPUAdapter | null;
+    try {
+      adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    } catch (e) {
+      throw new NoAdapterError(`requesting a WebGPU adapter failed: ${(e as Error).message}. ${platform.noAdapterHelp}`);
+    }
+    if (!adapter) throw new NoAdapterError(`no WebGPU adapter was found. ${platform.noAdapterHelp}`);
+
+    const features = REQUESTED_FEATURES.filter((f) => adapter.features.has(f) && !(f === 'shader-f16' && options.disableF16));
+    const L = adapter.limits;
+    const requiredLimits: Record<string, number> = {
+      maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+      maxBufferSize: L.maxBufferSize,
+      maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: L.maxComputeWorkgroupSizeY,
+      maxComputeWorkgroupSizeZ: L.maxComputeWorkgroupSizeZ,
+      maxComputeWorkgroupsPerDimension: L.maxComputeWorkgroupsPerDimension,
+      maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+    };
+    let device: GPUDevice;
+    try {
+      device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
+    } catch (e) {
+      throw new NoAdapterError(`creating a WebGPU device failed: ${(e as Error).message}`);
+    }
+    const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+    const adapterDesc = describeAdapter(info, platform.kind === 'node' ? 'node-dawn' : 'browser');
+    const subgroupInfo = info as (GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number }) | undefined;
+    const D = device.limits;
+    const caps: Capabilities = {
+      adapter: adapterDesc,
+      f16: device.features.has('shader-f16'),
+      subgroups: device.features.has('subgroups' as GPUFeatureName),
+      timestampQuery: device.features.has('timestamp-query'),
+      isSoftware: isSoftwareAdapter(adapterDesc),
+      maxStorageBufferBindingSize: Math.min(D.maxStorageBufferBindingSize, options.maxStorageBufferBindingSize ?? Infinity),
+      maxBufferSize: D.maxBufferSize,
+      maxComputeWorkgroupStorageSize: D.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: D.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: D.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: D.maxComputeWorkgroupSizeY,
+      maxComputeWorkgroupsPerDimension: D.maxComputeWorkgroupsPerDimension,
+      maxStorageBuffersPerShaderStage: D.maxStorageBuffersPerShaderStage,
+      minStorageBufferOffsetAlignment: D.minStorageBufferOffsetAlignment,
+      minUniformBufferOffsetAlignment: D.minUniformBufferOffsetAlignment,
+      subgroupMinSize: subgroupInfo?.subgroupMinSize ?? 0,
+      subgroupMaxSize: subgroupInfo?.subgroupMaxSize ?? 0,
+    };
+    let sources: Map<string, string>;
+    try {
+      sources = await loadShaderSources();
+    } catch (e) {
+      device.destroy();
+      throw e;
+    }
+    return new Gpu(device, caps, sources, options);
+  }
+
+  // ---------------------------------------------------------------- state and errors
+
+  /** Throws if the device was lost or a WebGPU error was reported. */
+  check(): void {
+    if (this.destroyed) throw new GpuError('this Gpu was destroyed');
+    if (this.lostError) throw this.lostError;
+    if (this.firstError) {
+      const e = this.firstError;
+      this.firstError = null;
+      throw e;
+    }
+  }
+
+  get isLost(): boolean {
+    return this.lostError !== null;
+  }
+
+  stats(): GpuStats {
+    return { ...this.pool.snapshot(), dispatches: this.dispatches, submits: this.submits, pipelines: this.pipelines.size };
+  }
+
+  // ---------------------------------------------------------------- pipelines
+
+  /** Preprocessed WGSL of `shader` with `defines` (exposed for tests and debugging). */
+  shaderCode(shader: string, defines: Defines = {}): string {
+    const src = this.shaderSources.get(shader);
+    if (src === undefined) throw new Error(`unknown shader '${shader}' (add it to SHADER_NAMES)`);
+    const enables: string[] = [];
+    if (defines.F16) {
+      if (!this.caps.f16) throw new Error(`shader ${shader}: f16 requested but the device has no shader-f16`);
+      enables.push('enable f16;');
+    }
+    if (defines.SUBGROUPS) enables.push('enable subgroups;');
+    return enables.join('\n') + (enables.length ? '\n' : '') + preprocessWgsl(src, defines, `${shader}.wgsl`);
+  }
+
+  /** A cached compute pipeline for `shader` compiled with `defines`. */
+  pipeline(shader: string, defines: Defines = {}, entryPoint = 'main'): GPUComputePipeline {
+    const key = `${shader}|${entryPoint}|${JSON.stringify(Object.entries(defines).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const code = this.shaderCode(shader, defines);
+      const module = this.device.createShaderModule({ code, label: shader });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: shader });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  // ---------------------------------------------------------------- recording
+
+  private ensurePass(): GPUComputePassEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass ??= this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    return this.encoder;
+  }
+
+  dispatch(args: DispatchArgs): void {
+    if (this.lostError) throw this.lostError;
+    const [x, y = 1, z = 1] = args.workgroups;
+    const maxDim = this.caps.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) {
+      throw new RangeError(`${args.label ?? 'dispatch'}: workgroup grid ${x}x${y}x${z} exceeds ${maxDim} per dimension`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const entries: GPUBindGroupEntry[] = [];
+    let binding = 0;
+    if (args.uniforms) {
+      const slot = this.uniforms.push(args.uniforms);
+      entries.push({ binding: binding++, resource: { buffer: slot.buffer, offset: slot.offset, size: slot.size } });
+    }
+    for (const b of args.buffers) {
+      const r = b instanceof GPUBuffer ? { buffer: b } : { buffer: b.buffer, offset: b.offset ?? 0, size: b.size };
+      entries.push({ binding: binding++, resource: r });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: args.pipeline.getBindGroupLayout(0), entries });
+    const pass = this.ensurePass();
+    pass.setPipeline(args.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatches++;
+    if (++this.recorded >= this.autoFlush) this.flush();
+  }
+
+  copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    if (size === 0) return;
+    this.endPass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+    this.recorded++;
+  }
+
+  /** Writes host data into a buffer, after everything recorded so far (which may still read it). */
+  write(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    this.check();
+    if (this.recorded > 0) this.flush();
+    const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength % 4 === 0) {
+      this.device.queue.writeBuffer(buffer, offset, bytes);
+    } else {
+      const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      padded.set(bytes);
+      this.device.queue.writeBuffer(buffer, offset, padded);
+    }
+  }
+
+  /** Submits what was recorded. */
+  flush(): void {
+    if (!this.encoder) return;
+    const enc = this.endPass();
+    this.encoder = null;
+    this.uniforms.upload(this.device.queue);
+    this.device.queue.submit([enc.finish()]);
+    this.recorded = 0;
+    this.submits++;
+  }
+
+  /** Waits until the device has finished everything submitted; reports errors. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.check();
+  }
+
+  /** Copies `size` bytes at `offset` of `buffer` back to the host. */
+  async read(buffer: GPUBuffer, offset: number, size: number): Promise<ArrayBuffer> {
+    this.check();
+    const padded = Math.ceil(size / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(4, padded), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      this.endPass().copyBufferToBuffer(buffer, offset, staging, 0, padded);
+      this.recorded++;
+      this.flush();
+      const mapped = staging.mapAsync(GPUMapMode.READ).then(
+        () => null,
+        (e: unknown) => new GpuError(`reading from the GPU failed: ${(e as Error).message}`),
+      );
+      const failure = await Promise.race([mapped, this.lost]);
+      if (failure) throw this.lostError ?? failure;
+      this.check();
+      return staging.getMappedRange(0, padded).slice(0, size);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Releases everything. Node processes exit cleanly afterwards. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.encoder = null;
+    this.pass = null;
+    this.pool.trim();
+    this.uniforms.destroy();
+    this.device.destroy();
+  }
+}
+
+let defaultGpu: Promise<Gpu> | null = null;
+
+/** The process-wide default device, created on first use. */
+export function getGpu(options?: GpuOptions): Promise<Gpu> {
+  defaultGpu ??= Gpu.create(options).catch((e: unknown) => {
+    defaultGpu = null;
+    throw e;
+  });
+  return defaultGpu;
+}
+
+/** Destroys the default device (if any), e.g. at the end of a CLI run. */
+export async function releaseGpu(): Promise<void> {
+  const g = defaultGpu;
+  defaultGpu = null;
+  if (g) (await g.catch(() => null))?.destroy();
+}

@@ -1,0 +1,67 @@
+import type { ByteSink, ByteSource, Platform } from './types.js';
+
+class BlobSource implements ByteSource {
+  constructor(private readonly blob: Blob, readonly name: string) {}
+  get size(): number {
+    return this.blob.size;
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.name, this.size, offset, length);
+    return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
+  }
+  async close(): Promise<void> {}
+}
+
+/** Reads a remote file with HTTP range requests, so a 10 GB shard never sits in memory. */
+class UrlSource implements ByteSource {
+  constructor(private readonly url: string, readonly size: number) {}
+  get name(): string {
+    return this.url;
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.url, this.size, offset, length);
+    if (length === 0) return new Uint8Array(0);
+    const res = await fetch(this.url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
+    if (res.status !== 206 && res.status !== 200) throw new Error(`${this.url}: HTTP ${res.status} for a range request`);
+    const buf = new Uint8Array(await res.arrayBuffer());
+    if (res.status === 200) return buf.subarray(offset, offset + length);
+    if (buf.byteLength !== length) throw new Error(`${this.url}: short range read (${buf.byteLength} of ${length} bytes)`);
+    return buf;
+  }
+  async close(): Promise<void> {}
+}
+
+export function checkRange(name: string, size: number, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+    throw new RangeError(`${name}: read of ${length} bytes at offset ${offset} is outside the file (${size} bytes)`);
+  }
+}
+
+export const browserPlatform: Platform = {
+  kind: 'browser',
+  async gpu() {
+    const nav = (globalThis as { navigator?: Navigator }).navigator;
+    return nav?.gpu ?? null;
+  },
+  async readText(url) {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`cannot load ${url.href}: HTTP ${res.status}`);
+    return res.text();
+  },
+  async openBytes(location) {
+    if (typeof Blob !== 'undefined' && location instanceof Blob) {
+      return new BlobSource(location, location instanceof File ? location.name : 'blob');
+    }
+    const url = String(location);
+    const head = await fetch(url, { method: 'HEAD' });
+    if (!head.ok) throw new Error(`${url}: HTTP ${head.status}`);
+    const size = Number(head.headers.get('content-length'));
+    if (!Number.isFinite(size)) throw new Error(`${url}: the server sent no Content-Length`);
+    return new UrlSource(url, size);
+  },
+  async createSink(): Promise<ByteSink> {
+    throw new Error('writing files is only supported in Node.js');
+  },
+  noAdapterHelp:
+    'This browser exposes no WebGPU adapter. Use a browser with WebGPU enabled (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu; Firefox: dom.webgpu.enabled; Safari 26+).',
+};
