@@ -62,7 +62,9 @@ export class Tensor {
     readonly dtype: DType,
     /** Offset of the first element in the buffer, in elements. */
     readonly offset: number,
-  ) {}
+  ) {
+    scopes[scopes.length - 1]?.add(this);
+  }
 
   static empty(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', options: TensorOptions = {}): Tensor {
     checkShape(shape);
@@ -243,4 +245,54 @@ export function disposeAll(...ts: (Tensor | null | undefined | readonly (Tensor 
     if (Array.isArray(t)) for (const x of t) x?.dispose();
     else (t as Tensor | null | undefined)?.dispose();
   }
+}
+
+// ------------------------------------------------------------------ scopes
+
+const scopes: Set<Tensor>[] = [];
+
+function collectTensors(value: unknown, out: Set<Tensor>, seen = new Set<unknown>()): void {
+  if (value instanceof Tensor) {
+    out.add(value);
+    return;
+  }
+  if (typeof value !== 'object' || value === null || seen.has(value)) return;
+  if (ArrayBuffer.isView(value)) return;
+  seen.add(value);
+  const items = Array.isArray(value) ? value : value instanceof Map ? [...value.values()] : Object.values(value);
+  for (const v of items) collectTensors(v, out, seen);
+}
+
+/**
+ * Runs `fn` and disposes every tensor created inside it except those reachable from its result (tensors,
+ * arrays, Maps and plain objects are searched), which move to the enclosing scope. Forward passes read
+ * like their PyTorch twins this way, without a dispose() after every kernel.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise) throw new Error('tidy() takes a synchronous function');
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (kept.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+/** Takes `t` out of every enclosing tidy() scope: the caller now owns it and must dispose it. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
 }

@@ -105,3 +105,37 @@ describe('Tensor', () => {
     t.dispose();
   });
 });
+
+describe('tidy', () => {
+  it('disposes intermediates and keeps what is returned (nested, objects, keep())', async () => {
+    const { tidy, keep } = await import('../../src/tensor.js');
+    await gpu.sync();
+    const before = gpu.stats().liveBytes;
+    let escaped: Tensor | null = null;
+    const out = tidy(() => {
+      const a = Tensor.from(gpu, [1, 2, 3, 4], [4]);
+      const b = copy(a);
+      const inner = tidy(() => {
+        const c = copy(b);
+        escaped = keep(copy(c));
+        return { c, list: [c.reshape([2, 2])] };
+      });
+      expect(b.disposed).toBe(false);
+      return inner;
+    });
+    expect(out.c.disposed).toBe(false);
+    expect(Array.from(await out.list[0]!.read())).toEqual([1, 2, 3, 4]);
+    out.c.dispose();
+    out.list[0]!.dispose();
+    expect(Array.from(await escaped!.read())).toEqual([1, 2, 3, 4]);
+    escaped!.dispose();
+    expect(gpu.stats().liveBytes).toBe(before);
+    expect(() =>
+      tidy(() => {
+        Tensor.from(gpu, [1], [1]);
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(gpu.stats().liveBytes).toBe(before);
+  });
+});
