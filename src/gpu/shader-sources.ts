@@ -7,6 +7,7 @@ import { getPlatform } from '../platform/index.js';
 export const SHADER_NAMES = [
   'cast',
   'copy',
+  'elementwise',
 ] as const;
 
 export type ShaderName = (typeof SHADER_NAMES)[number] | (string & {});
