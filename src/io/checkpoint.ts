@@ -1,23 +1,9 @@
-import { getPlatform } from '../platform/index.js';
+import { fileExists, readJsonFile } from './text-file.js';
 import { SafetensorsError, SafetensorsFile, type TensorInfo, type TensorSource } from './safetensors.js';
 
 /** Joins a folder (path or URL) and a file name. */
 export function joinPath(dir: string, file: string): string {
   return dir.endsWith('/') ? dir + file : `${dir}/${file}`;
-}
-
-async function readJson(location: string): Promise<unknown> {
-  const src = await (await getPlatform()).openBytes(location);
-  try {
-    const text = new TextDecoder().decode(await src.read(0, src.size));
-    try {
-      return JSON.parse(text);
-    } catch (e) {
-      throw new SafetensorsError(`${location}: invalid JSON (${(e as Error).message})`);
-    }
-  } finally {
-    await src.close();
-  }
 }
 
 /**
@@ -34,7 +20,7 @@ export class ShardedCheckpoint implements TensorSource {
   ) {}
 
   static async open(indexPath: string): Promise<ShardedCheckpoint> {
-    const index = (await readJson(indexPath)) as { weight_map?: unknown };
+    const index = (await readJsonFile(indexPath)) as { weight_map?: unknown };
     const wm = index?.weight_map;
     if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {
       throw new SafetensorsError(`${indexPath}: no weight_map object`);
@@ -89,16 +75,8 @@ export class ShardedCheckpoint implements TensorSource {
  * else `model.safetensors`.
  */
 export async function openCheckpoint(dir: string): Promise<TensorSource> {
-  const platform = await getPlatform();
   const index = joinPath(dir, 'model.safetensors.index.json');
-  let hasIndex = false;
-  try {
-    await (await platform.openBytes(index)).close();
-    hasIndex = true;
-  } catch {
-    hasIndex = false;
-  }
-  if (hasIndex) return ShardedCheckpoint.open(index);
+  if (await fileExists(index)) return ShardedCheckpoint.open(index);
   try {
     return await SafetensorsFile.open(joinPath(dir, 'model.safetensors'));
   } catch (e) {

@@ -1,0 +1,172 @@
+/**
+ * Blip2ForConditionalGeneration, mirroring transformers: vision_model -> query_tokens + qformer ->
+ * language_projection -> the projected queries written into the `<image>` token rows of the OPT input
+ * embeddings (or, for checkpoints without image_token_index, prepended to them) -> language_model.
+ */
+import { concatRows } from '../kernels/rows.js';
+import { scatterRows } from '../kernels/scatter.js';
+import { getGpu, type Gpu } from '../gpu/gpu.js';
+import { joinPath, openCheckpoint } from '../io/checkpoint.js';
+import { readJsonFile } from '../io/text-file.js';
+import { Tensor, tidy } from '../tensor.js';
+import { expandBatch, Blip2VisionModel, type VisionModelOutput } from './blip2-vision.js';
+import { Blip2QFormerModel, type QFormerEncoderOutput } from './blip2-qformer.js';
+import { parseBlip2Config, type Blip2Config } from './config.js';
+import { loadWeights, type LoadProgress } from './loader.js';
+import { Module, Parameter } from './module.js';
+import { Linear } from './nn.js';
+import { OPTForCausalLM, type CausalLMOutput } from './opt.js';
+import type { OPTKVCache } from './opt-cache.js';
+
+export interface ImageFeatures {
+  vision_outputs: VisionModelOutput;
+  qformer_outputs: QFormerEncoderOutput;
+  /** language_projection(query outputs): [B, Q, text hidden]. */
+  language_model_inputs: Tensor;
+}
+
+export interface Blip2ForwardArgs {
+  pixel_values: Tensor;
+  /** Token ids on the host, [B, L] (left-padded for batches). */
+  input_ids: readonly (readonly number[])[];
+  /** [B, L] of 0/1; all ones when omitted. */
+  attention_mask?: readonly (readonly number[])[];
+  output_hidden_states?: boolean;
+  output_attentions?: boolean;
+  /** Appends to this cache (created by the caller) so generation can continue from here. */
+  past_key_values?: OPTKVCache | null;
+  logits_to_keep?: number;
+}
+
+export interface Blip2Output extends ImageFeatures {
+  /** What the language model was fed: token embeddings with the image rows replaced (no positions yet). */
+  inputs_embeds: Tensor;
+  /** The attention mask the language model saw (longer than the input's in the legacy layout). */
+  attention_mask: number[][];
+  language_model_outputs: CausalLMOutput;
+  logits: Tensor;
+}
+
+export interface MergedInputs {
+  inputs_embeds: Tensor;
+  attention_mask: number[][];
+}
+
+export interface FromPretrainedOptions {
+  /** The device (default: the process-wide one). */
+  gpu?: Gpu;
+  /** Storage of the large weights: f16 (default where the device has shader-f16) or f32. */
+  dtype?: 'f16' | 'f32';
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Blip2Output> {
+  /**
+   * Loads a HF BLIP-2 folder (path or URL): config.json and model.safetensors or a sharded
+   * model.safetensors.index.json. Weights stream to the GPU one chunk at a time.
+   */
+  static async fromPretrained(dir: string, options: FromPretrainedOptions = {}): Promise<Blip2ForConditionalGeneration> {
+    const config = parseBlip2Config(await readJsonFile(joinPath(dir, 'config.json')));
+    const gpu = options.gpu ?? (await getGpu());
+    const model = new Blip2ForConditionalGeneration(config);
+    const source = await openCheckpoint(dir);
+    try {
+      await loadWeights(model, source, gpu, { dtype: options.dtype ?? (gpu.caps.f16 ? 'f16' : 'f32'), onProgress: options.onProgress });
+    } finally {
+      await source.close();
+    }
+    return model;
+  }
+
+  vision_model: Blip2VisionModel;
+  query_tokens: Parameter;
+  qformer: Blip2QFormerModel;
+  language_projection: Linear;
+  language_model: OPTForCausalLM;
+
+  constructor(readonly config: Blip2Config) {
+    super();
+    this.vision_model = new Blip2VisionModel(config.vision_config);
+    this.query_tokens = new Parameter([1, config.num_query_tokens, config.qformer_config.hidden_size], 'fp32');
+    this.qformer = new Blip2QFormerModel(config.qformer_config);
+    this.language_projection = new Linear(config.qformer_config.hidden_size, config.text_config.hidden_size);
+    this.language_model = new OPTForCausalLM(config.text_config);
+  }
+
+  get gpu(): Gpu {
+    return this.query_tokens.value.gpu;
+  }
+
+  /** Vision tower, Q-Former over the learned query tokens (or `query_embeds` [1|B, Q, hidden]), projection. */
+  get_image_features(pixel_values: Tensor, options: { output_hidden_states?: boolean; output_attentions?: boolean; query_embeds?: Tensor } = {}): ImageFeatures {
+    return tidy(() => {
+      const vision_outputs = this.vision_model.call(pixel_values, options);
+      const image_embeds = vision_outputs.last_hidden_state;
+      const B = image_embeds.dim(0);
+      const q = options.query_embeds ?? this.query_tokens.value;
+      const query_tokens = q.dim(0) === B ? q.ref() : q.dim(0) === 1 ? expandBatch(q, B) : null;
+      if (!query_tokens) throw new Error(`query_embeds batch ${q.dim(0)} does not match ${B} images`);
+      const qformer_outputs = this.qformer.call(query_tokens, image_embeds, options);
+      const language_model_inputs = this.language_projection.call(qformer_outputs.last_hidden_state);
+      return { vision_outputs, qformer_outputs, language_model_inputs };
+    });
+  }
+
+  /**
+   * Token embeddings with the projected queries merged in: written into the `<image>` rows (masked_scatter) when
+   * the config has image_token_index, else prepended (older checkpoints), extending the attention mask.
+   */
+  merge_image_features(language_model_inputs: Tensor, input_ids: readonly (readonly number[])[], attention_mask?: readonly (readonly number[])[]): MergedInputs {
+    const B = input_ids.length;
+    const L = input_ids[0]?.length ?? 0;
+    if (B === 0 || input_ids.some((r) => r.length !== L)) throw new Error('input_ids must be a non-empty rectangular [B, L] array');
+    if (language_model_inputs.dim(0) !== B) throw new Error(`${language_model_inputs.dim(0)} images for ${B} token sequences`);
+    const mask = attention_mask ? attention_mask.map((r) => [...r]) : input_ids.map((r) => r.map(() => 1));
+    if (mask.length !== B || mask.some((r) => r.length !== L)) throw new Error('attention_mask must have the shape of input_ids');
+    const vocab = this.config.text_config.vocab_size;
+    const flat = new Int32Array(B * L);
+    input_ids.forEach((row, b) =>
+      row.forEach((id, t) => {
+        if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new Error(`token id ${id} outside the vocabulary (${vocab})`);
+        flat[b * L + t] = id;
+      }),
+    );
+    return tidy(() => {
+      const gpu = language_model_inputs.gpu;
+      const ids = Tensor.from(gpu, flat, [B, L], 'i32');
+      const embeds = this.language_model.get_input_embeddings().call(ids);
+      const [, Q, D] = language_model_inputs.shape as [number, number, number];
+      const token = this.config.image_token_index;
+      if (token === null) {
+        const inputs_embeds = concatRows(language_model_inputs, embeds);
+        return { inputs_embeds, attention_mask: mask.map((r) => [...new Array<number>(Q).fill(1), ...r]) };
+      }
+      const rows: number[] = [];
+      flat.forEach((id, i) => id === token && rows.push(i));
+      if (rows.length !== B * Q) {
+        throw new Error(`input_ids hold ${rows.length} <image> tokens (id ${token}) but the Q-Former produced ${B * Q} query embeddings (${B} x ${Q})`);
+      }
+      // masked_scatter fills the image rows in order, batch by batch: exactly Q per sequence in HF's layout.
+      const idx = Tensor.from(gpu, Int32Array.from(rows), [rows.length], 'i32');
+      const dst = embeds.reshape([B * L, D]);
+      scatterRows(dst, language_model_inputs.reshape([B * Q, D]), idx);
+      return { inputs_embeds: embeds, attention_mask: mask };
+    });
+  }
+
+  forward(args: Blip2ForwardArgs): Blip2Output {
+    return tidy(() => {
+      const features = this.get_image_features(args.pixel_values, { output_hidden_states: args.output_hidden_states, output_attentions: args.output_attentions });
+      const { inputs_embeds, attention_mask } = this.merge_image_features(features.language_model_inputs, args.input_ids, args.attention_mask);
+      const language_model_outputs = this.language_model.call({
+        inputs_embeds,
+        attention_mask,
+        past_key_values: args.past_key_values,
+        output_hidden_states: args.output_hidden_states,
+        output_attentions: args.output_attentions,
+        logits_to_keep: args.logits_to_keep,
+      });
+      return { ...features, inputs_embeds, attention_mask, language_model_outputs, logits: language_model_outputs.logits };
+    });
+  }
+}

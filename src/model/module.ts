@@ -1,0 +1,159 @@
+import type { Tensor } from '../tensor.js';
+
+/**
+ * How a parameter is stored on the GPU: `matmul` weights (linear, conv, embedding tables) follow the model's
+ * dtype (f16 by default); `fp32` ones (biases, LayerNorms, positions, query tokens, and everything HF keeps
+ * in fp32 such as the Q-Former) stay float32.
+ */
+export type ParameterRole = 'matmul' | 'fp32';
+
+/** A named slot for a weight; filled by the loader. */
+export class Parameter {
+  tensor: Tensor | null = null;
+  constructor(
+    readonly shape: readonly number[],
+    public role: ParameterRole = 'fp32',
+  ) {}
+
+  get value(): Tensor {
+    if (!this.tensor) throw new Error(`parameter of shape [${this.shape.join(', ')}] is not loaded`);
+    return this.tensor;
+  }
+
+  dispose(): void {
+    this.tensor?.dispose();
+    this.tensor = null;
+  }
+}
+
+export type ForwardHook<A extends unknown[], O> = (module: Module<A, O>, args: A, output: O) => O | void;
+export type ForwardPreHook<A extends unknown[], O> = (module: Module<A, O>, args: A) => A | void;
+
+export interface HookHandle {
+  remove(): void;
+}
+
+/**
+ * The counterpart of torch.nn.Module. Submodules and parameters are the object's own properties, so their
+ * dotted attribute paths are the state-dict keys (`qformer.encoder.layer.0.attention.attention.query.weight`)
+ * and can never drift from the checkpoint. Properties set to null (a layer without cross-attention) are skipped.
+ * Call modules with `call(...)`, which runs the forward hooks around `forward(...)`.
+ */
+export abstract class Module<A extends unknown[] = unknown[], O = unknown> {
+  // Stored type-erased so that Module<A, O> stays assignable to Module (hooks are typed at registration).
+  #preHooks = new Map<number, (m: unknown, a: unknown) => unknown>();
+  #hooks = new Map<number, (m: unknown, a: unknown, o: unknown) => unknown>();
+  static #nextHookId = 0;
+
+  abstract forward(...args: A): O;
+
+  call(...args: A): O {
+    let a = args;
+    for (const h of this.#preHooks.values()) {
+      const r = h(this, a);
+      if (r !== undefined) a = r as A;
+    }
+    let out = this.forward(...a);
+    for (const h of this.#hooks.values()) {
+      const r = h(this, a, out);
+      if (r !== undefined) out = r as O;
+    }
+    return out;
+  }
+
+  /** `hook(module, args, output)` runs after forward; returning a value replaces the output. */
+  registerForwardHook(hook: ForwardHook<A, O>): HookHandle {
+    const id = Module.#nextHookId++;
+    this.#hooks.set(id, hook as (m: unknown, a: unknown, o: unknown) => unknown);
+    return { remove: () => this.#hooks.delete(id) };
+  }
+
+  /** `hook(module, args)` runs before forward; returning an array replaces the arguments. */
+  registerForwardPreHook(hook: ForwardPreHook<A, O>): HookHandle {
+    const id = Module.#nextHookId++;
+    this.#preHooks.set(id, hook as (m: unknown, a: unknown) => unknown);
+    return { remove: () => this.#preHooks.delete(id) };
+  }
+
+  namedChildren(): [string, Module][] {
+    const out: [string, Module][] = [];
+    for (const [k, v] of Object.entries(this)) if (v instanceof Module) out.push([k, v]);
+    return out;
+  }
+
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [k, m] of this.namedChildren()) yield* m.namedModules(prefix ? `${prefix}.${k}` : k);
+  }
+
+  /** Every parameter with its state-dict key; a parameter shared by two modules (tied weights) appears once. */
+  namedParameters(prefix = ''): [string, Parameter][] {
+    const seen = new Set<Parameter>();
+    const out: [string, Parameter][] = [];
+    for (const [path, m] of this.namedModules(prefix)) {
+      for (const [k, v] of Object.entries(m)) {
+        if (v instanceof Parameter && !seen.has(v)) {
+          seen.add(v);
+          out.push([path ? `${path}.${k}` : k, v]);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The submodule at a dotted path (`encoder.layer.3`). */
+  getSubmodule(path: string): Module {
+    let m: Module = this;
+    for (const part of path.split('.').filter((p) => p.length)) {
+      const next = (m as unknown as Record<string, unknown>)[part];
+      if (!(next instanceof Module)) throw new Error(`no submodule '${part}' in '${path}'`);
+      m = next;
+    }
+    return m;
+  }
+
+  /** Replaces the submodule at a dotted path (swap a layer for an experiment). */
+  setSubmodule(path: string, module: Module): void {
+    const parts = path.split('.');
+    const last = parts.pop()!;
+    const parent = this.getSubmodule(parts.join('.')) as unknown as Record<string, unknown>;
+    if (!(parent[last] instanceof Module)) throw new Error(`no submodule at '${path}'`);
+    parent[last] = module;
+  }
+
+  /** Frees every parameter's GPU memory. */
+  dispose(): void {
+    for (const [, p] of this.namedParameters()) p.dispose();
+  }
+}
+
+/** A list of modules whose keys are their indices (`layers.0`, `layers.1`, ...), like nn.ModuleList. */
+export class ModuleList<M extends Module> extends Module<never[], never> {
+  constructor(items: M[]) {
+    super();
+    items.forEach((m, i) => {
+      (this as unknown as Record<string, M>)[String(i)] = m;
+    });
+    Object.defineProperty(this, 'length', { value: items.length, enumerable: false, writable: true });
+  }
+  declare readonly length: number;
+
+  at(i: number): M {
+    const m = (this as unknown as Record<string, M | undefined>)[String(i)];
+    if (!m) throw new RangeError(`ModuleList index ${i} out of range (${this.length})`);
+    return m;
+  }
+
+  set(i: number, m: M): void {
+    if (i < 0 || i >= this.length) throw new RangeError(`ModuleList index ${i} out of range (${this.length})`);
+    (this as unknown as Record<string, M>)[String(i)] = m;
+  }
+
+  *[Symbol.iterator](): Iterator<M> {
+    for (let i = 0; i < this.length; i++) yield this.at(i);
+  }
+
+  forward(): never {
+    throw new Error('ModuleList is a container; call its items');
+  }
+}
