@@ -5,9 +5,17 @@ import { getPlatform } from '../platform/index.js';
  * that kernel dispatch stays synchronous. A test keeps this list equal to the folder's contents.
  */
 export const SHADER_NAMES = [
+  'attention_combine',
+  'attention_decode',
+  'attention_probs',
+  'attention_rows',
   'cast',
   'copy',
+  'flash_attention',
+  'softmax',
   'elementwise',
+  'layernorm',
+  'layernorm_thread',
 ] as const;
 
 export type ShaderName = (typeof SHADER_NAMES)[number] | (string & {});
