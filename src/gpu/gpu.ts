@@ -59,6 +59,9 @@ export class Gpu {
   private dispatches = 0;
   private submits = 0;
   private firstError: GpuError | null = null;
+  /** Error scopes wrap everything recorded between two submits, so errors are reported by the read that flushed them. */
+  private scopeOpen = false;
+  private pendingScopes: Promise<GPUError | null>[] = [];
   private lostError: DeviceLostError | null = null;
   /** Resolves (never rejects) when the device is lost, so waits can race it without unhandled rejections. */
   private readonly lost: Promise<DeviceLostError>;
@@ -190,6 +193,7 @@ export class Gpu {
     const key = `${shader}|${entryPoint}|${JSON.stringify(Object.entries(defines).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
     let p = this.pipelines.get(key);
     if (!p) {
+      this.openScope();
       const code = this.shaderCode(shader, defines);
       const module = this.device.createShaderModule({ code, label: shader });
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: shader });
@@ -199,6 +203,29 @@ export class Gpu {
   }
 
   // ---------------------------------------------------------------- recording
+
+  private openScope(): void {
+    if (this.scopeOpen) return;
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    this.scopeOpen = true;
+  }
+
+  private closeScope(): void {
+    if (!this.scopeOpen) return;
+    const validation = this.device.popErrorScope();
+    const oom = this.device.popErrorScope();
+    this.pendingScopes.push(Promise.all([validation, oom]).then(([v, o]) => v ?? o, (e: unknown) => new GPUValidationErrorLike(String(e))));
+    this.scopeOpen = false;
+  }
+
+  /** Throws the first error reported for work submitted so far. */
+  private async checkScopes(): Promise<void> {
+    const scopes = this.pendingScopes;
+    this.pendingScopes = [];
+    const errors = (await Promise.all(scopes)).filter((e): e is GPUError => e !== null);
+    if (errors.length) throw new GpuError(`WebGPU error: ${errors.map((e) => e.message).join('\n')}`);
+  }
 
   private ensurePass(): GPUComputePassEncoder {
     this.encoder ??= this.device.createCommandEncoder();
@@ -223,6 +250,7 @@ export class Gpu {
       throw new RangeError(`${args.label ?? 'dispatch'}: workgroup grid ${x}x${y}x${z} exceeds ${maxDim} per dimension`);
     }
     if (x === 0 || y === 0 || z === 0) return;
+    this.openScope();
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
     if (args.uniforms) {
@@ -244,6 +272,7 @@ export class Gpu {
 
   copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
     if (size === 0) return;
+    this.openScope();
     this.endPass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
     this.recorded++;
   }
@@ -264,11 +293,15 @@ export class Gpu {
 
   /** Submits what was recorded. */
   flush(): void {
-    if (!this.encoder) return;
+    if (!this.encoder) {
+      this.closeScope();
+      return;
+    }
     const enc = this.endPass();
     this.encoder = null;
     this.uniforms.upload(this.device.queue);
     this.device.queue.submit([enc.finish()]);
+    this.closeScope();
     this.recorded = 0;
     this.submits++;
   }
@@ -277,6 +310,7 @@ export class Gpu {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    await this.checkScopes();
     this.check();
   }
 
@@ -294,7 +328,11 @@ export class Gpu {
         (e: unknown) => new GpuError(`reading from the GPU failed: ${(e as Error).message}`),
       );
       const failure = await Promise.race([mapped, this.lost]);
-      if (failure) throw this.lostError ?? failure;
+      if (failure) {
+        await this.checkScopes(); // a validation error explains a failed map better than the map does
+        throw this.lostError ?? failure;
+      }
+      await this.checkScopes();
       this.check();
       return staging.getMappedRange(0, padded).slice(0, size);
     } finally {
@@ -312,6 +350,11 @@ export class Gpu {
     this.uniforms.destroy();
     this.device.destroy();
   }
+}
+
+/** Stands in for a GPUError when popErrorScope itself fails (device lost). */
+class GPUValidationErrorLike {
+  constructor(readonly message: string) {}
 }
 
 let defaultGpu: Promise<Gpu> | null = null;
