@@ -14,6 +14,7 @@ export const SHADER_NAMES = [
   'flash_attention',
   'softmax',
   'elementwise',
+  'embedding',
   'layernorm',
   'layernorm_thread',
 ] as const;

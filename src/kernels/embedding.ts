@@ -1,0 +1,55 @@
+import { uniforms } from '../gpu/uniforms.js';
+import { BYTES_PER_ELEMENT, Tensor, type DType } from '../tensor.js';
+import { dtypeDefines } from './dtype.js';
+import { grid1d } from './grid.js';
+
+const WG = 256;
+
+/**
+ * Token embedding lookup: ids i32 [...] into table [V, D] (f32 or f16) gives [..., D] in `outDtype` (default
+ * f32). Tables larger than the storage binding limit (OPT's 50304x2560 f16 table is 257.6 MB) are bound in
+ * slices of whole rows, one dispatch per slice. Ids outside [0, V) never read memory: their rows are zeros.
+ */
+export function embedding(ids: Tensor, table: Tensor, options: { outDtype?: DType } = {}): Tensor {
+  const outDtype = options.outDtype ?? 'f32';
+  if (ids.dtype !== 'i32') throw new TypeError(`embedding: ids must be i32, got ${ids}`);
+  if (table.ndim !== 2) throw new RangeError(`embedding: table must be [V, D], got ${table}`);
+  if (table.dtype !== 'f32' && table.dtype !== 'f16') throw new TypeError(`embedding: table must be f32 or f16, got ${table}`);
+  if (outDtype !== 'f32' && outDtype !== 'f16') throw new TypeError(`embedding: outDtype must be f32 or f16, got ${outDtype}`);
+  if (ids.gpu !== table.gpu) throw new Error('embedding: ids and table live on different devices');
+  const gpu = table.gpu;
+  const [vocab, d] = table.shape as [number, number];
+  const out = Tensor.empty(gpu, [...ids.shape, d], outDtype);
+  if (out.size === 0) return out;
+
+  const bpe = BYTES_PER_ELEMENT[table.dtype];
+  const rowBytes = d * bpe;
+  const align = gpu.caps.minStorageBufferOffsetAlignment;
+  // A slice starts up to align-bpe bytes into its binding and its end is rounded up to 4 bytes.
+  const rowsPerSlice = Math.min(vocab, Math.floor((gpu.caps.maxStorageBufferBindingSize - align - 4) / rowBytes));
+  if (rowsPerSlice < 1 && vocab > 0) {
+    throw new RangeError(`embedding: one table row (${rowBytes} bytes) does not fit the storage binding limit`);
+  }
+  const bIds = ids.bind();
+  const bOut = out.bind();
+  const pipeline = gpu.pipeline('embedding', { T: table.dtype, OUT: outDtype, ...dtypeDefines(table.dtype, outDtype) });
+  const g = grid1d(gpu, out.size, WG);
+  const slices = vocab === 0 ? 1 : Math.ceil(vocab / rowsPerSlice);
+  for (let s = 0; s < slices; s++) {
+    const begin = s * rowsPerSlice;
+    const end = Math.min(vocab, begin + rowsPerSlice);
+    const start = table.byteOffset + begin * rowBytes;
+    const alignedStart = start - (start % align);
+    const stop = Math.min(table.storageByteLength, Math.ceil((start + (end - begin) * rowBytes) / 4) * 4);
+    gpu.dispatch({
+      label: 'embedding',
+      pipeline,
+      uniforms: uniforms()
+        .u32(out.size, d, bIds.elementOffset, (start - alignedStart) / bpe, begin, end, vocab, bOut.elementOffset, g.rowStride, s === 0 ? 1 : 0, 0, 0)
+        .build(),
+      buffers: [bIds.binding, { buffer: table.buffer, offset: alignedStart, size: Math.max(4, stop - alignedStart) }, bOut.binding],
+      workgroups: g.workgroups,
+    });
+  }
+  return out;
+}
