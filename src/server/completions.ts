@@ -1,0 +1,190 @@
+/** `POST /v1/chat/completions`: from a validated request to an OpenAI-shaped response, plain or streamed. */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseChatRequest, type ChatRequest } from './chat-request.js';
+import { EngineInputError, type Engine, type GenerateResult } from './engine.js';
+import { ApiError } from './errors.js';
+import { SseStream, readJsonBody, sendJson } from './http-io.js';
+import { ImageProbeError, probeImage } from './image-probe.js';
+import { loadImageUrl } from './image-source.js';
+import { QueueFullError, SchedulerClosedError, type Scheduler } from './scheduler.js';
+import type { ServerSettings } from './server-options.js';
+import { systemResolver } from './url-policy.js';
+
+export interface CompletionContext {
+  engine: Engine;
+  scheduler: Scheduler;
+  settings: ServerSettings;
+  /** Model names a request may use. */
+  modelNames: ReadonlySet<string>;
+}
+
+const IMAGE_PARAM = 'messages.content.image_url.url';
+
+async function loadImage(ctx: CompletionContext, request: ChatRequest, signal: AbortSignal): Promise<Uint8Array> {
+  const { limits } = ctx.settings;
+  const bytes = await loadImageUrl(
+    request.imageUrl,
+    { allowPrivate: ctx.settings.allowPrivateImageUrls, resolver: ctx.settings.resolver ?? systemResolver },
+    { maxBytes: limits.maxImageBytes, timeoutMs: limits.imageFetchTimeoutMs, maxRedirects: limits.maxRedirects },
+    signal,
+  );
+  let info;
+  try {
+    info = probeImage(bytes);
+  } catch (e) {
+    if (!(e instanceof ImageProbeError)) throw e;
+    if (e.kind === 'unknown_format') throw new ApiError(415, `the image is ${e.message}`, 'unsupported_image_format', IMAGE_PARAM);
+    throw new ApiError(422, `the image cannot be read: ${e.message}`, 'invalid_image', IMAGE_PARAM);
+  }
+  if (info.width * info.height > limits.maxImagePixels) {
+    throw new ApiError(413, `image is ${info.width}x${info.height}, more than the limit of ${limits.maxImagePixels} pixels`, 'image_too_large', IMAGE_PARAM);
+  }
+  return bytes;
+}
+
+async function checkTokens(ctx: CompletionContext, request: ChatRequest): Promise<void> {
+  const { limits } = ctx.settings;
+  const promptTokens = await ctx.engine.countTokens(request.prompt);
+  if (promptTokens > limits.maxPromptTokens) {
+    throw new ApiError(400, `the conversation is ${promptTokens} tokens, more than the limit of ${limits.maxPromptTokens}`, 'context_length_exceeded', 'messages');
+  }
+  const context = ctx.engine.contextLength;
+  if (context !== undefined && promptTokens + request.params.maxNewTokens > context) {
+    throw new ApiError(
+      400,
+      `the conversation (${promptTokens} tokens) plus max_tokens (${request.params.maxNewTokens}) exceeds the model's context of ${context} tokens`,
+      'context_length_exceeded',
+      'messages',
+    );
+  }
+}
+
+/** Maps what the engine or the queue threw to the client's error. */
+export function toApiError(e: unknown, timedOut: boolean): ApiError {
+  if (e instanceof ApiError) return e;
+  if (timedOut) return new ApiError(503, 'the request took longer than the server allows', 'request_timeout');
+  if (e instanceof QueueFullError) return new ApiError(429, `${e.message}; retry later`, 'rate_limit_exceeded', null, 'rate_limit_error', { 'retry-after': '1' });
+  if (e instanceof SchedulerClosedError) return new ApiError(503, 'the server is shutting down', 'server_shutting_down', null, 'server_error', { connection: 'close' });
+  if (e instanceof EngineInputError) {
+    if (e.code === 'context_length_exceeded') return new ApiError(400, e.message, e.code, 'messages');
+    if (e.code === 'invalid_parameters') return new ApiError(400, e.message, e.code);
+    return new ApiError(422, e.message, e.code, IMAGE_PARAM);
+  }
+  return new ApiError(500, 'the model failed to generate a response', 'internal_error');
+}
+
+interface ResponseIds {
+  id: string;
+  created: number;
+  model: string;
+}
+
+function usage(result: GenerateResult) {
+  return {
+    prompt_tokens: result.promptTokens,
+    completion_tokens: result.completionTokens,
+    total_tokens: result.promptTokens + result.completionTokens,
+  };
+}
+
+function completionBody(ids: ResponseIds, result: GenerateResult) {
+  return {
+    id: ids.id,
+    object: 'chat.completion',
+    created: ids.created,
+    model: ids.model,
+    choices: result.sequences.map((s, index) => ({
+      index,
+      message: { role: 'assistant', content: s.text, refusal: null },
+      logprobs: null,
+      finish_reason: s.finishReason,
+    })),
+    usage: usage(result),
+    system_fingerprint: null,
+  };
+}
+
+function chunk(ids: ResponseIds, choices: unknown[], includeUsage: boolean) {
+  return {
+    id: ids.id,
+    object: 'chat.completion.chunk',
+    created: ids.created,
+    model: ids.model,
+    system_fingerprint: null,
+    choices,
+    ...(includeUsage ? { usage: null } : {}),
+  };
+}
+
+/** Handles one request; `signal` aborts when the client goes away or the time limit passes. */
+export async function handleChatCompletion(
+  ctx: CompletionContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  signal: AbortSignal,
+  timedOut: () => boolean,
+): Promise<number> {
+  const { settings } = ctx;
+  const body = await readJsonBody(req, settings.limits.maxBodyBytes);
+  const request = parseChatRequest(body, settings.limits);
+  if (!ctx.modelNames.has(request.model)) {
+    throw new ApiError(404, `the model '${request.model}' does not exist; this server serves '${ctx.engine.modelId}'`, 'model_not_found', 'model');
+  }
+  await checkTokens(ctx, request);
+  const image = await loadImage(ctx, request, signal);
+  const ids: ResponseIds = { id: `chatcmpl-${randomUUID().replace(/-/g, '')}`, created: Math.floor(Date.now() / 1000), model: request.model };
+  const job = { image, prompt: request.prompt, params: request.params };
+
+  if (!request.stream) {
+    let result: GenerateResult;
+    try {
+      result = await ctx.scheduler.submit(job, { signal });
+    } catch (e) {
+      throw toApiError(e, timedOut());
+    }
+    sendJson(res, 200, completionBody(ids, result));
+    return 200;
+  }
+
+  // The queue may refuse the request: do that before the 200 and the event stream go out.
+  let started = false;
+  const sse = new SseStream(res);
+  const start = () => {
+    if (started) return;
+    started = true;
+    sse.open();
+    for (let c = 0; c < request.params.n; c++) {
+      sse.send(chunk(ids, [{ index: c, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], request.includeUsage));
+    }
+  };
+  let pending: Promise<GenerateResult>;
+  try {
+    pending = ctx.scheduler.submit(job, {
+      signal,
+      onToken: (e) => {
+        start();
+        if (e.text) sse.send(chunk(ids, [{ index: e.choice, delta: { content: e.text }, logprobs: null, finish_reason: null }], request.includeUsage));
+      },
+    });
+  } catch (e) {
+    throw toApiError(e, timedOut());
+  }
+  let result: GenerateResult;
+  try {
+    result = await pending;
+  } catch (e) {
+    if (!started) throw toApiError(e, timedOut());
+    const error = toApiError(e, timedOut());
+    sse.send(error.body());
+    sse.end();
+    return error.status;
+  }
+  start();
+  result.sequences.forEach((s, index) => {
+    sse.send(chunk(ids, [{ index, delta: {}, logprobs: null, finish_reason: s.finishReason }], request.includeUsage));
+  });
+  if (request.includeUsage) sse.send({ ...chunk(ids, [], false), usage: usage(result) });
+  sse.end();
+  return 200;
+}

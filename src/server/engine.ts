@@ -1,0 +1,170 @@
+/**
+ * The small, model-agnostic interface between the product layer (CLI, HTTP server) and a captioning /
+ * VQA model. The real implementation wraps the BLIP-2 processor and `generate`; tests use `FakeEngine`.
+ */
+
+/** Pixels already decoded to 8-bit RGB or RGBA, row-major, no padding between rows. */
+export interface DecodedImage {
+  readonly width: number;
+  readonly height: number;
+  readonly channels: 3 | 4;
+  readonly data: Uint8Array;
+}
+
+/** Encoded image bytes (PNG, JPEG, ...) or decoded pixels. */
+export type ImageInput = Uint8Array | DecodedImage;
+
+export interface GenerationParams {
+  /** Upper bound on new tokens per returned sequence. */
+  maxNewTokens: number;
+  /** 1 = no beam search. */
+  numBeams: number;
+  /** 0 = greedy (or plain beam search); > 0 samples with this temperature. */
+  temperature: number;
+  /** Nucleus sampling mass in (0, 1]; 1 disables it. */
+  topP: number;
+  /** Keep only the k most likely tokens; 0 disables it. */
+  topK: number;
+  /** Seed of the sampler; the same seed gives the same result. */
+  seed: number;
+  /** Generation ends before any of these strings; the returned text does not contain it. */
+  stop: readonly string[];
+  /** 1 = off; HF semantics (divide positive logits, multiply negative ones, for seen tokens). */
+  repetitionPenalty: number;
+  /** Sequences to return; at most `numBeams` with beam search. */
+  n: number;
+}
+
+export interface GenerateRequest {
+  image: ImageInput;
+  /** Already in BLIP-2 form (`"Question: ... Answer:"`), or empty for a caption. */
+  prompt: string;
+  params: GenerationParams;
+  /** When aborted, the engine may stop working on this request; its result is then ignored. */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface GeneratedSequence {
+  /** New tokens only (no prompt, no end-of-sequence token). */
+  tokenIds: number[];
+  text: string;
+  finishReason: FinishReason;
+}
+
+export interface GenerateResult {
+  /** `params.n` sequences, best first. */
+  sequences: GeneratedSequence[];
+  /** Tokens the model read before generating (image query tokens, BOS and prompt). */
+  promptTokens: number;
+  /** Sum of `tokenIds.length` over the sequences. */
+  completionTokens: number;
+}
+
+/**
+ * One streamed piece of a sequence. `text` is the new text (may be empty, e.g. inside a UTF-8 character or
+ * the possible start of a stop string). `tokenId` is -1 for text released when the sequence ends (characters
+ * held back until then). The concatenated `text`s of a sequence equal its final `text`.
+ */
+export interface TokenEvent {
+  request: number;
+  choice: number;
+  tokenId: number;
+  text: string;
+}
+
+export interface GenerateOptions {
+  onToken?: (event: TokenEvent) => void;
+  /** Aborts the whole batch: `generate` rejects with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+export interface Engine {
+  /** The model's name as clients see it (hub id or folder name). */
+  readonly modelId: string;
+  /** Most tokens (prompt + new) a sequence may hold; undefined when the engine does not say. */
+  readonly contextLength?: number;
+  /** Tokens of `text` by the model's tokenizer, without special tokens. */
+  countTokens(text: string): Promise<number>;
+  /**
+   * Runs a batch; results come back in request order. A request whose input is bad rejects the batch with an
+   * `EngineInputError` that names its index, so the caller can retry the others.
+   */
+  generate(requests: readonly GenerateRequest[], options?: GenerateOptions): Promise<GenerateResult[]>;
+  /** Frees GPU memory and files. */
+  dispose(): Promise<void>;
+}
+
+/** Progress of a long step (weight loading), for progress bars. */
+export interface ProgressEvent {
+  phase: 'download' | 'load';
+  /** What is being worked on (file or tensor name). */
+  label: string;
+  done: number;
+  total: number;
+}
+
+export interface EngineOptions {
+  /** A local model folder in HF layout (already downloaded). */
+  modelDir: string;
+  /** The name clients see. */
+  modelId: string;
+  dtype: 'f16' | 'f32';
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+/** What an engine module exports (the default BLIP-2 engine, or a test double chosen by `BLIP2_ENGINE_MODULE`). */
+export type EngineFactory = (options: EngineOptions) => Promise<Engine>;
+
+/** Bad input for one request (an image that cannot be decoded, ...): the client's fault, not the engine's. */
+export class EngineInputError extends Error {
+  override readonly name = 'EngineInputError';
+  constructor(
+    message: string,
+    /** Index of the offending request in the batch. */
+    readonly requestIndex: number,
+    /** Machine-readable reason, e.g. 'invalid_image'. */
+    readonly code = 'invalid_input',
+  ) {
+    super(message);
+  }
+}
+
+export function defaultGenerationParams(overrides: Partial<GenerationParams> = {}): GenerationParams {
+  return {
+    maxNewTokens: 30,
+    numBeams: 1,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    seed: 0,
+    stop: [],
+    repetitionPenalty: 1,
+    n: 1,
+    ...overrides,
+  };
+}
+
+/** Checks the parameters' ranges; returns an error message, or null when they are valid. */
+export function checkGenerationParams(p: GenerationParams): string | null {
+  const intIn = (v: number, lo: number, hi: number) => Number.isInteger(v) && v >= lo && v <= hi;
+  if (!intIn(p.maxNewTokens, 1, 1_000_000)) return `maxNewTokens must be a positive integer (got ${p.maxNewTokens})`;
+  if (!intIn(p.numBeams, 1, 64)) return `numBeams must be an integer in [1, 64] (got ${p.numBeams})`;
+  if (!(Number.isFinite(p.temperature) && p.temperature >= 0 && p.temperature <= 100)) {
+    return `temperature must be in [0, 100] (got ${p.temperature})`;
+  }
+  if (!(Number.isFinite(p.topP) && p.topP > 0 && p.topP <= 1)) return `topP must be in (0, 1] (got ${p.topP})`;
+  if (!intIn(p.topK, 0, 1_000_000)) return `topK must be a non-negative integer (got ${p.topK})`;
+  if (!Number.isSafeInteger(p.seed)) return `seed must be an integer (got ${p.seed})`;
+  if (!(Number.isFinite(p.repetitionPenalty) && p.repetitionPenalty > 0)) {
+    return `repetitionPenalty must be > 0 (got ${p.repetitionPenalty})`;
+  }
+  if (!intIn(p.n, 1, 64)) return `n must be an integer in [1, 64] (got ${p.n})`;
+  if (p.numBeams > 1 && p.n > p.numBeams) return `n (${p.n}) cannot exceed numBeams (${p.numBeams})`;
+  if (p.numBeams === 1 && p.temperature === 0 && p.n > 1) {
+    return `n > 1 needs sampling (temperature > 0) or beam search (numBeams >= n); greedy decoding has one answer`;
+  }
+  if (p.stop.some((s) => typeof s !== 'string' || s.length === 0)) return 'stop strings must be non-empty';
+  return null;
+}

@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fixturePath } from '../paths.js';
+
+export const CHELSEA = new Uint8Array(readFileSync(fixturePath('tiny-blip2', 'chelsea.png')));
+export const CAMERA = new Uint8Array(readFileSync(fixturePath('tiny-blip2', 'camera.png')));
+
+export function dataUrl(bytes: Uint8Array, type = 'image/png'): string {
+  return `data:${type};base64,${Buffer.from(bytes).toString('base64')}`;
+}
+
+/** A valid PNG header that claims a size, with no pixel data behind it. */
+export function pngHeader(width: number, height: number): Uint8Array {
+  const b = new Uint8Array(33);
+  b.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]);
+  const v = new DataView(b.buffer);
+  v.setUint32(16, width);
+  v.setUint32(20, height);
+  b[24] = 8;
+  b[25] = 2;
+  return b;
+}
+
+export interface FileServer {
+  url: string;
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/** Serves fixed paths on 127.0.0.1: `/chelsea.png`, `/redirect` (-> /chelsea.png), `/missing` (404). */
+export async function startImageServer(): Promise<FileServer> {
+  const requests: string[] = [];
+  const server: Server = createServer((req, res) => {
+    requests.push(req.url ?? '');
+    if (req.url === '/chelsea.png') {
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': CHELSEA.length });
+      res.end(CHELSEA);
+    } else if (req.url === '/redirect') {
+      res.writeHead(302, { location: '/chelsea.png' });
+      res.end();
+    } else if (req.url?.startsWith('/redirect-to/')) {
+      res.writeHead(302, { location: decodeURIComponent(req.url.slice('/redirect-to/'.length)) });
+      res.end();
+    } else {
+      res.writeHead(404);
+      res.end('not found');
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
