@@ -15,6 +15,9 @@ export const SHADER_NAMES = [
   'softmax',
   'elementwise',
   'embedding',
+  'im2col',
+  'rows',
+  'scatter',
   'layernorm',
   'layernorm_thread',
 ] as const;
