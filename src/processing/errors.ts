@@ -7,6 +7,7 @@ export type ImageErrorCode =
   | 'empty' // zero width or height
   | 'too-large' // more pixels (or bytes) than the configured limit
   | 'bad-input' // the input value itself is malformed (bad base64, bad raw pixel buffer, ...)
+  | 'unreadable' // the file could not be read
   | 'fetch-failed'; // the image URL could not be fetched
 
 /** The one error class for bad image input; `code` says which rule was broken. */
