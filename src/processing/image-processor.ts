@@ -85,13 +85,15 @@ export class BlipImageProcessor {
   /** A batch of decoded images to `pixel_values`. Without resizing, all images must share one size. */
   preprocess(images: readonly (RawImage | RgbImage)[]): PixelBatch {
     if (images.length === 0) throw new ImageInputError('bad-input', 'no images to preprocess');
-    const chws = images.map((im) => this.resizeToU8(im));
     const h = this.config.doResize ? this.height : images[0]!.height;
     const w = this.config.doResize ? this.width : images[0]!.width;
-    const per = 3 * h * w;
-    chws.forEach((c, i) => {
-      if (c.length !== per) throw new ImageInputError('bad-input', `image ${i} is ${images[i]!.width}x${images[i]!.height}; without resizing every image must be ${w}x${h}`);
+    images.forEach((im, i) => {
+      if (!this.config.doResize && (im.width !== w || im.height !== h)) {
+        throw new ImageInputError('bad-input', `image ${i} is ${im.width}x${im.height}; without resizing every image must be ${w}x${h}`);
+      }
     });
+    const per = 3 * h * w;
+    const chws = images.map((im) => this.resizeToU8(im));
     const pixelValues = new Float32Array(per * images.length);
     chws.forEach((c, i) => this.normalizeInto(c, pixelValues, i * per));
     return { pixelValues, pixelShape: [images.length, 3, h, w] };

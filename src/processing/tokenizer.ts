@@ -163,8 +163,9 @@ export class Blip2Tokenizer {
     }
     // Ids past the tokenizer (e.g. the padding rows 50266..50303 of OPT's embedding) decode to nothing, as in HF.
     const known = ids.filter((id) => this.tok.id_to_token(id) !== undefined);
-    const skip = options.skipSpecialTokens ?? false;
-    return this.tok.decode(skip ? known.filter((id) => !this.specialIds.has(id)) : known, { skip_special_tokens: false, clean_up_tokenization_spaces: this.cleanUpSpaces });
+    const kept = (options.skipSpecialTokens ?? false) ? known.filter((id) => !this.specialIds.has(id)) : known;
+    if (kept.length === 0) return ''; // the library refuses an empty list
+    return this.tok.decode(kept, { skip_special_tokens: false, clean_up_tokenization_spaces: this.cleanUpSpaces });
   }
 
   /** HF's `batch_decode`. */
