@@ -241,3 +241,21 @@ export function checkPixelLimit(header: ImageHeader, maxPixels: number): void {
     );
   }
 }
+
+/**
+ * Whether the file visibly ends early: a PNG whose chunk list runs past the end before IEND, or a WebP
+ * shorter than its RIFF size. Used to name a decoder failure precisely; other formats return false.
+ */
+export function looksTruncated(b: Uint8Array, format: ImageFormat): boolean {
+  if (format === 'png') {
+    let at = 8;
+    while (at + 8 <= b.length) {
+      const len = be32(b, at);
+      if (ascii(b, at + 4, 4) === 'IEND') return false;
+      at += 12 + len;
+    }
+    return true;
+  }
+  if (format === 'webp') return b.length < 8 + le32(b, 4);
+  return false;
+}

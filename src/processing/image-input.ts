@@ -4,7 +4,7 @@ import { convertToRgb, type AlphaMode, type RgbImage } from './convert-rgb.js';
 import { defaultImageDecoder } from './decoder.js';
 import { ImageInputError } from './errors.js';
 import type { ImageDecoder, RawImage } from './image-decode.js';
-import { checkPixelLimit, readImageHeader, sniffFormat } from './image-header.js';
+import { checkPixelLimit, looksTruncated, readImageHeader, sniffFormat } from './image-header.js';
 
 /** Already-decoded pixels: 1 = gray (`L`), 2 = gray+alpha, 3 = RGB, 4 = RGBA; HWC, rows top to bottom. */
 export interface RawPixels {
@@ -186,7 +186,14 @@ export async function decodeImageBytes(bytes: Uint8Array, options: ImageLoadOpti
   const header = readImageHeader(bytes);
   checkPixelLimit(header, maxPixels);
   const decoder = options.decoder ?? (await defaultImageDecoder());
-  return decoder.decode(bytes, header, { maxPixels });
+  try {
+    return await decoder.decode(bytes, header, { maxPixels });
+  } catch (e) {
+    if (e instanceof ImageInputError && e.code === 'corrupt' && looksTruncated(bytes, header.format)) {
+      throw new ImageInputError('truncated', `truncated ${header.format.toUpperCase()}: the file ends before the image data does`, { cause: e });
+    }
+    throw e;
+  }
 }
 
 /** Any input to PIL-mode pixels (gray, gray+alpha, RGB or RGBA), before the RGB conversion. */
