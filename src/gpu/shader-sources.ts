@@ -9,10 +9,12 @@ export const SHADER_NAMES = [
   'attention_decode',
   'attention_probs',
   'attention_rows',
+  'argmax',
   'cast',
   'copy',
   'flash_attention',
   'softmax',
+  'topk',
   'elementwise',
   'embedding',
   'im2col',
@@ -20,6 +22,8 @@ export const SHADER_NAMES = [
   'scatter',
   'layernorm',
   'layernorm_thread',
+  'logits_ids',
+  'logits_scale',
 ] as const;
 
 export type ShaderName = (typeof SHADER_NAMES)[number] | (string & {});
