@@ -92,8 +92,8 @@ function clampToByte(acc: number, precision: number): number {
 
 /**
  * One separable pass over `lines` lines of an interleaved uint8 buffer. Elements along the resized axis
- * are `alongStride` apart; consecutive lines are `lineStride` apart; `channels` interleaved values per
- * element are filtered independently.
+ * are `alongStride` apart; consecutive lines are `lineStride` apart; the `channels` interleaved values
+ * of an element are filtered together (one weight fetch serves all of them).
  */
 function resamplePass(
   src: Uint8Array,
@@ -101,24 +101,42 @@ function resamplePass(
   taps: AxisTaps,
   lines: number,
   channels: number,
-  src_: { lineStride: number; alongStride: number },
-  dst_: { lineStride: number; alongStride: number },
+  srcLineStride: number,
+  srcAlong: number,
+  dstLineStride: number,
+  dstAlong: number,
 ): void {
-  const { start, size, weights, precision } = taps;
+  const { start, size, weights, precision, outSize } = taps;
+  const tapCount = taps.taps;
   const half = 1 << (precision - 1);
   for (let line = 0; line < lines; line++) {
-    const srcLine = line * src_.lineStride;
-    const dstLine = line * dst_.lineStride;
-    for (let o = 0; o < taps.outSize; o++) {
-      const w0 = o * taps.taps;
+    const srcLine = line * srcLineStride;
+    const dstLine = line * dstLineStride;
+    for (let o = 0; o < outSize; o++) {
+      const w0 = o * tapCount;
       const n = size[o]!;
-      const s0 = srcLine + start[o]! * src_.alongStride;
-      const d0 = dstLine + o * dst_.alongStride;
-      for (let c = 0; c < channels; c++) {
-        let acc = half;
-        let s = s0 + c;
-        for (let j = 0; j < n; j++, s += src_.alongStride) acc += src[s]! * weights[w0 + j]!;
-        dst[d0 + c] = clampToByte(acc, precision);
+      const s0 = srcLine + start[o]! * srcAlong;
+      const d = dstLine + o * dstAlong;
+      if (channels === 3) {
+        // The RGB case, unrolled: one weight fetch for three accumulators.
+        let a0 = half;
+        let a1 = half;
+        let a2 = half;
+        for (let j = 0, s = s0; j < n; j++, s += srcAlong) {
+          const w = weights[w0 + j]!;
+          a0 += src[s]! * w;
+          a1 += src[s + 1]! * w;
+          a2 += src[s + 2]! * w;
+        }
+        dst[d] = clampToByte(a0, precision);
+        dst[d + 1] = clampToByte(a1, precision);
+        dst[d + 2] = clampToByte(a2, precision);
+      } else {
+        for (let c = 0; c < channels; c++) {
+          let a = half;
+          for (let j = 0, s = s0 + c; j < n; j++, s += srcAlong) a += src[s]! * weights[w0 + j]!;
+          dst[d + c] = clampToByte(a, precision);
+        }
       }
     }
   }
@@ -144,7 +162,7 @@ export function resizeBicubicAntialiasU8(
   if (outWidth !== width) {
     const taps = computeAxisTaps(width, outWidth);
     const out = new Uint8Array(height * outWidth * channels);
-    resamplePass(cur, out, taps, height, channels, { lineStride: width * channels, alongStride: channels }, { lineStride: outWidth * channels, alongStride: channels });
+    resamplePass(cur, out, taps, height, channels, width * channels, channels, outWidth * channels, channels);
     cur = out;
     curWidth = outWidth;
   }
@@ -153,7 +171,7 @@ export function resizeBicubicAntialiasU8(
     const rowBytes = curWidth * channels;
     const out = new Uint8Array(outHeight * rowBytes);
     // Lines are the columns (and channels): each column is filtered down the rows.
-    resamplePass(cur, out, taps, curWidth, channels, { lineStride: channels, alongStride: rowBytes }, { lineStride: channels, alongStride: rowBytes });
+    resamplePass(cur, out, taps, curWidth, channels, channels, rowBytes, channels, rowBytes);
     cur = out;
   }
   return cur === src ? src.slice() : cur;
