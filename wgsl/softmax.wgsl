@@ -73,8 +73,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   let o_base = p.o_off + row * p.width;
 #if LOG
-  let log_norm = row_max + log(row_sum);
-  for (var j = lid; j < p.width; j += ${WG}u) { out[o_base + j] = ${OT}(value(x_base, m_base, j) - log_norm); }
+  // (x - max) - log(sum), in this order: max + log(sum) would lose log(sum) next to a huge max.
+  let log_sum = log(row_sum);
+  for (var j = lid; j < p.width; j += ${WG}u) { out[o_base + j] = ${OT}((value(x_base, m_base, j) - row_max) - log_sum); }
 #else
   let inv = 1.0 / row_sum;
   for (var j = lid; j < p.width; j += ${WG}u) { out[o_base + j] = ${OT}(exp(max(value(x_base, m_base, j), FLOOR) - row_max) * inv); }

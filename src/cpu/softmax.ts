@@ -53,8 +53,8 @@ export function logSoftmaxReference(x: ArrayLike<number>, width: number): Float3
   for (let r = 0; r < rows; r++) {
     const row = maskedRow(x, r, width, undefined);
     const { max, sum } = rowStats(row);
-    const logNorm = max + Math.log(sum);
-    for (let j = 0; j < width; j++) out[r * width + j] = row[j]! - logNorm;
+    const logSum = Math.log(sum);
+    for (let j = 0; j < width; j++) out[r * width + j] = row[j]! - max - logSum;
   }
   return out;
 }

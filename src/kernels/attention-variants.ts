@@ -76,12 +76,19 @@ export function runAttention(plan: AttentionPlan, kernel: AttentionKernel, out: 
   }
 }
 
+/** Whether every q/k/v offset, row stride and head_dim is a multiple of 4 elements (vec4 loads). */
+function vec4Aligned(plan: AttentionPlan, b: BoundAttention): boolean {
+  const values = [plan.headDim, b.q.elementOffset + plan.q.column, plan.q.rowStride, b.k.elementOffset + plan.k.column, plan.k.rowStride];
+  if (plan.v && b.v) values.push(b.v.elementOffset + plan.v.column, plan.v.rowStride);
+  return values.every((x) => x % 4 === 0);
+}
+
 function runRows(plan: AttentionPlan, out: Tensor, split: { chunk: number; splits: number } | null): void {
   const gpu = plan.gpu;
-  const wg = gpu.caps.isSoftware ? 8 : 64;
+  const wg = gpu.caps.isSoftware ? 32 : 64;
   const b = bindAttention(plan);
   const g = grid1d(gpu, plan.batch * plan.lq * plan.heads * (split?.splits ?? 1), wg);
-  const defines = { ...operandDefines(plan), OT: out.dtype, DP: roundUp(plan.headDim, 8), WG: wg, SPLIT: split !== null };
+  const defines = { ...operandDefines(plan), OT: out.dtype, DP: roundUp(plan.headDim, 8), WG: wg, SPLIT: split !== null, VEC4: vec4Aligned(plan, b) };
   const o = out.bind();
   gpu.dispatch({
     label: 'attention_rows',
