@@ -4,7 +4,7 @@
  */
 import type { GenerationParams } from './engine.js';
 import { ApiError, badParam } from './errors.js';
-import { chatPrompt, questionPrompt, type ChatTurn } from './prompt.js';
+import { captionPrompt, chatPrompt, vqaPrompt, type ChatTurn } from '../processing/index.js';
 
 export interface ChatRequestLimits {
   /** max_tokens when the client sends none. */
@@ -77,7 +77,7 @@ function rejectUnsupported(body: Json): void {
 }
 
 interface Conversation {
-  turns: ChatTurn[];
+  turns: { question: string; answer: string }[];
   question: string;
   imageUrl: string;
 }
@@ -141,10 +141,27 @@ function readConversation(messages: unknown): Conversation {
   return { turns, question: (pending as string[]).join(' ').trim(), imageUrl };
 }
 
+/** Ends a sentence with a period unless it already ends with punctuation (as the chat template does). */
+function sentence(text: string): string {
+  const t = text.trim();
+  return /[.!?]$/.test(t) ? t : `${t}.`;
+}
+
+/**
+ * `"Question: {q1} Answer: {a1}. Question: {q2} Answer:"`. Leading turns without a question (an image sent
+ * alone, answered with a caption) become context sentences before the first question.
+ */
 function buildPrompt(c: Conversation): string {
-  if (c.turns.length === 0) return questionPrompt(c.question);
+  if (c.turns.length === 0) return c.question ? vqaPrompt(c.question) : captionPrompt('');
   if (!c.question) throw badParam('messages', 'the last user message needs a question when the conversation has earlier turns');
-  return chatPrompt(c.turns, c.question);
+  const firstQuestion = c.turns.findIndex((t) => t.question.trim() !== '');
+  const captions = firstQuestion < 0 ? c.turns : c.turns.slice(0, firstQuestion);
+  const questions = firstQuestion < 0 ? [] : c.turns.slice(firstQuestion);
+  if (questions.some((t) => t.question.trim() === '')) {
+    throw badParam('messages', 'a user message without text may only open the conversation (as a caption request)');
+  }
+  const context = captions.map((t) => t.answer.trim()).filter(Boolean).map(sentence);
+  return [...context, chatPrompt(questions, c.question)].join(' ');
 }
 
 function readStop(body: Json): string[] {

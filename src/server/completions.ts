@@ -5,7 +5,7 @@ import { parseChatRequest, type ChatRequest } from './chat-request.js';
 import { EngineInputError, type Engine, type GenerateResult } from './engine.js';
 import { ApiError } from './errors.js';
 import { SseStream, readJsonBody, sendJson } from './http-io.js';
-import { ImageProbeError, probeImage } from './image-probe.js';
+import { ImageInputError, checkPixelLimit, readImageHeader } from '../processing/index.js';
 import { loadImageUrl } from './image-source.js';
 import { QueueFullError, SchedulerClosedError, type Scheduler } from './scheduler.js';
 import type { ServerSettings } from './server-options.js';
@@ -29,18 +29,25 @@ async function loadImage(ctx: CompletionContext, request: ChatRequest, signal: A
     { maxBytes: limits.maxImageBytes, timeoutMs: limits.imageFetchTimeoutMs, maxRedirects: limits.maxRedirects },
     signal,
   );
-  let info;
   try {
-    info = probeImage(bytes);
+    checkPixelLimit(readImageHeader(bytes), limits.maxImagePixels);
   } catch (e) {
-    if (!(e instanceof ImageProbeError)) throw e;
-    if (e.kind === 'unknown_format') throw new ApiError(415, `the image is ${e.message}`, 'unsupported_image_format', IMAGE_PARAM);
-    throw new ApiError(422, `the image cannot be read: ${e.message}`, 'invalid_image', IMAGE_PARAM);
-  }
-  if (info.width * info.height > limits.maxImagePixels) {
-    throw new ApiError(413, `image is ${info.width}x${info.height}, more than the limit of ${limits.maxImagePixels} pixels`, 'image_too_large', IMAGE_PARAM);
+    throw e instanceof ImageInputError ? imageError(e) : e;
   }
   return bytes;
+}
+
+/** The status for a bad image: not an image at all 415, too big 413, broken 422. */
+export function imageError(e: ImageInputError): ApiError {
+  switch (e.code) {
+    case 'not-an-image':
+    case 'unsupported':
+      return new ApiError(415, e.message, 'unsupported_image_format', IMAGE_PARAM);
+    case 'too-large':
+      return new ApiError(413, e.message, 'image_too_large', IMAGE_PARAM);
+    default:
+      return new ApiError(422, `the image cannot be used: ${e.message}`, 'invalid_image', IMAGE_PARAM);
+  }
 }
 
 async function checkTokens(ctx: CompletionContext, request: ChatRequest): Promise<void> {

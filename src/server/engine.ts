@@ -3,16 +3,10 @@
  * VQA model. The real implementation wraps the BLIP-2 processor and `generate`; tests use `FakeEngine`.
  */
 
-/** Pixels already decoded to 8-bit RGB or RGBA, row-major, no padding between rows. */
-export interface DecodedImage {
-  readonly width: number;
-  readonly height: number;
-  readonly channels: 3 | 4;
-  readonly data: Uint8Array;
-}
+import type { RawPixels } from '../processing/index.js';
 
-/** Encoded image bytes (PNG, JPEG, ...) or decoded pixels. */
-export type ImageInput = Uint8Array | DecodedImage;
+/** Encoded image bytes (PNG, JPEG, ...) or decoded pixels (gray, gray+alpha, RGB or RGBA). */
+export type ImageInput = Uint8Array | RawPixels;
 
 export interface GenerationParams {
   /** Upper bound on new tokens per returned sequence. */

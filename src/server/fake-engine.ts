@@ -1,6 +1,6 @@
 /**
  * A deterministic stand-in for the model, for tests of the CLI and the server: the answer is a function of
- * the image bytes, the prompt and the parameters that matter, never of the batch it ran in. Tokens are
+ * the decoded pixels, the prompt and the parameters that matter, never of the batch it ran in. Tokens are
  * streamed step by step across the batch, like a batched decoder does.
  */
 import { readFile } from 'node:fs/promises';
@@ -15,7 +15,7 @@ import {
   type GenerateResult,
   type ImageInput,
 } from './engine.js';
-import { ImageProbeError, probeImage } from './image-probe.js';
+import { ImageInputError, loadImage } from '../processing/index.js';
 import { IncrementalDetokenizer } from './text-stream.js';
 
 const EOS = 0;
@@ -66,21 +66,14 @@ export function fakeDecode(ids: readonly number[]): string {
   return ids.map((id) => (id > 0 && id < WORDS.length ? ` ${WORDS[id]}` : '')).join('');
 }
 
-function imageBytes(image: ImageInput, index: number): Uint8Array {
-  if (image instanceof Uint8Array) {
-    try {
-      probeImage(image);
-    } catch (e) {
-      if (e instanceof ImageProbeError) throw new EngineInputError(`image cannot be decoded: ${e.message}`, index, 'invalid_image');
-      throw e;
-    }
-    return image;
+/** Decodes the image with the real decoder (so broken files fail as they would in the model); returns its pixels. */
+async function imagePixels(image: ImageInput, index: number): Promise<Uint8Array> {
+  try {
+    return (await loadImage(image)).data;
+  } catch (e) {
+    if (e instanceof ImageInputError) throw new EngineInputError(`the image cannot be used: ${e.message}`, index, 'invalid_image');
+    throw e;
   }
-  const expected = image.width * image.height * image.channels;
-  if (!(image.width > 0 && image.height > 0) || image.data.length !== expected) {
-    throw new EngineInputError(`decoded image holds ${image.data.length} bytes, expected ${expected}`, index, 'invalid_image');
-  }
-  return image.data;
 }
 
 /** Token ids of one choice: deterministic in everything that would change a real model's answer. */
@@ -131,7 +124,7 @@ export class FakeEngine implements Engine {
     for (const [r, req] of requests.entries()) {
       const problem = checkGenerationParams(req.params);
       if (problem) throw new EngineInputError(problem, r, 'invalid_parameters');
-      const bytes = imageBytes(req.image, r);
+      const bytes = await imagePixels(req.image, r);
       const prompt = IMAGE_AND_BOS_TOKENS + (await this.countTokens(req.prompt));
       if (prompt + req.params.maxNewTokens > this.contextLength) {
         throw new EngineInputError(`prompt (${prompt}) + maxNewTokens exceeds the context (${this.contextLength})`, r, 'context_length_exceeded');

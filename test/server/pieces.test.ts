@@ -2,44 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { parseChatRequest } from '../../src/server/chat-request.js';
 import { defaultGenerationParams, EngineInputError, type GenerateRequest } from '../../src/server/engine.js';
 import { FakeEngine, fakeDecode } from '../../src/server/fake-engine.js';
-import { ImageProbeError, probeImage } from '../../src/server/image-probe.js';
 import { decodeDataUrl } from '../../src/server/image-source.js';
-import { chatPrompt, questionPrompt } from '../../src/server/prompt.js';
 import { QueueFullError, Scheduler, SchedulerClosedError } from '../../src/server/scheduler.js';
 import { IncrementalDetokenizer } from '../../src/server/text-stream.js';
-import { CAMERA, CHELSEA, dataUrl, pngHeader } from './support.js';
-
-describe('image probe', () => {
-  it('reads the size of PNG fixtures', () => {
-    expect(probeImage(CHELSEA)).toEqual({ format: 'png', width: 451, height: 300 });
-    expect(probeImage(CAMERA)).toEqual({ format: 'png', width: 512, height: 512 });
-  });
-  it('reads JPEG, GIF and WebP headers', () => {
-    const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 4, 0, 0, 0xff, 0xc0, 0, 11, 8, 0x01, 0x2c, 0x01, 0xc3, 3]);
-    expect(probeImage(jpeg)).toEqual({ format: 'jpeg', width: 451, height: 300 });
-    const gif = new Uint8Array([...new TextEncoder().encode('GIF89a'), 10, 0, 20, 0]);
-    expect(probeImage(gif)).toEqual({ format: 'gif', width: 10, height: 20 });
-    const vp8x = new Uint8Array(30);
-    vp8x.set(new TextEncoder().encode('RIFF\0\0\0\0WEBPVP8X'));
-    vp8x.set([99, 0, 0, 49, 0, 0], 24);
-    expect(probeImage(vp8x)).toEqual({ format: 'webp', width: 100, height: 50 });
-  });
-  it('tells unknown formats from broken headers', () => {
-    const fail = (b: Uint8Array) => {
-      try {
-        probeImage(b);
-      } catch (e) {
-        return (e as ImageProbeError).kind;
-      }
-      return 'ok';
-    };
-    expect(fail(new TextEncoder().encode('hello world'))).toBe('unknown_format');
-    expect(fail(new Uint8Array(0))).toBe('unknown_format');
-    expect(fail(pngHeader(10, 10).subarray(0, 12))).toBe('invalid');
-    expect(fail(pngHeader(0, 10))).toBe('invalid');
-    expect(fail(new Uint8Array([0xff, 0xd8, 0xff, 0xd9]))).toBe('invalid');
-  });
-});
+import { CAMERA, CHELSEA, dataUrl } from './support.js';
 
 describe('data URLs', () => {
   it('decodes base64 images and refuses everything else clearly', () => {
@@ -95,11 +61,26 @@ describe('BLIP-2 prompts and chat requests', () => {
   const limits = { defaultMaxTokens: 30, maxTokens: 100, maxN: 4 };
   const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
 
-  it('builds VQA, caption and chat prompts', () => {
-    expect(questionPrompt('  what is  this? ')).toBe('Question: what is this? Answer:');
-    expect(questionPrompt('')).toBe('');
-    expect(chatPrompt([{ question: 'q1', answer: 'a1' }], 'q2')).toBe('Question: q1 Answer: a1. Question: q2 Answer:');
-    expect(chatPrompt([{ question: '', answer: 'a cat on a mat' }], 'what colour?')).toBe('a cat on a mat. Question: what colour? Answer:');
+  it('builds VQA, caption and chat prompts from messages', () => {
+    const prompt = (messages: unknown[]) => parseChatRequest({ model: 'm', messages }, limits).prompt;
+    expect(prompt([{ role: 'user', content: [image, { type: 'text', text: '  what is this? ' }] }])).toBe('Question: what is this? Answer:');
+    expect(prompt([{ role: 'user', content: [image] }])).toBe('');
+    expect(
+      prompt([
+        { role: 'user', content: [image, { type: 'text', text: 'q1' }] },
+        { role: 'assistant', content: 'a1' },
+        { role: 'user', content: 'q2' },
+        { role: 'assistant', content: [{ type: 'text', text: 'a2.' }] },
+        { role: 'user', content: [{ type: 'text', text: 'q3' }] },
+      ]),
+    ).toBe('Question: q1 Answer: a1. Question: q2 Answer: a2. Question: q3 Answer:');
+    expect(
+      prompt([
+        { role: 'user', content: [image] },
+        { role: 'assistant', content: 'a cat on a mat' },
+        { role: 'user', content: 'what colour?' },
+      ]),
+    ).toBe('a cat on a mat. Question: what colour? Answer:');
   });
 
   it('turns messages into one image and a prompt', () => {
