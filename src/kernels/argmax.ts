@@ -18,14 +18,25 @@ export function argmax(x: Tensor): Tensor {
   if (width === 0) throw new RangeError(`argmax: rows of ${x} are empty`);
   const gpu = x.gpu;
   const out = Tensor.empty(gpu, [rows], 'i32');
-  if (rows === 0) return out;
+  try {
+    if (rows > 0) record(x, out);
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  return out;
+}
+
+function record(x: Tensor, out: Tensor): void {
+  const gpu = x.gpu;
+  const [rows, width] = x.shape as [number, number];
   const wg = gpu.caps.isSoftware ? 64 : 256;
   const bx = x.bind();
   const bo = out.bind();
   const half = x.dtype === 'f16';
   if (width <= TWO_PASS_ABOVE) {
     reduce(gpu, { n: width, chunk: width, chunks: 1, xOff: bx.elementOffset, outOff: bo.elementOffset, rows }, wg, { HALF: half, OUT_INDEX: true }, [bx.binding, bo.binding]);
-    return out;
+    return;
   }
   const chunks = Math.ceil(width / CHUNK);
   const cand = Tensor.empty(gpu, [rows * chunks, 2], 'u32');
@@ -37,7 +48,6 @@ export function argmax(x: Tensor): Tensor {
     // Later dispatches that reuse the buffer run after these ones, in recording order.
     cand.dispose();
   }
-  return out;
 }
 
 interface ReduceParams {

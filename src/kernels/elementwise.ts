@@ -56,7 +56,17 @@ function run(name: string, op: Op, a: Tensor, b: Tensor | null, scalar: number):
   const period = b ? broadcastPeriod(name, a, b) : 1;
   const gpu = a.gpu;
   const y = Tensor.empty(gpu, a.shape, a.dtype);
-  if (a.size === 0) return y;
+  try {
+    if (a.size > 0) record(name, op, a, b, scalar, period, y);
+  } catch (e) {
+    y.dispose();
+    throw e;
+  }
+  return y;
+}
+
+function record(name: string, op: Op, a: Tensor, b: Tensor | null, scalar: number, period: number, y: Tensor): void {
+  const gpu = a.gpu;
   const ba = a.bind();
   const bb = b?.bind();
   const by = y.bind();
@@ -85,5 +95,4 @@ function run(name: string, op: Op, a: Tensor, b: Tensor | null, scalar: number):
     buffers: bb ? [ba.binding, bb.binding, by.binding] : [ba.binding, by.binding],
     workgroups: g.workgroups,
   });
-  return y;
 }

@@ -17,11 +17,20 @@ export function embedding(ids: Tensor, table: Tensor, options: { outDtype?: DTyp
   if (table.dtype !== 'f32' && table.dtype !== 'f16') throw new TypeError(`embedding: table must be f32 or f16, got ${table}`);
   if (outDtype !== 'f32' && outDtype !== 'f16') throw new TypeError(`embedding: outDtype must be f32 or f16, got ${outDtype}`);
   if (ids.gpu !== table.gpu) throw new Error('embedding: ids and table live on different devices');
+  const out = Tensor.empty(table.gpu, [...ids.shape, table.dim(1)], outDtype);
+  try {
+    if (out.size > 0) record(ids, table, out);
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  return out;
+}
+
+function record(ids: Tensor, table: Tensor, out: Tensor): void {
   const gpu = table.gpu;
   const [vocab, d] = table.shape as [number, number];
-  const out = Tensor.empty(gpu, [...ids.shape, d], outDtype);
-  if (out.size === 0) return out;
-
+  const outDtype = out.dtype;
   const bpe = BYTES_PER_ELEMENT[table.dtype];
   const rowBytes = d * bpe;
   const align = gpu.caps.minStorageBufferOffsetAlignment;
@@ -51,5 +60,4 @@ export function embedding(ids: Tensor, table: Tensor, options: { outDtype?: DTyp
       workgroups: g.workgroups,
     });
   }
-  return out;
 }

@@ -23,15 +23,20 @@ export function im2col(pixels: Tensor, patch: number): Tensor {
   const gpu = pixels.gpu;
   const out = Tensor.empty(gpu, [b, ph * pw, c * patch * patch], pixels.dtype);
   if (out.size === 0) return out;
-  const bi = pixels.bind();
-  const bo = out.bind();
-  const g = grid1d(gpu, out.size, WG);
-  gpu.dispatch({
-    label: 'im2col',
-    pipeline: gpu.pipeline('im2col', { T: pixels.dtype, ...dtypeDefines(pixels.dtype) }),
-    uniforms: uniforms().u32(out.size, c, h, w, patch, ph, pw, bi.elementOffset, bo.elementOffset, g.rowStride, 0, 0).build(),
-    buffers: [bi.binding, bo.binding],
-    workgroups: g.workgroups,
-  });
+  try {
+    const bi = pixels.bind();
+    const bo = out.bind();
+    const g = grid1d(gpu, out.size, WG);
+    gpu.dispatch({
+      label: 'im2col',
+      pipeline: gpu.pipeline('im2col', { T: pixels.dtype, ...dtypeDefines(pixels.dtype) }),
+      uniforms: uniforms().u32(out.size, c, h, w, patch, ph, pw, bi.elementOffset, bo.elementOffset, g.rowStride, 0, 0).build(),
+      buffers: [bi.binding, bo.binding],
+      workgroups: g.workgroups,
+    });
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
   return out;
 }

@@ -36,10 +36,20 @@ export function layerNormWith(variant: LayerNormVariant, x: Tensor, weight: Tens
   }
   if (!Number.isFinite(eps) || eps < 0) throw new RangeError(`layerNorm: eps must be a finite number >= 0, got ${eps}`);
 
+  const y = Tensor.empty(x.gpu, x.shape, x.dtype);
+  try {
+    if (y.size > 0) record(variant, x, weight, bias, eps, residual, y);
+  } catch (e) {
+    y.dispose();
+    throw e;
+  }
+  return y;
+}
+
+function record(variant: LayerNormVariant, x: Tensor, weight: Tensor, bias: Tensor, eps: number, residual: Tensor | undefined, y: Tensor): void {
   const gpu = x.gpu;
-  const y = Tensor.empty(gpu, x.shape, x.dtype);
-  const rows = d === 0 ? 0 : x.size / d;
-  if (rows === 0 || d === 0) return y;
+  const d = x.dim(-1);
+  const rows = x.size / d;
   const bx = x.bind();
   const bw = weight.bind();
   const bb = bias.bind();
@@ -78,5 +88,4 @@ export function layerNormWith(variant: LayerNormVariant, x: Tensor, weight: Tens
     buffers: [bx.binding, bw.binding, bb.binding, ...(br ? [br.binding] : []), by.binding],
     workgroups,
   });
-  return y;
 }

@@ -40,8 +40,13 @@ export function concatRows(a: Tensor, b: Tensor): Tensor {
   check('concatRows', a, b);
   const [batch, l1, d] = a.shape as [number, number, number];
   const out = Tensor.empty(a.gpu, [batch, l1 + b.dim(1), d], a.dtype);
-  writeRows(out, a, 0);
-  writeRows(out, b, l1);
+  try {
+    writeRows(out, a, 0);
+    writeRows(out, b, l1);
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
   return out;
 }
 

@@ -31,7 +31,19 @@ export function topk(x: Tensor, k: number): TopK {
   const gpu = x.gpu;
   const values = Tensor.empty(gpu, [rows, k], 'f32');
   const indices = Tensor.empty(gpu, [rows, k], 'i32');
-  if (rows === 0) return { values, indices };
+  try {
+    if (rows > 0) record(x, k, values, indices);
+  } catch (e) {
+    values.dispose();
+    indices.dispose();
+    throw e;
+  }
+  return { values, indices };
+}
+
+function record(x: Tensor, k: number, values: Tensor, indices: Tensor): void {
+  const gpu = x.gpu;
+  const [rows, width] = x.shape as [number, number];
   const bx = x.bind();
   const bv = values.bind();
   const bi = indices.bind();
@@ -40,7 +52,7 @@ export function topk(x: Tensor, k: number): TopK {
   const kmax = 2 ** Math.ceil(Math.log2(Math.max(k, 16)));
   if (width <= TWO_PASS_ABOVE) {
     select(gpu, { ...common, n: width, chunk: width, chunks: 1 }, { HALF: half, KMAX: kmax }, [bx.binding, bv.binding, bi.binding]);
-    return { values, indices };
+    return;
   }
   const chunks = Math.ceil(width / CHUNK);
   const cand = Tensor.empty(gpu, [rows * chunks * k, 2], 'u32');
@@ -57,7 +69,6 @@ export function topk(x: Tensor, k: number): TopK {
     // Later dispatches that reuse the buffer run after these ones, in recording order.
     cand.dispose();
   }
-  return { values, indices };
 }
 
 interface SelectParams {

@@ -160,12 +160,14 @@ describe('gelu / relu', () => {
     g.dispose();
   });
 
-  it('leaks no GPU memory', async () => {
+  it('leaks no GPU memory, not even when a call fails after allocating its output', async () => {
     await gpu.sync();
     const before = gpu.stats().liveBytes;
     const x = Tensor.from(gpu, randn(300, 1), [300]);
     for (let i = 0; i < 20; i++) gelu(x).dispose();
     x.dispose();
+    expect(() => gelu(x)).toThrow(/disposed/);
+    expect(() => add(x, x)).toThrow(/disposed/);
     await gpu.sync();
     expect(gpu.stats().liveBytes).toBe(before);
   });

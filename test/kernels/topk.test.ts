@@ -105,6 +105,7 @@ describe('topk', () => {
       r.indices.dispose();
     }
     y.dispose();
+    expect(() => topk(y, 5)).toThrow(/disposed/);
     await gpu.sync();
     expect(gpu.stats().liveBytes).toBe(before);
   });
