@@ -14,9 +14,10 @@ const MIME: Record<ImageFormat, string> = {
 /**
  * Browser decoder: the browser's own codecs through `createImageBitmap`, read back from an
  * OffscreenCanvas. `colorSpaceConversion: 'none'` keeps the browser from applying the embedded ICC
- * profile (PIL ignores it) and `imageOrientation: 'from-image'` is avoided so EXIF rotation is not
- * applied either. Limits (see docs/processing.md): a 2D canvas stores premultiplied alpha, so the colour
- * of nearly transparent pixels is approximate; 16-bit PNGs are reduced by the browser, not as PIL does.
+ * profile (PIL ignores it). `imageOrientation: 'none'` asks for no EXIF rotation (PIL applies none), but
+ * browsers that treat 'none' as the newer 'from-image' still rotate. Other limits (docs/processing.md): a
+ * 2D canvas stores premultiplied alpha, so the colour of nearly transparent pixels is approximate; 16-bit
+ * PNGs are reduced by the browser, not as PIL does.
  */
 export const browserImageDecoder: ImageDecoder = {
   name: 'browser',
