@@ -73,6 +73,8 @@ export function runAttention(plan: AttentionPlan, kernel: AttentionKernel, out: 
     case 'rows-split':
     case 'split':
       return runSplit(plan, kernel, out, splitChunk(plan, forcedChunk));
+    default:
+      throw new RangeError(`attention: unknown kernel '${String(kernel)}' (rows, rows-split, tiled or split)`);
   }
 }
 

@@ -246,6 +246,7 @@ describe('attention', () => {
     expect(() => attention(q, k, k, { ...opts, headDim: 257, numHeads: 1 })).toThrow(/headDim/);
     expect(() => attention(q, k, k, { ...opts, scale: NaN })).toThrow(/scale must be a finite number/);
     expect(() => attention(q, k, k, { ...opts, kernel: 'split', splitChunk: 0 })).toThrow(/splitChunk must be a positive integer/);
+    expect(() => attention(q, k, k, { ...opts, kernel: 'fast' as AttentionKernel })).toThrow(/unknown kernel 'fast'/);
     expect(() => attentionProbs({ tensor: q, column: -1 }, k, opts)).toThrow(/column must be a non-negative integer/);
     const gone = Tensor.empty(gpu, [2, 9, 24]);
     gone.dispose();
