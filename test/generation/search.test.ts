@@ -14,6 +14,7 @@ import { Xoshiro128 } from '../../src/generation/rng.js';
 import type { SearchResult, TokenDecoder, TokenEvent } from '../../src/generation/types.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { testGpu } from '../helpers.js';
+import { byteDecoder } from './byte-decoder.js';
 import { FakeStepModel, fakeLogitsFn, type LogitsFn } from './fake-model.js';
 import { referenceBeamSearch, referenceDecode } from './reference-search.js';
 
@@ -173,17 +174,6 @@ describe('sampling', () => {
     });
   }
 });
-
-/** Token t decodes to one byte; a few tokens carry halves of multi-byte UTF-8 characters. */
-export const byteDecoder: TokenDecoder & { bytes(t: number): number[] } = {
-  bytes(t: number): number[] {
-    const special: Record<number, number[]> = { 30: [0xc3], 31: [0xa9], 32: [0xe2, 0x82], 33: [0xac], 2: [], 1: [] };
-    return special[t] ?? [0x61 + (t % 26)];
-  },
-  decode(ids: readonly number[]): string {
-    return new TextDecoder().decode(Uint8Array.from(ids.flatMap((t) => this.bytes(t))));
-  },
-};
 
 describe('stop strings and streaming through the loop', () => {
   it('a row stops at its stop string; the stream never shows it', async () => {
