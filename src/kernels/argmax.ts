@@ -12,6 +12,13 @@ const CHUNK = 4096;
  * every number (the first NaN wins), -0 equals +0, a row of -Infinity gives 0.
  */
 export function argmax(x: Tensor): Tensor {
+  // Software adapters run invocations as SIMD lanes: fewer of them per workgroup means fewer barrier rounds.
+  return argmaxWith(x.gpu.caps.isSoftware ? 64 : 256, x);
+}
+
+/** `argmax` with an explicit workgroup size (a power of two; tests run the GPU variant on any adapter). */
+export function argmaxWith(workgroupSize: number, x: Tensor): Tensor {
+  if (![32, 64, 128, 256].includes(workgroupSize)) throw new RangeError(`argmax: workgroup size ${workgroupSize} is not 32, 64, 128 or 256`);
   if (x.ndim !== 2) throw new RangeError(`argmax: x must be [R, V], got ${x}`);
   if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new TypeError(`argmax: x must be f32 or f16, got ${x}`);
   const [rows, width] = x.shape as [number, number];
@@ -19,7 +26,7 @@ export function argmax(x: Tensor): Tensor {
   const gpu = x.gpu;
   const out = Tensor.empty(gpu, [rows], 'i32');
   try {
-    if (rows > 0) record(x, out);
+    if (rows > 0) record(x, out, workgroupSize);
   } catch (e) {
     out.dispose();
     throw e;
@@ -27,10 +34,9 @@ export function argmax(x: Tensor): Tensor {
   return out;
 }
 
-function record(x: Tensor, out: Tensor): void {
+function record(x: Tensor, out: Tensor, wg: number): void {
   const gpu = x.gpu;
   const [rows, width] = x.shape as [number, number];
-  const wg = gpu.caps.isSoftware ? 64 : 256;
   const bx = x.bind();
   const bo = out.bind();
   const half = x.dtype === 'f16';

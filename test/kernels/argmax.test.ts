@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { argmaxCpu } from '../../src/cpu/argmax.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
-import { argmax } from '../../src/kernels/argmax.js';
+import { argmax, argmaxWith } from '../../src/kernels/argmax.js';
 import { Tensor, type DType } from '../../src/tensor.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
 import { randn, rng, testGpu } from '../helpers.js';
@@ -43,11 +43,14 @@ describe('argmax', () => {
         // A view that starts one row and one element into its buffer.
         const base = Tensor.from(gpu, [0, ...new Array<number>(width).fill(1e4), ...xv], [1 + (rows + 1) * width], dtype);
         const x = base.rows(1 + width, rows * width).reshape([rows, width]);
-        const idx = argmax(x);
-        expect(idx.dtype).toBe('i32');
-        expect(idx.shape).toEqual([rows]);
-        expect(Array.from(await idx.read())).toEqual(Array.from(argmaxCpu(xv, rows)));
-        for (const t of [base, x, idx]) t.dispose();
+        // The default variant of this adapter, then both workgroup sizes explicitly (GPUs use 256, lavapipe 64).
+        for (const idx of [argmax(x), argmaxWith(64, x), argmaxWith(256, x)]) {
+          expect(idx.dtype).toBe('i32');
+          expect(idx.shape).toEqual([rows]);
+          expect(Array.from(await idx.read())).toEqual(Array.from(argmaxCpu(xv, rows)));
+          idx.dispose();
+        }
+        for (const t of [base, x]) t.dispose();
       });
     }
   }
@@ -80,22 +83,25 @@ describe('argmax', () => {
     });
     const flat = Float32Array.from(rows.flat());
     const t = Tensor.from(gpu, flat, [rows.length, width]);
-    const got = Array.from(await argmax(t).read());
+    const [a, b] = [argmax(t), argmaxWith(256, t)];
+    const got = Array.from(await a.read());
     expect(got).toEqual([4097, 30000, 0, 0, 50303]);
+    expect(Array.from(await b.read())).toEqual(got);
     expect(got).toEqual(Array.from(argmaxCpu(flat, rows.length)));
-    t.dispose();
+    for (const x of [t, a, b]) x.dispose();
   });
 
   it('handles [1, 5*50304] (beams flattened) and many short rows', async () => {
     const wide = randn(5 * 50304, 77);
     wide[200001] = 99;
     const t = Tensor.from(gpu, wide, [1, wide.length]);
-    expect(Array.from(await argmax(t).read())).toEqual([200001]);
+    const it = argmax(t);
+    expect(Array.from(await it.read())).toEqual([200001]);
     const many = randn(3000 * 5, 78);
     const m = Tensor.from(gpu, many, [3000, 5]);
-    expect(Array.from(await argmax(m).read())).toEqual(Array.from(argmaxCpu(many, 3000)));
-    t.dispose();
-    m.dispose();
+    const im = argmax(m);
+    expect(Array.from(await im.read())).toEqual(Array.from(argmaxCpu(many, 3000)));
+    for (const x of [t, it, m, im]) x.dispose();
   });
 
   it('rejects bad input clearly and leaks nothing', async () => {

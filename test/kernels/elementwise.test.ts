@@ -148,7 +148,9 @@ describe('gelu / relu', () => {
 
   it('keeps NaN through relu and gelu, and maps infinities as the formula does', async () => {
     const x = Tensor.from(gpu, [NaN, Infinity, -5, 0], [4]);
-    const r = await relu(x).read();
+    const rt = relu(x);
+    const r = await rt.read();
+    rt.dispose();
     expect(Number.isNaN(r[0])).toBe(true);
     expect(r[1]).toBe(Infinity);
     expect(r[2]).toBe(0);

@@ -87,8 +87,9 @@ describe('embedding', () => {
     const t3 = Tensor.empty(small, [2, 2, 2]);
     expect(() => embedding(fids, wide)).toThrow(/ids must be i32/);
     expect(() => embedding(ids, t3)).toThrow(/\[V, D\]/);
-    expect(() => embedding(ids, ids.reshape([1, 1]))).toThrow(/f32 or f16/);
-    for (const t of [ids, wide, fids, t3]) t.dispose();
+    const ids2d = ids.reshape([1, 1]);
+    expect(() => embedding(ids, ids2d)).toThrow(/f32 or f16/);
+    for (const t of [ids, wide, fids, t3, ids2d]) t.dispose();
   });
 
   it('leaks no GPU memory', async () => {

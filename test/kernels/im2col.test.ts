@@ -56,7 +56,9 @@ describe('im2col', () => {
 
   it('rejects bad shapes and patch sizes clearly', () => {
     const x = Tensor.empty(gpu, [1, 3, 8, 8]);
-    expect(() => im2col(x.reshape([3, 8, 8]), 2)).toThrow(/\[B, C, H, W\]/);
+    const x3 = x.reshape([3, 8, 8]);
+    expect(() => im2col(x3, 2)).toThrow(/\[B, C, H, W\]/);
+    x3.dispose();
     expect(() => im2col(x, 0)).toThrow(/patch/);
     expect(() => im2col(x, 9)).toThrow(/patch/);
     expect(() => im2col(x, 2.5)).toThrow(/patch/);

@@ -95,13 +95,14 @@ describe('layerNorm', () => {
     const x = Tensor.from(gpu, [...new Array<number>(d).fill(3), ...Array.from({ length: d }, (_, i) => (i % 2 ? 1e-3 : -1e-3))], [2, d]);
     const w = Tensor.from(gpu, new Array<number>(d).fill(1), [d]);
     const b = Tensor.from(gpu, new Array<number>(d).fill(0.25), [d]);
-    const y5 = await layerNorm(x, w, b, 1e-5).read();
-    const y12 = await layerNorm(x, w, b, 1e-12).read();
+    const [t5, t12] = [layerNorm(x, w, b, 1e-5), layerNorm(x, w, b, 1e-12)];
+    const y5 = await t5.read();
+    const y12 = await t12.read();
     expect(Array.from(y5.subarray(0, d))).toEqual(new Array<number>(d).fill(0.25));
     // variance 1e-6: eps 1e-5 shrinks the output to 1e-3/sqrt(1.1e-5) + 0.25; eps 1e-12 gives +-1 + 0.25.
     expect(y5[d]).toBeCloseTo(0.25 - 1e-3 / Math.sqrt(1.1e-5), 5);
     expect(y12[d]).toBeCloseTo(-0.75, 5);
-    for (const t of [x, w, b]) t.dispose();
+    for (const t of [x, w, b, t5, t12]) t.dispose();
   });
 
   it('rejects mismatched shapes, dtypes and eps clearly', () => {

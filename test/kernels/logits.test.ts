@@ -102,8 +102,9 @@ describe('repetitionPenalty / setLogits', () => {
     expect(() => repetitionPenalty(logits, ids, NaN)).toThrow(/penalty/);
     expect(() => repetitionPenalty(logits, ids3, 1.2)).toThrow(/one row per logits row/);
     expect(() => setLogits(logits, fids, 0)).toThrow(/i32/);
-    expect(() => setLogits(logits.reshape([20]), ids, 0)).toThrow(/f32 \[R, V\]/);
-    for (const t of [logits, ids, ids3, fids]) t.dispose();
+    const flat = logits.reshape([20]);
+    expect(() => setLogits(flat, ids, 0)).toThrow(/f32 \[R, V\]/);
+    for (const t of [logits, ids, ids3, fids, flat]) t.dispose();
   });
 });
 

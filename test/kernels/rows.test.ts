@@ -58,11 +58,15 @@ describe('writeRows', () => {
     const src = Tensor.empty(gpu, [2, 3, 4]);
     expect(() => writeRows(dst, src, 8)).toThrow(/do not fit/);
     expect(() => writeRows(dst, src, -1)).toThrow(/do not fit/);
-    expect(() => writeRows(dst, Tensor.empty(gpu, [1, 3, 4]), 0)).toThrow(/batch or width/);
-    expect(() => writeRows(dst, src.reshape([6, 4]), 0)).toThrow(/\[B, rows, D\]/);
-    expect(() => writeRows(dst, dst.reshape([20, 4]).rows(0, 6).reshape([2, 3, 4]), 0)).toThrow(/share storage/);
-    dst.dispose();
-    src.dispose();
+    const other = Tensor.empty(gpu, [1, 3, 4]);
+    const flat = src.reshape([6, 4]);
+    const aliasRows = dst.reshape([20, 4]);
+    const aliasView = aliasRows.rows(0, 6);
+    const alias3 = aliasView.reshape([2, 3, 4]);
+    expect(() => writeRows(dst, other, 0)).toThrow(/batch or width/);
+    expect(() => writeRows(dst, flat, 0)).toThrow(/\[B, rows, D\]/);
+    expect(() => writeRows(dst, alias3, 0)).toThrow(/share storage/);
+    for (const t of [dst, src, other, flat, aliasRows, aliasView, alias3]) t.dispose();
   });
 });
 

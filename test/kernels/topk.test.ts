@@ -93,9 +93,11 @@ describe('topk', () => {
     const x = Tensor.empty(gpu, [2, 100]);
     expect(() => topk(x, 0)).toThrow(/k must be/);
     expect(() => topk(x, 101)).toThrow(/k must be/);
-    expect(() => topk(Tensor.empty(gpu, [2, 1000]), 257)).toThrow(/k must be/);
-    expect(() => topk(x.reshape([200]), 5)).toThrow(/\[R, V\]/);
-    x.dispose();
+    const wide = Tensor.empty(gpu, [2, 1000]);
+    const flat = x.reshape([200]);
+    expect(() => topk(wide, 257)).toThrow(/k must be/);
+    expect(() => topk(flat, 5)).toThrow(/\[R, V\]/);
+    for (const t of [x, wide, flat]) t.dispose();
     await gpu.sync();
     const before = gpu.stats().liveBytes;
     const y = Tensor.from(gpu, randn(20000, 3), [1, 20000]);
