@@ -2,7 +2,7 @@
 // lower index (NaN above +Infinity, -0 equal to +0). Each element gets a unique 64-bit composite
 // (hi = order-preserving key of its value bits, lo = ~index); the k largest composites are the answer.
 // Up to 8 passes pick the k-th largest composite one byte at a time (a 256-bin histogram of the elements
-// that still share the chosen prefix; a suffix scan finds the byte); the loop stops as soon as a byte's bin
+// that still share the chosen prefix; suffix sums over the bins find the byte); the loop stops as soon as a byte's bin
 // is taken whole. A last pass gathers the k winners into workgroup memory and ranks them (k^2 compares).
 // Pass 1 (values of x) can write per-chunk winners as candidates (cand_out); pass 2 selects among them
 // (SOURCE_CAND). Final outputs: values as f32 bits (read back from x, so exact) and i32 indices.
@@ -40,7 +40,8 @@ const WG = 256u;   // also the number of histogram bins
 const NONE = 0xffffffffu;
 
 var<workgroup> hist: array<atomic<u32>, 256>;
-var<workgroup> suffix: array<u32, 256>;
+var<workgroup> counts: array<u32, 256>;
+var<workgroup> group_sum: array<u32, 16>;
 var<workgroup> prefix_hi: u32;
 var<workgroup> prefix_lo: u32;
 var<workgroup> mask_hi: u32;
@@ -132,18 +133,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       }
     }
     workgroupBarrier();
-    // suffix[b] = number of candidates in bins b..255
-    suffix[lid] = atomicLoad(&hist[lid]);
+    // Candidates in bins lid..255, from 16 group sums: three barriers instead of a log-step scan's sixteen.
+    counts[lid] = atomicLoad(&hist[lid]);
     workgroupBarrier();
-    for (var off = 1u; off < WG; off = off * 2u) {
-      var v = suffix[lid];
-      if (lid + off < WG) { v += suffix[lid + off]; }
-      workgroupBarrier();
-      suffix[lid] = v;
-      workgroupBarrier();
+    if (lid < 16u) {
+      var g = 0u;
+      for (var b = lid * 16u; b < lid * 16u + 16u; b++) { g += counts[b]; }
+      group_sum[lid] = g;
     }
-    let at_or_above = suffix[lid];
-    let above = select(0u, suffix[min(lid + 1u, WG - 1u)], lid + 1u < WG);
+    workgroupBarrier();
+    let group = lid / 16u;
+    var at_or_above = 0u;
+    for (var g = group + 1u; g < 16u; g++) { at_or_above += group_sum[g]; }
+    for (var b = lid; b < group * 16u + 16u; b++) { at_or_above += counts[b]; }
+    let above = at_or_above - counts[lid];
     if (above < rem && rem <= at_or_above) {
       // The rem-th largest candidate has byte `lid` here: extend the prefix with it.
       if (low_word) {
