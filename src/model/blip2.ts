@@ -3,6 +3,7 @@
  * language_projection -> the projected queries written into the `<image>` token rows of the OPT input
  * embeddings (or, for checkpoints without image_token_index, prepended to them) -> language_model.
  */
+import { generateBlip2, type Blip2GenerateArgs, type GenerateOutput } from '../generation/generate.js';
 import { concatRows } from '../kernels/rows.js';
 import { scatterRows } from '../kernels/scatter.js';
 import { getGpu, type Gpu } from '../gpu/gpu.js';
@@ -152,6 +153,14 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
       scatterRows(dst, language_model_inputs.reshape([B * Q, D]), idx);
       return { inputs_embeds: embeds, attention_mask: mask };
     });
+  }
+
+  /**
+   * HF's generate (greedy, beam search, sampling): returns prompt + new ids per output row. Without
+   * input_ids it captions from `[<image>] * num_query_tokens + [bos]`. See src/generation/generate.ts.
+   */
+  generate(args: Blip2GenerateArgs): Promise<GenerateOutput> {
+    return generateBlip2(this, args);
   }
 
   forward(args: Blip2ForwardArgs): Blip2Output {

@@ -1,0 +1,181 @@
+/**
+ * generate() against transformers 5's own generate() on every fixture (test/fixtures/* and BLIP2_FIXTURES):
+ * greedy, 3-beam and 3-beam/3-returned token ids exactly, beam scores within 1e-4, greedy step logits
+ * within 3e-4 (the fixture README measures 9.6e-5 between two valid float32 schedules), early eos with pad
+ * filling, captioning without input_ids, the OPT language model alone (greedy, cached decode, a left-padded
+ * batch), decoded texts, a left-padded batch of two images, and f16 weights picking the same greedy tokens.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generationConfigFromJson, readGenerationConfigJson, type GenerationConfig } from '../../src/generation/config.js';
+import { generateCausalLM, type Blip2GenerateArgs } from '../../src/generation/generate.js';
+import type { Gpu } from '../../src/gpu/gpu.js';
+import type { SafetensorsFile } from '../../src/io/safetensors.js';
+import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
+import { Blip2Processor } from '../../src/processing/processor.js';
+import { Tensor } from '../../src/tensor.js';
+import { maxAbsDiff, testGpu } from '../helpers.js';
+import { loadFixtures, readFloat32, readIntegers, type Fixture, type FixtureCase } from '../support/fixtures.js';
+
+const STEP_LOGITS_TOL = 3e-4;
+const SCORE_TOL = 1e-4;
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+afterAll(() => gpu?.destroy());
+
+/** A [R, C] integer tensor of the fixture as rows. */
+async function rows(ex: SafetensorsFile, fx: Fixture, name: string): Promise<number[][]> {
+  const info = fx.manifest.tensors[name];
+  if (!info) throw new Error(`fixture has no ${name}`);
+  const flat = await readIntegers(ex, name);
+  const [R, C] = info.shape as [number, number];
+  return Array.from({ length: R }, (_, r) => flat.slice(r * C, (r + 1) * C));
+}
+
+for (const fx of loadFixtures()) {
+  describe(`generate() equals transformers: ${fx.name}`, () => {
+    let model: Blip2ForConditionalGeneration;
+    let processor: Blip2Processor;
+    let ex: SafetensorsFile;
+    let base: GenerationConfig;
+    let paramBytes: number;
+    const pixels = new Map<string, Tensor>();
+
+    beforeAll(async () => {
+      model = await Blip2ForConditionalGeneration.fromPretrained(fx.dir, { gpu, dtype: 'f32' });
+      processor = await Blip2Processor.fromPretrained(fx.dir);
+      ex = await fx.expected();
+      base = generationConfigFromJson(await readGenerationConfigJson(fx.dir), model.config.text_config);
+      paramBytes = model.namedParameters().reduce((a, [, p]) => a + p.value.storageByteLength, 0);
+    });
+    afterAll(async () => {
+      for (const t of pixels.values()) t.dispose();
+      model?.dispose();
+      await ex?.close();
+    });
+
+    async function pixelValues(c: FixtureCase): Promise<Tensor> {
+      let t = pixels.get(c.name);
+      if (!t) {
+        t = Tensor.from(gpu, await readFloat32(ex, `${c.name}.pixel_values`), fx.manifest.tensors[`${c.name}.pixel_values`]!.shape);
+        pixels.set(c.name, t);
+      }
+      return t;
+    }
+
+    const gen = async (c: FixtureCase, options: Omit<Blip2GenerateArgs, 'pixel_values'>) =>
+      model.generate({ pixel_values: await pixelValues(c), input_ids: [c.input_ids], generation_config: base, max_new_tokens: 12, ...options });
+
+    for (const c of fx.manifest.cases) {
+      it(`${c.name}: greedy ids, step logits and text`, async () => {
+        const out = await gen(c, { output_step_logits: true });
+        expect(out.sequences).toEqual(await rows(ex, fx, `${c.name}.greedy.sequences`));
+        expect(out.new_tokens[0]).toEqual(c.greedy.new_tokens);
+        const want = await readFloat32(ex, `${c.name}.greedy.step_logits`);
+        const V = want.length / 12;
+        out.step_logits!.forEach((got, i) => {
+          const d = maxAbsDiff(got, want.subarray(i * V, (i + 1) * V));
+          expect(d, `step ${i}: max abs diff ${d}`).toBeLessThanOrEqual(STEP_LOGITS_TOL);
+        });
+        expect(processor.batchDecode(out.sequences, { skipSpecialTokens: true })).toEqual([c.greedy.text]);
+      });
+
+      it(`${c.name}: beam search (3 beams; 3 returned) ids, scores and texts`, async () => {
+        const one = await gen(c, { num_beams: 3 });
+        expect(one.sequences).toEqual(await rows(ex, fx, `${c.name}.beam.sequences`));
+        const s1 = await readFloat32(ex, `${c.name}.beam.sequences_scores`);
+        expect(Math.abs(one.sequences_scores![0]! - s1[0]!)).toBeLessThanOrEqual(SCORE_TOL);
+        expect(processor.batchDecode(one.sequences, { skipSpecialTokens: true })).toEqual([c.beam.text]);
+
+        const three = await gen(c, { num_beams: 3, num_return_sequences: 3 });
+        expect(three.sequences).toEqual(await rows(ex, fx, `${c.name}.beam3.sequences`));
+        const s3 = await readFloat32(ex, `${c.name}.beam3.sequences_scores`);
+        three.sequences_scores!.forEach((s, i) => expect(Math.abs(s - s3[i]!), `beam ${i}`).toBeLessThanOrEqual(SCORE_TOL));
+        expect(processor.batchDecode(three.sequences, { skipSpecialTokens: true })).toEqual(c.beam.beam3_texts);
+      });
+
+      if (fx.manifest.tensors[`${c.name}.greedy_pixel_values_only.sequences`]) {
+        it(`${c.name}: captioning without input_ids builds [<image>] * Q + [bos]`, async () => {
+          const out = await model.generate({ pixel_values: await pixelValues(c), generation_config: base, max_new_tokens: 12 });
+          expect(out.sequences).toEqual(await rows(ex, fx, `${c.name}.greedy_pixel_values_only.sequences`));
+        });
+      }
+
+      if (c.early_eos) {
+        const early = c.early_eos;
+        it(`${c.name}: an early eos stops greedy, and beams that finish early are padded with ${early.pad_token_id}`, async () => {
+          const greedy = await gen(c, { eos_token_id: early.eos_token_id, pad_token_id: early.pad_token_id });
+          expect(greedy.sequences).toEqual(await rows(ex, fx, `${c.name}.greedy_eos.sequences`));
+          expect(greedy.new_tokens[0]).toEqual(early.greedy_new_tokens);
+          expect(greedy.finish_reasons).toEqual(['eos']);
+          const beams = await gen(c, { eos_token_id: early.eos_token_id, pad_token_id: early.pad_token_id, num_beams: 3, num_return_sequences: 3 });
+          expect(beams.sequences).toEqual(await rows(ex, fx, `${c.name}.beam3_eos.sequences`));
+          const s = await readFloat32(ex, `${c.name}.beam3_eos.sequences_scores`);
+          beams.sequences_scores!.forEach((x, i) => expect(Math.abs(x - s[i]!)).toBeLessThanOrEqual(SCORE_TOL));
+        });
+      }
+    }
+
+    it('a left-padded batch of two images and prompts decodes each row as it would alone', async () => {
+      const [a, b] = [fx.manifest.cases[0]!, fx.manifest.cases[1]!];
+      const pa = await readFloat32(ex, `${a.name}.pixel_values`);
+      const pb = await readFloat32(ex, `${b.name}.pixel_values`);
+      const shape = fx.manifest.tensors[`${a.name}.pixel_values`]!.shape;
+      const both = new Float32Array(pa.length + pb.length);
+      both.set(pa);
+      both.set(pb, pa.length);
+      const pixel_values = Tensor.from(gpu, both, [2, ...shape.slice(1)]);
+      const { inputIds, attentionMask } = processor.padLeft([a.input_ids, b.input_ids]);
+      try {
+        const out = await model.generate({ pixel_values, input_ids: inputIds, attention_mask: attentionMask, generation_config: base, max_new_tokens: 12 });
+        expect(out.new_tokens).toEqual([a.greedy.new_tokens, b.greedy.new_tokens]);
+        expect(out.sequences.map((s) => s.slice(0, inputIds[0]!.length))).toEqual(inputIds);
+      } finally {
+        pixel_values.dispose();
+      }
+    });
+
+    it('the OPT language model alone: greedy, cached decode logits, left-padded batch', async () => {
+      const opt = fx.manifest.opt_only;
+      const lm = model.language_model;
+      const single = await generateCausalLM(lm, { input_ids: [opt.input_ids], generation_config: base, max_new_tokens: 12, output_step_logits: true });
+      expect(single.sequences).toEqual(await rows(ex, fx, 'opt.greedy.sequences'));
+      expect(single.new_tokens[0]).toEqual(opt.kv_tokens);
+      // step_logits[i + 1] is what the cached decode produced after feeding kv token i.
+      const kv = await readFloat32(ex, 'opt.kv.step_logits');
+      const V = lm.config.vocab_size;
+      for (let i = 0; i + 1 < single.step_logits!.length; i++) {
+        const d = maxAbsDiff(single.step_logits![i + 1]!, kv.subarray(i * V, (i + 1) * V));
+        expect(d, `kv step ${i}: ${d}`).toBeLessThanOrEqual(STEP_LOGITS_TOL);
+      }
+      const batch = await generateCausalLM(lm, {
+        input_ids: await rows(ex, fx, 'opt.batch.input_ids'),
+        attention_mask: await rows(ex, fx, 'opt.batch.attention_mask'),
+        generation_config: base,
+        max_new_tokens: 12,
+      });
+      expect(batch.sequences).toEqual(await rows(ex, fx, 'opt.batch.greedy.sequences'));
+    });
+
+    it('leaves no GPU memory behind', async () => {
+      await gpu.sync();
+      const held = [...pixels.values()].reduce((a, t) => a + t.storageByteLength, 0);
+      expect(gpu.stats().liveBytes).toBe(paramBytes + held);
+    });
+
+    it('f16 weights pick the same greedy tokens on every case', async (ctx) => {
+      if (!gpu.caps.f16) ctx.skip();
+      const model16 = await Blip2ForConditionalGeneration.fromPretrained(fx.dir, { gpu, dtype: 'f16' });
+      try {
+        for (const c of fx.manifest.cases) {
+          const out = await model16.generate({ pixel_values: await pixelValues(c), input_ids: [c.input_ids], generation_config: base, max_new_tokens: 12 });
+          expect(out.new_tokens[0], c.name).toEqual(c.greedy.new_tokens);
+        }
+      } finally {
+        model16.dispose();
+      }
+    });
+  });
+}
