@@ -1,0 +1,114 @@
+/** `blip2 serve`: the OpenAI-compatible server, until SIGINT/SIGTERM shut it down gracefully. */
+import { Blip2Server } from '../../server/http-server.js';
+import { DEFAULT_LIMITS, type ServerSettingsInput } from '../../server/server-options.js';
+import { loadEngine } from '../engine-loader.js';
+import { SERVE_HELP } from '../help.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, writeLine, type CliIo } from '../io.js';
+import { COMMON_OPTIONS, MODEL_OPTIONS, flag, modelSettings, numberOption, outputSettings, parse, type Parsed } from '../options.js';
+
+const SERVE_OPTIONS = {
+  host: { type: 'string' },
+  port: { type: 'string', short: 'p' },
+  'api-key': { type: 'string' },
+  'max-batch': { type: 'string' },
+  'max-queue': { type: 'string' },
+  'max-image-bytes': { type: 'string' },
+  'max-image-pixels': { type: 'string' },
+  'max-body-bytes': { type: 'string' },
+  'max-prompt-tokens': { type: 'string' },
+  'max-tokens-limit': { type: 'string' },
+  'default-max-tokens': { type: 'string' },
+  'request-timeout': { type: 'string' },
+  'shutdown-timeout': { type: 'string' },
+  'allow-private-image-urls': { type: 'boolean' },
+} as const;
+
+function settingsFrom(io: CliIo, p: Parsed): ServerSettingsInput {
+  const n = (key: string, lo: number, hi: number) => numberOption('serve', p, key, lo, hi, true);
+  const seconds = (key: string) => {
+    const v = numberOption('serve', p, key, 0.001, 86_400, false);
+    return v === undefined ? undefined : Math.round(v * 1000);
+  };
+  const host = typeof p.values.host === 'string' ? p.values.host : '127.0.0.1';
+  if (!host.trim()) throw new UsageError('--host must not be empty', 'serve');
+  const apiKey = typeof p.values['api-key'] === 'string' ? p.values['api-key'] : io.env.BLIP2_API_KEY || undefined;
+  if (apiKey !== undefined && apiKey.trim() === '') throw new UsageError('--api-key must not be empty', 'serve');
+  const limits = {
+    maxImageBytes: n('max-image-bytes', 1, 2 ** 31) ?? DEFAULT_LIMITS.maxImageBytes,
+    maxImagePixels: n('max-image-pixels', 1, 2 ** 40) ?? DEFAULT_LIMITS.maxImagePixels,
+    maxBodyBytes: n('max-body-bytes', 1, 2 ** 31) ?? DEFAULT_LIMITS.maxBodyBytes,
+    maxPromptTokens: n('max-prompt-tokens', 1, 1_000_000) ?? DEFAULT_LIMITS.maxPromptTokens,
+    maxTokens: n('max-tokens-limit', 1, 1_000_000) ?? DEFAULT_LIMITS.maxTokens,
+    defaultMaxTokens: n('default-max-tokens', 1, 1_000_000) ?? DEFAULT_LIMITS.defaultMaxTokens,
+    requestTimeoutMs: seconds('request-timeout') ?? DEFAULT_LIMITS.requestTimeoutMs,
+  };
+  if (limits.defaultMaxTokens > limits.maxTokens) throw new UsageError('--default-max-tokens cannot exceed --max-tokens-limit', 'serve');
+  return {
+    host,
+    port: n('port', 0, 65_535) ?? 8000,
+    apiKey,
+    maxBatch: n('max-batch', 1, 1024) ?? 8,
+    maxQueue: n('max-queue', 0, 1_000_000) ?? 64,
+    allowPrivateImageUrls: flag(p, 'allow-private-image-urls'),
+    shutdownGraceMs: seconds('shutdown-timeout') ?? 30_000,
+    limits,
+  };
+}
+
+export async function serveCommand(io: CliIo, args: readonly string[]): Promise<number> {
+  const p = parse('serve', args, { ...COMMON_OPTIONS, ...MODEL_OPTIONS, ...SERVE_OPTIONS });
+  if (p.values.help) {
+    io.stdout.write(SERVE_HELP);
+    return EXIT_OK;
+  }
+  if (p.positionals.length > 0) throw new UsageError(`takes no arguments (got '${p.positionals[0]}')`, 'serve');
+  const out = outputSettings(p);
+  const settings = settingsFrom(io, p);
+  const model = modelSettings('serve', p, io.env);
+  const { engine } = await loadEngine({ io, settings: model, quiet: out.quiet, verbose: out.verbose });
+  let server: Blip2Server;
+  try {
+    server = await Blip2Server.start(engine, {
+      ...settings,
+      log: (line) => {
+        // Request lines go away with --quiet; errors never do, but their stack only shows with --verbose.
+        if (line.startsWith('error:')) writeLine(io.stderr, out.verbose ? line : line.split('\n')[0]!);
+        else if (!out.quiet) writeLine(io.stderr, line);
+      },
+    });
+  } catch (e) {
+    await engine.dispose();
+    const code = (e as { code?: string }).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      writeLine(io.stderr, `blip2 serve: cannot listen on ${settings.host}:${settings.port} (${code})`);
+      return EXIT_FAILURE;
+    }
+    throw e;
+  }
+  if (settings.allowPrivateImageUrls && !out.quiet) {
+    writeLine(io.stderr, 'warning: --allow-private-image-urls lets clients make this server fetch from its own network');
+  }
+  writeLine(io.stderr, `blip2 serve: ${engine.modelId} listening on ${server.url}`);
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        writeLine(io.stderr, `blip2 serve: ${signal} again, exiting now`);
+        process.exit(EXIT_FAILURE);
+      }
+      stopping = true;
+      if (!out.quiet) writeLine(io.stderr, `blip2 serve: ${signal}, finishing in-flight requests...`);
+      void server
+        .close()
+        .then(() => engine.dispose())
+        .then(() => {
+          if (!out.quiet) writeLine(io.stderr, 'blip2 serve: stopped');
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve(EXIT_OK);
+        });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

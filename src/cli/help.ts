@@ -1,0 +1,136 @@
+/** `--help` texts. */
+
+const MODEL_FLAGS = `Model:
+  -m, --model ID|DIR        hub repo id or local HF folder (default Salesforce/blip2-opt-2.7b,
+                            or $BLIP2_MODEL); hub models are taken from the HF cache or downloaded
+      --revision REV        hub branch, tag or commit (default main)
+      --dtype f16|f32       weight precision on the GPU (default f16)
+      --progress            show progress bars even when stderr is not a terminal`;
+
+const GENERATION_FLAGS = `Generation:
+      --max-new-tokens N    longest answer in tokens (default 30)
+      --num-beams N         beam search width (default 1: greedy or sampling)
+      --temperature T       > 0 samples (default 0: greedy)
+      --top-p P             nucleus sampling mass (implies sampling)
+      --top-k K             sample among the K likeliest tokens (implies sampling)
+      --seed N              sampling seed (default 0)
+      --repetition-penalty R  > 1 discourages repeats (default 1)
+      --stop TEXT           end the answer before TEXT (repeatable)
+  -n, --num-return-sequences N  answers per image (beam search or sampling)`;
+
+const OUTPUT_FLAGS = `Output:
+      --json                one JSON object per result and line: text, token_ids, finish_reason, ...
+  -v, --verbose             timings on stderr; stack traces on errors
+  -q, --quiet               nothing on stderr but errors
+  -h, --help                this help`;
+
+export const MAIN_HELP = `blip2 — BLIP-2 (OPT-2.7B) image captioning and visual question answering on WebGPU
+
+Usage:
+  blip2 caption IMAGE... [--prompt TEXT]   caption one or more images (one batch)
+  blip2 ask IMAGE QUESTION                 answer a question about an image
+  blip2 chat IMAGE                         multi-turn conversation about an image (reads stdin)
+  blip2 serve [--port N] [--host H]        OpenAI-compatible HTTP server (/v1/chat/completions)
+  blip2 download [MODEL]                   download a model into the Hugging Face cache
+  blip2 bench [ARGS...]                    run the model benchmark (bench/model.ts)
+
+Options:
+  -h, --help       help (also: blip2 COMMAND --help)
+  -V, --version    version
+
+IMAGE is a file path, an http(s) URL or a data: URI.
+Environment: HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE, BLIP2_MODEL, BLIP2_API_KEY.
+Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.
+`;
+
+export const CAPTION_HELP = `Usage: blip2 caption IMAGE... [options]
+
+Captions each image; several images run as one batch (see --batch-size).
+
+      --prompt TEXT         caption prefix the model continues, e.g. "a photo of"
+      --batch-size N        images per batch (default 8)
+
+${MODEL_FLAGS}
+
+${GENERATION_FLAGS}
+
+${OUTPUT_FLAGS}
+`;
+
+export const ASK_HELP = `Usage: blip2 ask IMAGE QUESTION [options]
+
+Answers QUESTION about IMAGE with the prompt "Question: {QUESTION} Answer:".
+
+${MODEL_FLAGS}
+
+${GENERATION_FLAGS}
+
+${OUTPUT_FLAGS}
+`;
+
+export const CHAT_HELP = `Usage: blip2 chat IMAGE [options]
+
+Reads one question per line from stdin (a terminal or a pipe) and answers each, keeping the
+conversation: "Question: {q1} Answer: {a1}. Question: {q2} Answer:". The oldest turns are
+dropped when the conversation outgrows the model's context.
+Commands: /reset forgets the conversation, /quit (or end of input, Ctrl-D) ends it.
+
+${MODEL_FLAGS}
+
+${GENERATION_FLAGS}
+
+${OUTPUT_FLAGS}
+`;
+
+export const SERVE_HELP = `Usage: blip2 serve [options]
+
+OpenAI-compatible server: POST /v1/chat/completions (plain or streamed), GET /v1/models, GET /health.
+SIGINT/SIGTERM stop it gracefully: no new requests, in-flight ones finish (see --shutdown-timeout).
+
+      --host HOST           address to listen on (default 127.0.0.1)
+      --port N              port (default 8000; 0 picks a free one)
+      --api-key KEY         require "Authorization: Bearer KEY" (default $BLIP2_API_KEY; none if unset)
+      --max-batch N         most requests per engine batch (default 8)
+      --max-queue N         most waiting requests; more get 429 (default 64)
+      --max-image-bytes N   largest image file (default 20971520)
+      --max-image-pixels N  largest width x height (default 40000000)
+      --max-body-bytes N    largest request body (default 33554432)
+      --max-prompt-tokens N longest conversation text in tokens (default 512)
+      --max-tokens-limit N  largest max_tokens a request may ask for (default 512)
+      --default-max-tokens N  max_tokens when a request gives none (default 30)
+      --request-timeout S   seconds a request may take, queue included (default 300)
+      --shutdown-timeout S  seconds in-flight requests get on shutdown (default 30)
+      --allow-private-image-urls  fetch image URLs on loopback/private/link-local addresses
+                            (unsafe on a shared network; for tests and trusted setups)
+
+${MODEL_FLAGS}
+
+Output:
+  -v, --verbose             log errors with stack traces
+  -q, --quiet               no request log
+  -h, --help                this help
+`;
+
+export const DOWNLOAD_HELP = `Usage: blip2 download [MODEL] [options]
+
+Downloads what BLIP-2 needs from MODEL (default Salesforce/blip2-opt-2.7b) into the Hugging Face
+cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub): configs, tokenizer and processor
+files, the safetensors index and shards. Files already there are kept; an interrupted download
+resumes. Prints the snapshot folder.
+
+      --revision REV        branch, tag or commit (default main)
+      --refresh             ask the hub for the revision's latest commit even if it is cached
+      --json                print {model, dir, commit, downloaded} as JSON
+      --progress            show the progress bar even when stderr is not a terminal
+  -q, --quiet               no progress bar
+  -v, --verbose             stack traces on errors
+  -h, --help                this help
+
+Environment: HF_ENDPOINT (mirror), HF_TOKEN (gated/private repos), HF_HUB_OFFLINE=1 (cache only).
+`;
+
+export const BENCH_HELP = `Usage: blip2 bench [ARGS...]
+
+Runs the model benchmark (bench/model.ts, from a source checkout) with ARGS passed through unchanged.
+\`blip2 bench -- --help\` shows the benchmark's own options.
+`;
