@@ -89,6 +89,8 @@ export class CausalLMStepModel implements StepModel {
     const cache = this.requireCache();
     if (isIdentity(parents, cache.batch)) return;
     this.cache = cache.select(parents);
+    // The old cache's buffers are destroyed on dispose: the recorded gather must be submitted first.
+    cache.gpu.flush();
     cache.dispose();
     this.mask = parents.map((p) => [...this.mask[p]!]);
   }
