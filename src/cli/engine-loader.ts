@@ -78,7 +78,7 @@ export async function loadEngine(o: LoadOptions): Promise<LoadedEngine> {
   let loadBar: ProgressBar | null = null;
   const onProgress = progress.on
     ? (p: ProgressEvent) => {
-        loadBar ??= new ProgressBar(o.io.stderr, 'Loading weights', { interactive: progress.interactive, unit: 'items' });
+        loadBar ??= new ProgressBar(o.io.stderr, 'Loading weights', { interactive: progress.interactive, unit: p.unit ?? 'items' });
         loadBar.update(p.done, p.total, p.label);
       }
     : undefined;

@@ -27,7 +27,7 @@ const COMMANDS: Record<string, Command> = {
 function version(): string {
   // package.json sits two folders up from src/cli (three from dist/src/cli).
   let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++, dir = dirname(dir)) {
+  for (let i = 0; i < 6; i++, dir = dirname(dir)) {
     try {
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'blip2-webgpu') return pkg.version ?? 'unknown';

@@ -165,13 +165,18 @@ export async function handleChatCompletion(
       sse.send(chunk(ids, [{ index: c, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], request.includeUsage));
     }
   };
+  const streamed = new Array<string>(request.params.n).fill('');
+  const sendText = (choice: number, text: string) => {
+    streamed[choice] += text;
+    sse.send(chunk(ids, [{ index: choice, delta: { content: text }, logprobs: null, finish_reason: null }], request.includeUsage));
+  };
   let pending: Promise<GenerateResult>;
   try {
     pending = ctx.scheduler.submit(job, {
       signal,
       onToken: (e) => {
         start();
-        if (e.text) sse.send(chunk(ids, [{ index: e.choice, delta: { content: e.text }, logprobs: null, finish_reason: null }], request.includeUsage));
+        if (e.text) sendText(e.choice, e.text);
       },
     });
   } catch (e) {
@@ -189,6 +194,8 @@ export async function handleChatCompletion(
   }
   start();
   result.sequences.forEach((s, index) => {
+    // An engine that streamed less than the final text (beam search streams nothing) sends the rest now.
+    if (s.text !== streamed[index] && s.text.startsWith(streamed[index]!)) sendText(index, s.text.slice(streamed[index]!.length));
     sse.send(chunk(ids, [{ index, delta: {}, logprobs: null, finish_reason: s.finishReason }], request.includeUsage));
   });
   if (request.includeUsage) sse.send({ ...chunk(ids, [], false), usage: usage(result) });

@@ -57,7 +57,8 @@ export interface GenerateResult {
 }
 
 /**
- * One streamed piece of a sequence. `text` is the new text (may be empty, e.g. inside a UTF-8 character or
+ * One streamed piece of a sequence (engines may stream nothing, e.g. under beam search; callers then use
+ * the final text). `text` is the new text (may be empty, e.g. inside a UTF-8 character or
  * the possible start of a stop string). `tokenId` is -1 for text released when the sequence ends (characters
  * held back until then). The concatenated `text`s of a sequence equal its final `text`.
  */
@@ -97,6 +98,8 @@ export interface ProgressEvent {
   label: string;
   done: number;
   total: number;
+  /** How done/total count (default items). */
+  unit?: 'bytes' | 'items';
 }
 
 export interface EngineOptions {

@@ -61,12 +61,18 @@ export async function chatCommand(io: CliIo, args: readonly string[]): Promise<n
       } else if (question) {
         const prompt = await fittingPrompt(engine, turns, question, params);
         const t0 = Date.now();
+        let streamed = '';
         const [result] = await engine.generate([{ image, prompt, params }], {
-          onToken: streamAnswers ? (e) => io.stdout.write(e.text) : undefined,
+          onToken: streamAnswers
+            ? (e) => {
+                streamed += e.text;
+                io.stdout.write(e.text);
+              }
+            : undefined,
         });
         const answer = result!.sequences[0]!;
         if (out.json) writeLine(io.stdout, jsonLine({ image: imagePath, prompt, question, result: result! }));
-        else if (streamAnswers) writeLine(io.stdout);
+        else if (streamAnswers) writeLine(io.stdout, answer.text.startsWith(streamed) ? answer.text.slice(streamed.length) : `\n${answer.text}`);
         else writeLine(io.stdout, answer.text);
         if (out.verbose) writeLine(io.stderr, timingLine('answered', Date.now() - t0, result!.completionTokens));
         turns.push({ question, answer: answer.text });

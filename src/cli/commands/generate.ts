@@ -43,8 +43,16 @@ async function run(io: CliIo, command: string, p: Parsed, jobs: Job[], batchSize
       const t0 = Date.now();
       let results: GenerateResult[];
       if (stream) {
-        results = await engine.generate(requests, { onToken: (e) => io.stdout.write(e.text) });
-        writeLine(io.stdout);
+        let streamed = '';
+        results = await engine.generate(requests, {
+          onToken: (e) => {
+            streamed += e.text;
+            io.stdout.write(e.text);
+          },
+        });
+        // Beam search streams nothing: print what was not shown yet.
+        const text = results[0]!.sequences[0]!.text;
+        writeLine(io.stdout, text.startsWith(streamed) ? text.slice(streamed.length) : `\n${text}`);
       } else {
         results = await engine.generate(requests);
       }
