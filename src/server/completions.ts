@@ -17,6 +17,8 @@ export interface CompletionContext {
   settings: ServerSettings;
   /** Model names a request may use. */
   modelNames: ReadonlySet<string>;
+  /** Receives failures that reach clients only as a generic 500, so that operators can see them. */
+  reportError: (e: unknown) => void;
 }
 
 const IMAGE_PARAM = 'messages.content.image_url.url';
@@ -144,17 +146,12 @@ export async function handleChatCompletion(
   const job = { image, prompt: request.prompt, params: request.params };
 
   if (!request.stream) {
-    let result: GenerateResult;
-    try {
-      result = await ctx.scheduler.submit(job, { signal });
-    } catch (e) {
-      throw toApiError(e, timedOut());
-    }
+    const result = await ctx.scheduler.submit(job, { signal });
     sendJson(res, 200, completionBody(ids, result));
     return 200;
   }
 
-  // The queue may refuse the request: do that before the 200 and the event stream go out.
+  // The event stream opens with the first token, so that errors before it are plain JSON errors.
   let started = false;
   const sse = new SseStream(res);
   const start = () => {
@@ -170,24 +167,22 @@ export async function handleChatCompletion(
     streamed[choice] += text;
     sse.send(chunk(ids, [{ index: choice, delta: { content: text }, logprobs: null, finish_reason: null }], request.includeUsage));
   };
-  let pending: Promise<GenerateResult>;
-  try {
-    pending = ctx.scheduler.submit(job, {
-      signal,
-      onToken: (e) => {
-        start();
-        if (e.text) sendText(e.choice, e.text);
-      },
-    });
-  } catch (e) {
-    throw toApiError(e, timedOut());
-  }
+  // The queue may refuse the request (429/503): that throws here, before any 200 goes out.
+  const pending = ctx.scheduler.submit(job, {
+    signal,
+    onToken: (e) => {
+      start();
+      if (e.text) sendText(e.choice, e.text);
+    },
+  });
   let result: GenerateResult;
   try {
     result = await pending;
   } catch (e) {
-    if (!started) throw toApiError(e, timedOut());
+    // Before the stream opened, the caller answers with a plain JSON error.
+    if (!started) throw e;
     const error = toApiError(e, timedOut());
+    if (error.status === 500) ctx.reportError(e);
     sse.send(error.body());
     sse.end();
     return error.status;

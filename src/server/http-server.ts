@@ -41,7 +41,7 @@ export class Blip2Server {
     const names = new Set([engine.modelId]);
     const base = engine.modelId.split('/').filter(Boolean).pop();
     if (base) names.add(base);
-    this.context = { engine, scheduler: this.scheduler, settings, modelNames: names };
+    this.context = { engine, scheduler: this.scheduler, settings, modelNames: names, reportError: (e) => this.reportError(e) };
     this.http = createServer((req, res) => void this.handle(req, res));
     // Generation can be slow; Node's default request timeout (5 min) must not cut a long stream.
     this.http.requestTimeout = 0;
@@ -98,6 +98,10 @@ export class Blip2Server {
     return this.closing;
   }
 
+  private reportError(e: unknown): void {
+    this.settings.log?.(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  }
+
   private log(req: IncomingMessage, status: number, started: number): void {
     this.settings.log?.(`${req.method} ${req.url} ${status} ${Date.now() - started} ms`);
   }
@@ -110,7 +114,7 @@ export class Blip2Server {
       status = await this.route(req, res);
     } catch (e) {
       const error = e instanceof ApiError ? e : toApiError(e, false);
-      if (!(e instanceof ApiError) && error.status === 500) this.settings.log?.(`error: ${(e as Error)?.stack ?? String(e)}`);
+      if (error.status === 500 && !(e instanceof ApiError)) this.reportError(e);
       status = error.status;
       sendError(res, error);
     } finally {
@@ -179,7 +183,9 @@ export class Blip2Server {
     try {
       return await handleChatCompletion(this.context, req, res, controller.signal, () => timedOut);
     } catch (e) {
-      throw toApiError(e, timedOut);
+      const error = toApiError(e, timedOut);
+      if (error.status === 500 && !(e instanceof ApiError)) this.reportError(e);
+      throw error;
     } finally {
       clearTimeout(timer);
       res.off('close', onClose);

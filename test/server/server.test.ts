@@ -248,6 +248,66 @@ describe('API key', () => {
   });
 });
 
+describe('engine failures, time limits and disconnects', () => {
+  it('answers 500 without internals when the engine fails, and keeps serving', async () => {
+    const engine = new FakeEngine({ modelId: MODEL });
+    let fail = true;
+    const flaky = Object.assign(Object.create(engine) as FakeEngine, {
+      generate: async (...args: Parameters<FakeEngine['generate']>) => {
+        if (fail) throw new Error('GPU device lost: secret internal detail');
+        return engine.generate(...args);
+      },
+    });
+    const logs: string[] = [];
+    const server = await Blip2Server.start(flaky, { port: 0, log: (l) => logs.push(l) });
+    try {
+      const body = { model: MODEL, messages: [imageMessage(dataUrl(CHELSEA))] };
+      const r = await post(server, body);
+      expectOpenAiError(r, 500, 'internal_error');
+      expect(r.text).not.toMatch(/secret/);
+      expect(logs.join('\n')).toMatch(/secret internal detail/);
+      fail = false;
+      expect((await post(server, body)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('fails a request that outlives the time limit with 503', async () => {
+    const server = await Blip2Server.start(new FakeEngine({ modelId: MODEL, tokenDelayMs: 100 }), { port: 0, limits: { requestTimeoutMs: 150 } });
+    try {
+      const r = await post(server, { model: MODEL, messages: [imageMessage(dataUrl(CHELSEA))], max_tokens: 30 });
+      expectOpenAiError(r, 503, 'request_timeout');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('drops the work of a client that disconnects mid-stream and keeps serving', async () => {
+    const engine = new FakeEngine({ modelId: MODEL, tokenDelayMs: 30 });
+    const server = await Blip2Server.start(engine, { port: 0 });
+    try {
+      const controller = new AbortController();
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, messages: [imageMessage(dataUrl(CHELSEA))], max_tokens: 30, stream: true }),
+        signal: controller.signal,
+      });
+      const reader = res.body!.getReader();
+      await reader.read();
+      controller.abort();
+      const started = Date.now();
+      const next = await post(server, { model: MODEL, messages: [imageMessage(dataUrl(CAMERA))], max_tokens: 3 });
+      expect(next.status).toBe(200);
+      // The abandoned request no longer holds the engine: the next one does not wait for its 30 tokens.
+      expect(Date.now() - started).toBeLessThan(30 * 30);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('queue limits and shutdown', () => {
   it('answers 429 when the queue is full', async () => {
     const server = await Blip2Server.start(new FakeEngine({ modelId: MODEL, tokenDelayMs: 20 }), { port: 0, maxBatch: 1, maxQueue: 1 });
