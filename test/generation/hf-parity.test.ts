@@ -3,8 +3,12 @@
  * greedy, 3-beam and 3-beam/3-returned token ids exactly, beam scores within 1e-4, greedy step logits
  * within 3e-4 (the fixture README measures 9.6e-5 between two valid float32 schedules), early eos with pad
  * filling, captioning without input_ids, the OPT language model alone (greedy, cached decode, a left-padded
- * batch), decoded texts, a left-padded batch of two images, and f16 weights picking the same greedy tokens.
+ * batch), decoded texts, a left-padded batch of two images, the legacy layout (queries prepended: the same
+ * embeddings, so the same tokens), and f16 weights picking the same greedy tokens.
  */
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generationConfigFromJson, readGenerationConfigJson, type GenerationConfig } from '../../src/generation/config.js';
 import { generateCausalLM, type Blip2GenerateArgs } from '../../src/generation/generate.js';
@@ -155,6 +159,29 @@ for (const fx of loadFixtures()) {
         max_new_tokens: 12,
       });
       expect(batch.sequences).toEqual(await rows(ex, fx, 'opt.batch.greedy.sequences'));
+    });
+
+    it('legacy checkpoints (no image_token_index): the queries are prepended and give the same tokens', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'blip2-legacy-'));
+      const config = JSON.parse(readFileSync(join(fx.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+      const imageToken = config.image_token_index;
+      delete config.image_token_index;
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+      symlinkSync(join(fx.dir, 'model.safetensors'), join(dir, 'model.safetensors'));
+      const legacy = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype: 'f32' });
+      try {
+        expect(legacy.config.image_token_index).toBeNull();
+        for (const c of fx.manifest.cases.slice(0, 2)) {
+          const text = c.input_ids.filter((id) => id !== imageToken);
+          const out = await legacy.generate({ pixel_values: pixelValues(c), input_ids: [text], generation_config: base, max_new_tokens: 12 });
+          expect(out.sequences, c.name).toEqual([[...text, ...c.greedy.new_tokens]]);
+        }
+        const caption = await legacy.generate({ pixel_values: pixelValues(fx.manifest.cases[0]!), generation_config: base, max_new_tokens: 12 });
+        expect(caption.sequences).toEqual([[base.bos_token_id!, ...fx.manifest.cases[0]!.greedy.new_tokens]]);
+      } finally {
+        legacy.dispose();
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('leaves no GPU memory behind', async () => {
