@@ -171,18 +171,23 @@ export class Blip2Server {
   private async completion(req: IncomingMessage, res: ServerResponse): Promise<number> {
     const controller = new AbortController();
     let timedOut = false;
+    let disconnected = false;
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort(new Error('request time limit'));
     }, this.settings.limits.requestTimeoutMs);
     // The client hanging up before the answer is complete cancels its work.
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new Error('client disconnected'));
+      if (res.writableFinished) return;
+      disconnected = true;
+      controller.abort(new Error('client disconnected'));
     };
     res.once('close', onClose);
     try {
       return await handleChatCompletion(this.context, req, res, controller.signal, () => timedOut);
     } catch (e) {
+      // Nobody is left to answer; 499 is the usual log status for a request the client closed.
+      if (disconnected) return 499;
       const error = toApiError(e, timedOut);
       if (error.status === 500 && !(e instanceof ApiError)) this.reportError(e);
       throw error;

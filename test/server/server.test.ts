@@ -285,7 +285,8 @@ describe('engine failures, time limits and disconnects', () => {
 
   it('drops the work of a client that disconnects mid-stream and keeps serving', async () => {
     const engine = new FakeEngine({ modelId: MODEL, tokenDelayMs: 30 });
-    const server = await Blip2Server.start(engine, { port: 0 });
+    const logs: string[] = [];
+    const server = await Blip2Server.start(engine, { port: 0, log: (l) => logs.push(l) });
     try {
       const controller = new AbortController();
       const res = await fetch(`${server.url}/v1/chat/completions`, {
@@ -302,6 +303,8 @@ describe('engine failures, time limits and disconnects', () => {
       expect(next.status).toBe(200);
       // The abandoned request no longer holds the engine: the next one does not wait for its 30 tokens.
       expect(Date.now() - started).toBeLessThan(30 * 30);
+      expect(logs.some((l) => / 499 \d+ ms$/.test(l))).toBe(true);
+      expect(logs.some((l) => l.startsWith('error:'))).toBe(false);
     } finally {
       await server.close();
     }
