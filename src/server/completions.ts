@@ -181,6 +181,8 @@ export async function handleChatCompletion(
   } catch (e) {
     // Before the stream opened, the caller answers with a plain JSON error.
     if (!started) throw e;
+    // The client hung up (499, as servers log it): there is nobody to tell.
+    if (sse.closed) return 499;
     const error = toApiError(e, timedOut());
     if (error.status === 500) ctx.reportError(e);
     sse.send(error.body());
