@@ -118,8 +118,9 @@ describe('blip2 CLI (child process, from sources)', () => {
     const cache = await mkdtemp(join(tmpdir(), 'blip2-cli-'));
     try {
       const env = { HF_ENDPOINT: hub.url, HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '' };
-      const r = await cli(['download', 'test-org/tiny-blip2'], { env });
+      const r = await cli(['download', 'test-org/tiny-blip2', '--progress'], { env });
       expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/Downloading test-org\/tiny-blip2: 100% /);
       const dir = join(cache, 'models--test-org--tiny-blip2', 'snapshots', 'd'.repeat(40));
       expect(r.stdout.trim()).toBe(dir);
       const offline = await cli(['ask', CHELSEA, 'what?', '--model', 'test-org/tiny-blip2', '--json'], { env: { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' } });
