@@ -24,6 +24,11 @@ export const SHADER_NAMES = [
   'layernorm_thread',
   'logits_ids',
   'logits_scale',
+  'linear_common',
+  'gemv_rows',
+  'gemv_coop',
+  'matmul_regblock',
+  'matmul_tiled',
 ] as const;
 
 export type ShaderName = (typeof SHADER_NAMES)[number] | (string & {});

@@ -1,0 +1,145 @@
+import type { Gpu } from '../gpu/gpu.js';
+import { uniforms } from '../gpu/uniforms.js';
+import { BYTES_PER_ELEMENT, type Tensor } from '../tensor.js';
+import { bindRange, worstCaseBindingBytes, type RangeBinding } from './linear-bind.js';
+import type { GemmProblem, VariantChoice } from './linear-problem.js';
+import { pickVariant } from './tuning.js';
+import {
+  commonSource,
+  resolveVariant,
+  shaderName,
+  variantDefines,
+  variantWorkgroups,
+  vecAligned,
+  type ResolvedVariant,
+} from './linear-variants.js';
+
+const pipelineCaches = new WeakMap<Gpu, Map<string, GPUComputePipeline>>();
+
+/**
+ * Compiled pipelines are cached here under a short key: the kernels splice linear_common in through
+ * a define, and hashing that text on every dispatch would cost more than the dispatch itself.
+ */
+function pipelineFor(gpu: Gpu, shader: string, defines: Record<string, string | number | boolean>): GPUComputePipeline {
+  let cache = pipelineCaches.get(gpu);
+  if (!cache) pipelineCaches.set(gpu, (cache = new Map()));
+  const key = `${shader}|${Object.keys(defines)
+    .sort()
+    .map((k) => `${k}=${String(defines[k])}`)
+    .join(',')}`;
+  let pipeline = cache.get(key);
+  if (!pipeline) {
+    pipeline = gpu.pipeline(shader, { ...defines, COMMON: commonSource(gpu, defines) });
+    cache.set(key, pipeline);
+  }
+  return pipeline;
+}
+
+/** How the operands are cut so that every binding fits the device's storage binding limit. */
+interface ChunkPlan {
+  batchChunk: number;
+  rowChunk: number;
+  colChunk: number;
+}
+
+function planChunks(gpu: Gpu, p: GemmProblem): ChunkPlan {
+  const limit = gpu.caps.maxStorageBufferBindingSize;
+  const fits = (t: Tensor, count: number) => worstCaseBindingBytes(t, count) <= limit;
+  const outputs = [p.out, ...(p.residual && !p.residualInPlace ? [p.residual] : [])];
+  const bRowLen = p.bLayout === 'nk' ? p.K : p.N;
+  const bCount = p.bLayout === 'nk' ? p.N * p.K : p.K * p.N;
+  const whole = (batches: number) =>
+    fits(p.a, (batches - 1) * p.aBatchStride + p.M * p.K) &&
+    fits(p.b, (batches - 1) * p.bBatchStride + bCount) &&
+    outputs.every((t) => fits(t, (batches - 1) * p.cBatchStride + p.M * p.N)) &&
+    (!p.bias || fits(p.bias, p.N));
+  const maxZ = gpu.caps.maxComputeWorkgroupsPerDimension;
+  if (p.batch > 1 || whole(1)) {
+    if (!whole(1)) {
+      throw new RangeError(`linear: one batch of ${p.a} x ${p.b} does not fit the storage binding limit (${limit} bytes)`);
+    }
+    // Largest batch count whose bindings fit (binary search: the sizes grow with the count).
+    let lo = 1;
+    let hi = Math.min(p.batch, maxZ);
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (whole(mid)) lo = mid;
+      else hi = mid - 1;
+    }
+    return { batchChunk: lo, rowChunk: p.M, colChunk: p.N };
+  }
+  // One batch that is too large: split rows of A (and of the output) and rows of an [N, K] B.
+  const per = (t: Tensor, rowLen: number) => {
+    const usable = limit - gpu.caps.minStorageBufferOffsetAlignment - 16;
+    return Math.floor(usable / (rowLen * BYTES_PER_ELEMENT[t.dtype]));
+  };
+  let rowChunk = Math.min(p.M, per(p.a, p.K), ...outputs.map((t) => per(t, p.N)));
+  let colChunk = p.N;
+  if (!fits(p.b, bCount)) {
+    if (p.bLayout !== 'nk') {
+      throw new RangeError(`linear: ${p.b} in [K, N] layout exceeds the storage binding limit (${limit} bytes); only [N, K] operands can be split`);
+    }
+    colChunk = Math.min(p.N, per(p.b, bRowLen));
+  }
+  // Whole tiles per chunk keep the edge handling to the last chunk.
+  if (colChunk < p.N && colChunk >= 128) colChunk -= colChunk % 128;
+  if (rowChunk < p.M && rowChunk >= 128) rowChunk -= rowChunk % 128;
+  if (rowChunk < 1 || colChunk < 1) {
+    throw new RangeError(`linear: a single row of ${p.a}, ${p.b} or the output exceeds the storage binding limit (${limit} bytes)`);
+  }
+  return { batchChunk: 1, rowChunk, colChunk };
+}
+
+function offsetInChunk(b: RangeBinding): number {
+  return b.elementOffset;
+}
+
+/**
+ * Records the dispatches of one validated problem: picks the variant (unless `choice` forces one),
+ * splits operands that exceed the binding limit, and launches one kernel per chunk.
+ */
+export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
+  const gpu = p.out.gpu;
+  if (p.M === 0 || p.N === 0 || p.batch === 0) return;
+  const aligned = vecAligned(p, p.a.offset, p.b.offset);
+  const variant: ResolvedVariant = resolveVariant(gpu, p, choice ?? pickVariant(gpu, p), aligned);
+  const plan = planChunks(gpu, p);
+  const ldb = p.bLayout === 'nk' ? p.K : p.N;
+
+  for (let z0 = 0; z0 < p.batch; z0 += plan.batchChunk) {
+    const zc = Math.min(plan.batchChunk, p.batch - z0);
+    for (let m0 = 0; m0 < p.M; m0 += plan.rowChunk) {
+      const mc = Math.min(plan.rowChunk, p.M - m0);
+      const defines = variantDefines(gpu, p, variant, mc);
+      const pipeline = pipelineFor(gpu, shaderName(variant.kind), defines);
+      const aB = bindRange(p.a, z0 * p.aBatchStride + m0 * p.K, (zc - 1) * p.aBatchStride + mc * p.K);
+      const cCount = (zc - 1) * p.cBatchStride + mc * p.N;
+      const cB = bindRange(p.out, z0 * p.cBatchStride + m0 * p.N, cCount);
+      const rB = p.residual && !p.residualInPlace ? bindRange(p.residual, z0 * p.cBatchStride + m0 * p.N, cCount) : null;
+      for (let n0 = 0; n0 < p.N; n0 += plan.colChunk) {
+        const nc = Math.min(plan.colChunk, p.N - n0);
+        const bB =
+          p.bLayout === 'nk'
+            ? bindRange(p.b, z0 * p.bBatchStride + n0 * p.K, (zc - 1) * p.bBatchStride + nc * p.K)
+            : bindRange(p.b, z0 * p.bBatchStride, (zc - 1) * p.bBatchStride + p.K * p.N);
+        const biasB = p.bias ? bindRange(p.bias, n0, nc) : null;
+        const buffers = [aB.binding, bB.binding, cB.binding];
+        if (biasB) buffers.push(biasB.binding);
+        if (rB) buffers.push(rB.binding);
+        const u = uniforms()
+          .u32(mc, nc, p.K)
+          .u32(offsetInChunk(aB), offsetInChunk(bB), offsetInChunk(cB) + n0, biasB ? offsetInChunk(biasB) : 0, rB ? offsetInChunk(rB) + n0 : 0)
+          .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, p.K, ldb, p.N)
+          .f32(p.alpha)
+          .build();
+        gpu.dispatch({
+          label: `linear:${variant.kind}`,
+          pipeline,
+          uniforms: u,
+          buffers,
+          workgroups: variantWorkgroups(variant, mc, nc, zc),
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,48 @@
+import type { Tensor } from '../tensor.js';
+
+export type Activation = 'none' | 'gelu' | 'relu';
+
+/**
+ * One (batched) matrix product with its epilogue, already validated:
+ * C[z, m, n] = act(alpha * sum_k A[z, m, k] * B(z, k, n) + bias[n]) + R[z, m, n].
+ * Strides are in elements; a batch stride of 0 broadcasts the operand over the batch.
+ */
+export interface GemmProblem {
+  a: Tensor;
+  b: Tensor;
+  out: Tensor;
+  /** 'nk': B is [N, K] row-major (a PyTorch weight, i.e. A B^T); 'kn': B is [K, N]. */
+  bLayout: 'nk' | 'kn';
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  aBatchStride: number;
+  bBatchStride: number;
+  /** Batch stride of the output and of the residual. */
+  cBatchStride: number;
+  alpha: number;
+  bias: Tensor | null;
+  activation: Activation;
+  residual: Tensor | null;
+  /** The residual is `out` itself (y += ...): read from the output binding. */
+  residualInPlace: boolean;
+}
+
+export type VariantKind = 'gemv-rows' | 'gemv-coop' | 'regblock' | 'tiled';
+
+/** Tile shapes of the shared-memory kernel. */
+export type TiledConfig = 'tile64' | 'tile128';
+
+/** Which kernel runs a problem. Fields left out are chosen from the problem and the adapter. */
+export interface VariantChoice {
+  kind: VariantKind;
+  /** 4-element vector loads (needs K and every row start to be multiples of 4). */
+  vec?: boolean;
+  /** gemv-coop: reduce with subgroup operations (when the device has them) instead of workgroup memory. */
+  subgroups?: boolean;
+  /** tiled: tile configuration. */
+  tile?: TiledConfig;
+  /** tiled: products in f16 (with f32 accumulation per K tile); needs shader-f16. */
+  f16Math?: boolean;
+}

@@ -1,0 +1,160 @@
+import type { Gpu } from '../gpu/gpu.js';
+import type { Defines } from '../gpu/shader-preprocess.js';
+import type { GemmProblem, TiledConfig, VariantChoice, VariantKind } from './linear-problem.js';
+
+/** A variant with every choice made: what `compile` and `workgroups` need. */
+export interface ResolvedVariant {
+  kind: VariantKind;
+  vec: boolean;
+  subgroups: boolean;
+  tile: TiledConfig;
+  f16Math: boolean;
+}
+
+/** Largest M the skinny (GEMV) kernels take; their accumulators are unrolled per row of A. */
+export const GEMV_MAX_ROWS = 8;
+
+const SHADER: Readonly<Record<VariantKind, string>> = {
+  'gemv-rows': 'gemv_rows',
+  'gemv-coop': 'gemv_coop',
+  regblock: 'matmul_regblock',
+  tiled: 'matmul_tiled',
+};
+
+interface TileShape {
+  BM: number;
+  BN: number;
+  BK: number;
+  TM: number;
+  TN: number;
+}
+
+const TILES: Readonly<Record<TiledConfig, TileShape>> = {
+  tile64: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+  tile128: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
+};
+
+/** Register block of the lavapipe matmul: 4 rows of A (uniform loads) by 8 columns of B per invocation. */
+const REGBLOCK = { WG: 64, TM: 4, TN: 8 } as const;
+const GEMV_ROWS = { WG: 64, ROWS: 2 } as const;
+const GEMV_COOP_WG = 128;
+
+/** Rows of B per workgroup of gemv-coop: fewer as M grows, to bound the partial sums per invocation. */
+function coopRows(M: number): number {
+  return M <= 2 ? 4 : M <= 4 ? 2 : 1;
+}
+
+/** Bytes of workgroup memory a tiled configuration needs. */
+export function tiledWorkgroupBytes(tile: TiledConfig, f16Math: boolean): number {
+  const t = TILES[tile];
+  return (t.BK * (t.BM + t.BN)) * (f16Math ? 2 : 4);
+}
+
+export function gemvCoopWorkgroupBytes(M: number, subgroups: boolean): number {
+  return M * coopRows(M) * (subgroups ? GEMV_COOP_WG / 4 : GEMV_COOP_WG) * 4;
+}
+
+/** Whether every row start and K allow 4-element vector loads (and N too for a [K, N] B). */
+export function vecAligned(p: GemmProblem, aOffset: number, bOffset: number): boolean {
+  const aligned = (v: number) => v % 4 === 0;
+  const ldb = p.bLayout === 'nk' ? p.K : p.N;
+  return (
+    aligned(p.K) &&
+    aligned(aOffset) &&
+    aligned(bOffset) &&
+    aligned(p.aBatchStride) &&
+    aligned(p.bBatchStride) &&
+    aligned(ldb)
+  );
+}
+
+/** Compile-time constants of the shader for `problem` run by `v` on a chunk of `rows` rows of A. */
+export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number): Record<string, string | number | boolean> {
+  const biasBinding = 4;
+  const resBinding = p.bias ? 5 : 4;
+  const d: Record<string, string | number | boolean> = {
+    A_T: p.a.dtype,
+    B_T: p.b.dtype,
+    C_T: p.out.dtype,
+    BIAS_T: p.bias?.dtype ?? 'f32',
+    R_T: p.residual?.dtype ?? 'f32',
+    A_F16: p.a.dtype === 'f16',
+    B_F16: p.b.dtype === 'f16',
+    B_NK: p.bLayout === 'nk',
+    VEC: v.vec,
+    BIAS: p.bias !== null,
+    ACT_GELU: p.activation === 'gelu',
+    ACT_RELU: p.activation === 'relu',
+    RESIDUAL: p.residual !== null && !p.residualInPlace,
+    RESIDUAL_INPLACE: p.residualInPlace,
+    BIAS_BINDING: biasBinding,
+    RES_BINDING: resBinding,
+  };
+  d.F16 =
+    v.f16Math ||
+    [p.a, p.b, p.out, p.bias, p.residual].some((t) => t?.dtype === 'f16');
+  switch (v.kind) {
+    case 'gemv-rows':
+      Object.assign(d, GEMV_ROWS, { MR: rows });
+      break;
+    case 'gemv-coop':
+      Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(rows), MR: rows, SUBGROUPS: v.subgroups });
+      break;
+    case 'regblock':
+      Object.assign(d, REGBLOCK);
+      break;
+    case 'tiled':
+      Object.assign(d, TILES[v.tile], { F16_MATH: v.f16Math });
+      if (v.f16Math) d.F16 = true;
+      break;
+  }
+  if (d.F16 && !gpu.caps.f16) throw new Error('linear: this variant needs shader-f16, which the device lacks');
+  return d;
+}
+
+export function shaderName(kind: VariantKind): string {
+  return SHADER[kind];
+}
+
+/** Workgroup grid for a chunk of `rows` x `cols` outputs over `batches` batches. */
+export function variantWorkgroups(v: ResolvedVariant, rows: number, cols: number, batches: number): [number, number, number] {
+  switch (v.kind) {
+    case 'gemv-rows':
+      return [Math.ceil(Math.ceil(cols / GEMV_ROWS.ROWS) / GEMV_ROWS.WG), 1, batches];
+    case 'gemv-coop':
+      return [Math.ceil(cols / coopRows(rows)), 1, batches];
+    case 'regblock':
+      return [Math.ceil(Math.ceil(cols / REGBLOCK.TN) / REGBLOCK.WG), Math.ceil(rows / REGBLOCK.TM), batches];
+    case 'tiled': {
+      const t = TILES[v.tile];
+      return [Math.ceil(cols / t.BN), Math.ceil(rows / t.BM), batches];
+    }
+  }
+}
+
+/** The WGSL of linear_common preprocessed for `defines`, ready to splice into a kernel. */
+export function commonSource(gpu: Gpu, defines: Defines): string {
+  return gpu.shaderCode('linear_common', { ...defines, F16: false, SUBGROUPS: false });
+}
+
+export function isGemvKind(kind: VariantKind): boolean {
+  return kind === 'gemv-rows' || kind === 'gemv-coop';
+}
+
+/** Fills in what `choice` leaves open. */
+export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, alignedForVec: boolean): ResolvedVariant {
+  const vec = choice.vec ?? alignedForVec;
+  if (vec && !alignedForVec) throw new Error('linear: vector loads were forced on an unaligned problem');
+  const subgroups = choice.subgroups ?? gpu.caps.subgroups;
+  if (subgroups && !gpu.caps.subgroups) throw new Error('linear: subgroups were forced on a device without them');
+  const f16Math = choice.f16Math ?? false;
+  if (f16Math && !gpu.caps.f16) throw new Error('linear: f16 math needs shader-f16');
+  const tile = choice.tile ?? 'tile64';
+  if (isGemvKind(choice.kind) && (p.bLayout !== 'nk' || p.M > GEMV_MAX_ROWS)) {
+    throw new Error(`linear: ${choice.kind} needs B as [N, K] and at most ${GEMV_MAX_ROWS} rows of A`);
+  }
+  if (choice.kind === 'tiled' && tiledWorkgroupBytes(tile, f16Math) > gpu.caps.maxComputeWorkgroupStorageSize) {
+    throw new Error(`linear: ${tile} needs more workgroup memory than the device has`);
+  }
+  return { kind: choice.kind, vec, subgroups, tile, f16Math };
+}

@@ -1,0 +1,130 @@
+// Shared part of every linear/matmul kernel (gemv_rows, gemv_coop, matmul_regblock, matmul_tiled):
+// parameters, bindings, operand loads and the fused epilogue. It is never compiled alone: the TS side
+// preprocesses it with the kernel's defines and splices it into the kernel through the COMMON define.
+//
+// C[batch, m, n] = epilogue(alpha * sum_k A[batch, m, k] * B(batch, k, n))
+//   A: row-major [M, K] per batch (row stride lda).
+//   B: B_NK: row-major [N, K] (a PyTorch weight; row stride ldb), else row-major [K, N] (row stride ldb).
+//   epilogue: + bias[n], activation (ACT_GELU exact erf GELU, ACT_RELU), + residual[batch, m, n].
+//
+// Defines: A_T, B_T, C_T, BIAS_T, R_T (storage types, f32 or f16), A_F16 / B_F16 (operand is f16),
+// B_NK, VEC (every row start and K are multiples of 4 elements: operands are read as 4-element
+// vectors, f16 ones as vec2<u32>), BIAS, ACT_GELU, ACT_RELU, RESIDUAL (separate tensor) or
+// RESIDUAL_INPLACE (the residual is C itself), BIAS_BINDING, RES_BINDING.
+
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  a_off: u32,
+  b_off: u32,
+  c_off: u32,
+  bias_off: u32,
+  r_off: u32,
+  a_bstride: u32,
+  b_bstride: u32,
+  c_bstride: u32, // also the residual's
+  lda: u32,
+  ldb: u32,
+  ldc: u32, // also the residual's
+  alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+#if VEC
+#if A_F16
+@group(0) @binding(1) var<storage, read> a: array<vec2<u32>>;
+#else
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+#endif
+#if B_F16
+@group(0) @binding(2) var<storage, read> b: array<vec2<u32>>;
+#else
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+#endif
+#else
+@group(0) @binding(1) var<storage, read> a: array<${A_T}>;
+@group(0) @binding(2) var<storage, read> b: array<${B_T}>;
+#endif
+@group(0) @binding(3) var<storage, read_write> c: array<${C_T}>;
+#if BIAS
+@group(0) @binding(${BIAS_BINDING}) var<storage, read> bias: array<${BIAS_T}>;
+#endif
+#if RESIDUAL
+@group(0) @binding(${RES_BINDING}) var<storage, read> res: array<${R_T}>;
+#endif
+
+// Four consecutive elements starting at element e (e is a multiple of 4 when VEC).
+fn ld_a4(e: u32) -> vec4<f32> {
+#if VEC
+#if A_F16
+  let q = a[e >> 2u];
+  return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
+#else
+  return a[e >> 2u];
+#endif
+#else
+  return vec4<f32>(f32(a[e]), f32(a[e + 1u]), f32(a[e + 2u]), f32(a[e + 3u]));
+#endif
+}
+
+fn ld_b4(e: u32) -> vec4<f32> {
+#if VEC
+#if B_F16
+  let q = b[e >> 2u];
+  return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
+#else
+  return b[e >> 2u];
+#endif
+#else
+  return vec4<f32>(f32(b[e]), f32(b[e + 1u]), f32(b[e + 2u]), f32(b[e + 3u]));
+#endif
+}
+
+#if !VEC
+// Single elements, for the K (and KN-layout N) tails that only exist without VEC.
+fn ld_a1(e: u32) -> f32 {
+  return f32(a[e]);
+}
+fn ld_b1(e: u32) -> f32 {
+  return f32(b[e]);
+}
+#endif
+
+#if ACT_GELU
+// erfc(z) for z >= 0: the Chebyshev fit of Numerical Recipes (6.2), relative error below 1.2e-7, so
+// GELU stays accurate to ~1e-7 even far into the negative tail where 1 + erf(x) cancels.
+fn erfc_nonneg(z: f32) -> f32 {
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  return t * exp(r);
+}
+
+// HF `gelu`: 0.5 x (1 + erf(x / sqrt 2)), written through erfc of |x| to avoid cancellation.
+fn gelu(x: f32) -> f32 {
+  let e = erfc_nonneg(abs(x) * 0.70710678118654752);
+  let half_xe = 0.5 * x * e;
+  return select(half_xe, x - half_xe, x >= 0.0);
+}
+#endif
+
+// Finishes one output element: alpha, bias, activation, residual, conversion, store.
+fn store_out(batch: u32, m: u32, n: u32, acc: f32) {
+  var y = acc * p.alpha;
+#if BIAS
+  y += f32(bias[p.bias_off + n]);
+#endif
+#if ACT_GELU
+  y = gelu(y);
+#elif ACT_RELU
+  y = max(y, 0.0);
+#endif
+  let rel = batch * p.c_bstride + m * p.ldc + n;
+#if RESIDUAL
+  y += f32(res[p.r_off + rel]);
+#elif RESIDUAL_INPLACE
+  y += f32(c[p.c_off + rel]);
+#endif
+  c[p.c_off + rel] = ${C_T}(y);
+}
