@@ -1,7 +1,7 @@
 /**
  * generate() against transformers 5's own generate() on every fixture (test/fixtures/* and BLIP2_FIXTURES):
  * greedy, 3-beam and 3-beam/3-returned token ids exactly, beam scores within 1e-4, greedy step logits
- * within 3e-4 (the fixture README measures 9.6e-5 between two valid float32 schedules), early eos with pad
+ * within 1e-3 of HF's and within 3e-5 of our own uncached forward over the same tokens, early eos with pad
  * filling, captioning without input_ids, the OPT language model alone (greedy, cached decode, a left-padded
  * batch), decoded texts, a left-padded batch of two images, the legacy layout (queries prepended: the same
  * embeddings, so the same tokens), and f16 weights picking the same greedy tokens.
@@ -16,11 +16,18 @@ import type { Gpu } from '../../src/gpu/gpu.js';
 import type { SafetensorsFile } from '../../src/io/safetensors.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
 import { Blip2Processor } from '../../src/processing/processor.js';
-import { Tensor } from '../../src/tensor.js';
+import { Tensor, tidy } from '../../src/tensor.js';
 import { maxAbsDiff, testGpu } from '../helpers.js';
 import { loadFixtures, readFloat32, readIntegers, type Fixture, type FixtureCase } from '../support/fixtures.js';
 
-const STEP_LOGITS_TOL = 3e-4;
+/**
+ * The model's float32 forward itself differs from HF's by up to 6.5e-4 on these logits (case0 step 2, values
+ * up to 14; the same in an uncached forward over the same ids; test/model/parity.test.ts measures 3.4e-4 on
+ * the prompt logits): the fixture's x3-scaled random weights amplify rounding layer by layer.
+ */
+const STEP_LOGITS_TOL = 1e-3;
+/** Cached decoding against a full forward over prompt + generated ids: what the generation loop adds. */
+const CACHED_VS_FULL_TOL = 3e-5;
 const SCORE_TOL = 1e-4;
 
 let gpu: Gpu;
@@ -77,9 +84,16 @@ for (const fx of loadFixtures()) {
         expect(out.new_tokens[0]).toEqual(c.greedy.new_tokens);
         const want = await readFloat32(ex, `${c.name}.greedy.step_logits`);
         const V = want.length / 12;
+        const seq = out.sequences[0]!;
+        const full = tidy(() => model.call({ pixel_values: pixelValues(c), input_ids: [seq.slice(0, -1)] }).logits);
+        const fullLogits = (await full.read()) as Float32Array;
+        full.dispose();
+        const L = c.input_ids.length;
         out.step_logits!.forEach((got, i) => {
           const d = maxAbsDiff(got, want.subarray(i * V, (i + 1) * V));
-          expect(d, `step ${i}: max abs diff ${d}`).toBeLessThanOrEqual(STEP_LOGITS_TOL);
+          expect(d, `step ${i}: max abs diff ${d} from HF`).toBeLessThanOrEqual(STEP_LOGITS_TOL);
+          const u = maxAbsDiff(got, fullLogits.subarray((L - 1 + i) * V, (L + i) * V));
+          expect(u, `step ${i}: max abs diff ${u} from the uncached forward`).toBeLessThanOrEqual(CACHED_VS_FULL_TOL);
         });
         expect(processor.batchDecode(out.sequences, { skipSpecialTokens: true })).toEqual([c.greedy.text]);
       });
