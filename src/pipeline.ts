@@ -9,7 +9,7 @@
  * Prompts follow BLIP-2's formats: captioning has none, VQA is "Question: {q} Answer:", chat joins the past
  * turns as "Question: {q1} Answer: {a1}. Question: {q2} Answer:".
  */
-import { generationConfigFromJson, readGenerationConfigJson, type GenerationConfig, type GenerationOptions } from './generation/config.js';
+import { HF_GENERATION_DEFAULTS, generationConfigFromJson, readGenerationConfigJson, type GenerationConfig, type GenerationOptions } from './generation/config.js';
 import { resolveGenerationConfig } from './generation/generate.js';
 import { StoppingCriteria } from './generation/stopping.js';
 import type { FinishReason, OnToken } from './generation/types.js';
@@ -19,7 +19,10 @@ import { Blip2Processor, type ProcessorOptions } from './processing/processor.js
 import { captionPrompt, chatPrompt, vqaPrompt, type ChatTurn } from './processing/prompts.js';
 import { Tensor } from './tensor.js';
 
-/** Without max_new_tokens or max_length HF stops at 20 ids prompt included (one token after a VQA prompt). */
+/**
+ * New tokens at most when neither the call nor the checkpoint sets a length: HF's default max_length of 20
+ * counts the prompt, which leaves a VQA prompt (43 ids for blip2-opt-2.7b) a single token.
+ */
 export const DEFAULT_MAX_NEW_TOKENS = 30;
 
 export interface Blip2LoadOptions extends FromPretrainedOptions, ProcessorOptions {}
@@ -87,7 +90,7 @@ export class Blip2 {
   /** Several images (and prompts) at once; one result per image and returned sequence, in order. */
   async generate(request: BatchRequest): Promise<GenerationResult[]> {
     const { images, prompts, onToken, ...options } = request;
-    const config = resolveGenerationConfig(this.generationConfig, withDefaultLength(options));
+    const config = resolveGenerationConfig(this.generationConfig, withDefaultLength(options, this.generationConfig));
     const batch = await this.processor.process({ images, text: prompts });
     const pixel_values = Tensor.from(this.model.gpu, batch.pixelValues, batch.pixelShape);
     try {
@@ -125,6 +128,9 @@ export class Blip2 {
   }
 }
 
-function withDefaultLength(options: GenerationOptions): GenerationOptions {
-  return options.max_new_tokens === undefined && options.max_length === undefined ? { ...options, max_new_tokens: DEFAULT_MAX_NEW_TOKENS } : options;
+/** DEFAULT_MAX_NEW_TOKENS unless the call or the checkpoint's generation config sets a length. */
+function withDefaultLength(options: GenerationOptions, checkpoint: GenerationConfig): GenerationOptions {
+  const callSets = options.max_new_tokens !== undefined || options.max_length !== undefined;
+  const checkpointSets = checkpoint.max_new_tokens !== null || checkpoint.max_length !== HF_GENERATION_DEFAULTS.max_length;
+  return callSets || checkpointSets ? options : { ...options, max_new_tokens: DEFAULT_MAX_NEW_TOKENS };
 }
