@@ -30,12 +30,28 @@ export class BufferPool {
   private readonly exact = new WeakSet<GPUBuffer>();
   private stats: PoolStats = { liveBytes: 0, peakLiveBytes: 0, pooledBytes: 0, liveBuffers: 0, pooledBuffers: 0, created: 0, reused: 0 };
 
+  /** Buffers released while recorded, unsubmitted work may still use them: destroyed after the next submit. */
+  private doomed: GPUBuffer[] = [];
+
   constructor(
     private readonly device: GPUDevice,
     private readonly maxBufferSize: number,
     /** Idle bytes kept for reuse; beyond it released buffers are destroyed. */
     public maxPooledBytes = 512 * 1024 * 1024,
+    /** Whether commands are recorded but not yet submitted (a destroyed buffer may not be submitted). */
+    private readonly hasUnsubmittedWork: () => boolean = () => false,
   ) {}
+
+  private destroy(buf: GPUBuffer): void {
+    if (this.hasUnsubmittedWork()) this.doomed.push(buf);
+    else buf.destroy();
+  }
+
+  /** Called by the device right after a submit: destroying is safe once the work using a buffer is submitted. */
+  afterSubmit(): void {
+    for (const b of this.doomed) b.destroy();
+    this.doomed = [];
+  }
 
   /**
    * A storage buffer of at least `bytes`. `exact` allocations (weights, KV caches) are sized exactly and
@@ -75,7 +91,7 @@ export class BufferPool {
     this.stats.liveBytes -= size;
     this.stats.liveBuffers--;
     if (this.exact.has(buf) || this.stats.pooledBytes + size > this.maxPooledBytes) {
-      buf.destroy();
+      this.destroy(buf);
       return;
     }
     let list = this.free.get(size);
@@ -87,7 +103,7 @@ export class BufferPool {
 
   /** Destroys every idle buffer. */
   trim(): void {
-    for (const list of this.free.values()) for (const b of list) b.destroy();
+    for (const list of this.free.values()) for (const b of list) this.destroy(b);
     this.free.clear();
     this.stats.pooledBytes = 0;
     this.stats.pooledBuffers = 0;

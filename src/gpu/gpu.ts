@@ -74,7 +74,7 @@ export class Gpu {
     private readonly shaderSources: Map<string, string>,
     options: GpuOptions,
   ) {
-    this.pool = new BufferPool(device, caps.maxBufferSize, options.maxPooledBytes);
+    this.pool = new BufferPool(device, caps.maxBufferSize, options.maxPooledBytes, () => this.encoder !== null);
     this.uniforms = new UniformArena(device, caps.minUniformBufferOffsetAlignment);
     this.autoFlush = options.autoFlushDispatches ?? 2048;
     device.addEventListener('uncapturederror', (ev) => {
@@ -301,6 +301,7 @@ export class Gpu {
     this.encoder = null;
     this.uniforms.upload(this.device.queue);
     this.device.queue.submit([enc.finish()]);
+    this.pool.afterSubmit();
     this.closeScope();
     this.recorded = 0;
     this.submits++;
@@ -347,6 +348,7 @@ export class Gpu {
     this.encoder = null;
     this.pass = null;
     this.pool.trim();
+    this.pool.afterSubmit();
     this.uniforms.destroy();
     this.device.destroy();
   }

@@ -46,8 +46,6 @@ export class OPTKVCache {
         const grown = keep(Tensor.empty(this.gpu, [this.batch, capacity, this.hidden], this.dtype, { persistent: true }));
         if (this.length > 0) {
           tidy(() => writeRows(grown, prefixRows(old, this.length), 0));
-          // Persistent buffers are destroyed on dispose: submit the recorded copy first.
-          this.gpu.flush();
         }
         old.dispose();
         l[which] = grown;

@@ -139,3 +139,13 @@ describe('tidy', () => {
     expect(gpu.stats().liveBytes).toBe(before);
   });
 });
+
+describe('buffer lifetime', () => {
+  it('a persistent tensor disposed while recorded work still reads it is destroyed only after the submit', async () => {
+    const src = Tensor.from(gpu, [1, 2, 3, 4], [4], 'f32', { persistent: true });
+    const out = copy(src); // recorded, not submitted
+    src.dispose(); // destroying the buffer now would make the submit fail
+    expect(Array.from(await out.read())).toEqual([1, 2, 3, 4]);
+    out.dispose();
+  });
+});
