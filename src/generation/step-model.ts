@@ -89,9 +89,7 @@ export class CausalLMStepModel implements StepModel {
     const cache = this.requireCache();
     if (isIdentity(parents, cache.batch)) return;
     this.cache = cache.select(parents);
-    // The old cache's buffers are destroyed on dispose: the recorded gather must be submitted first.
-    cache.gpu.flush();
-    cache.dispose();
+    cache.dispose(); // the pool destroys its buffers only after the recorded gather is submitted
     this.mask = parents.map((p) => [...this.mask[p]!]);
   }
 
