@@ -27,6 +27,10 @@ fn main(
   let batch = wid.z;
   let n0 = wid.x * ${ROWS}u;
   let a0 = p.a_off + batch * p.a_bstride;
+  var arow: array<u32, ${MR}>;
+  for (var m = 0u; m < ${MR}u; m++) {
+    arow[m] = a0 + min(m, p.M - 1u) * p.lda;
+  }
   var brow: array<u32, ${ROWS}>;
   for (var r = 0u; r < ${ROWS}u; r++) {
     brow[r] = p.b_off + batch * p.b_bstride + min(n0 + r, p.N - 1u) * p.ldb;
@@ -36,7 +40,7 @@ fn main(
   for (var k = li * 4u; k < k4; k += ${WG}u * 4u) {
     var xa: array<vec4<f32>, ${MR}>;
     for (var m = 0u; m < ${MR}u; m++) {
-      xa[m] = ld_a4(a0 + m * p.lda + k);
+      xa[m] = ld_a4(arow[m] + k);
     }
     for (var r = 0u; r < ${ROWS}u; r++) {
       let w = ld_b4(brow[r] + k);
@@ -50,7 +54,7 @@ fn main(
     for (var r = 0u; r < ${ROWS}u; r++) {
       let w = ld_b1(brow[r] + k);
       for (var m = 0u; m < ${MR}u; m++) {
-        acc[m * ${ROWS}u + r] = fma(ld_a1(a0 + m * p.lda + k), w, acc[m * ${ROWS}u + r]);
+        acc[m * ${ROWS}u + r] = fma(ld_a1(arow[m] + k), w, acc[m * ${ROWS}u + r]);
       }
     }
   }
@@ -73,27 +77,26 @@ fn main(
       s += red[li * MAX_SUBGROUPS + g];
     }
     let r = li % ${ROWS}u;
-    if (n0 + r < p.N) {
-      store_out(batch, li / ${ROWS}u, n0 + r, s);
+    let m = li / ${ROWS}u;
+    if (n0 + r < p.N && m < p.M) {
+      store_out(batch, m, n0 + r, s);
     }
   }
 #else
+  // One barrier and a serial sum per output: a fallback path, kept short rather than clever.
   for (var i = 0u; i < NV; i++) {
     red[i * ${WG}u + li] = acc[i];
   }
   workgroupBarrier();
-  for (var half = ${WG}u / 2u; half > 0u; half >>= 1u) {
-    if (li < half) {
-      for (var i = 0u; i < NV; i++) {
-        red[i * ${WG}u + li] += red[i * ${WG}u + li + half];
-      }
-    }
-    workgroupBarrier();
-  }
   if (li < NV) {
+    var s = 0.0;
+    for (var t = 0u; t < ${WG}u; t++) {
+      s += red[li * ${WG}u + t];
+    }
     let r = li % ${ROWS}u;
-    if (n0 + r < p.N) {
-      store_out(batch, li / ${ROWS}u, n0 + r, red[li * ${WG}u]);
+    let m = li / ${ROWS}u;
+    if (n0 + r < p.N && m < p.M) {
+      store_out(batch, m, n0 + r, s);
     }
   }
 #endif

@@ -3,7 +3,8 @@
 // MR x ROWS vec4 accumulators in registers. A's addresses are uniform across the workgroup (k and m
 // are), so software rasterisers load A once and broadcast it; nothing touches workgroup memory.
 // Grid: x * WG invocations cover ceil(N / ROWS) row groups, z = batch.
-// Defines (beyond linear_common): WG, ROWS, MR (= M, 1..8).
+// Defines (beyond linear_common): WG, ROWS, MR (rows of A compiled for: M <= MR; rows past M re-read
+// row M - 1 and are not stored).
 
 ${COMMON}
 
@@ -15,6 +16,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   let a0 = p.a_off + batch * p.a_bstride;
+  var arow: array<u32, ${MR}>;
+  for (var m = 0u; m < ${MR}u; m++) {
+    arow[m] = a0 + min(m, p.M - 1u) * p.lda;
+  }
   var brow: array<u32, ${ROWS}>;
   for (var r = 0u; r < ${ROWS}u; r++) {
     // Rows past N re-read the last row (always in bounds); their results are never stored.
@@ -25,7 +30,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var k = 0u; k < k4; k += 4u) {
     var xa: array<vec4<f32>, ${MR}>;
     for (var m = 0u; m < ${MR}u; m++) {
-      xa[m] = ld_a4(a0 + m * p.lda + k);
+      xa[m] = ld_a4(arow[m] + k);
     }
     for (var r = 0u; r < ${ROWS}u; r++) {
       let w = ld_b4(brow[r] + k);
@@ -39,10 +44,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       var s = dot(acc[m][r], vec4<f32>(1.0));
 #if !VEC
       for (var k = k4; k < p.K; k++) {
-        s = fma(ld_a1(a0 + m * p.lda + k), ld_b1(brow[r] + k), s);
+        s = fma(ld_a1(arow[m] + k), ld_b1(brow[r] + k), s);
       }
 #endif
-      if (n0 + r < p.N) {
+      if (n0 + r < p.N && m < p.M) {
         store_out(batch, m, n0 + r, s);
       }
     }

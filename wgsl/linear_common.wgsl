@@ -5,12 +5,14 @@
 // C[batch, m, n] = epilogue(alpha * sum_k A[batch, m, k] * B(batch, k, n))
 //   A: row-major [M, K] per batch (row stride lda).
 //   B: B_NK: row-major [N, K] (a PyTorch weight; row stride ldb), else row-major [K, N] (row stride ldb).
-//   epilogue: + bias[n], activation (ACT_GELU exact erf GELU, ACT_RELU), + residual[batch, m, n].
+//   epilogue: + bias[n], activation (exact erf GELU or ReLU), + residual[batch, m, n] (a separate
+//   tensor, or C itself for an in-place update), chosen at run time by p.flags: every combination
+//   shares one pipeline, which matters where compiling a pipeline takes seconds (lavapipe). Absent
+//   bias and residual bindings are filled with A's binding and never read.
 //
 // Defines: A_T, B_T, C_T, BIAS_T, R_T (storage types, f32 or f16), A_F16 / B_F16 (operand is f16),
 // B_NK, VEC (every row start and K are multiples of 4 elements: operands are read as 4-element
-// vectors, f16 ones as vec2<u32>), BIAS, ACT_GELU, ACT_RELU, RESIDUAL (separate tensor) or
-// RESIDUAL_INPLACE (the residual is C itself), BIAS_BINDING, RES_BINDING.
+// vectors, f16 ones as vec2<u32>).
 
 struct Params {
   M: u32,
@@ -28,7 +30,14 @@ struct Params {
   ldb: u32,
   ldc: u32, // also the residual's
   alpha: f32,
+  flags: u32, // FLAG_* below
 }
+
+const FLAG_BIAS = 1u;
+const FLAG_GELU = 2u;
+const FLAG_RELU = 4u;
+const FLAG_RESIDUAL = 8u;
+const FLAG_RESIDUAL_INPLACE = 16u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 #if VEC
@@ -47,12 +56,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<${B_T}>;
 #endif
 @group(0) @binding(3) var<storage, read_write> c: array<${C_T}>;
-#if BIAS
-@group(0) @binding(${BIAS_BINDING}) var<storage, read> bias: array<${BIAS_T}>;
-#endif
-#if RESIDUAL
-@group(0) @binding(${RES_BINDING}) var<storage, read> res: array<${R_T}>;
-#endif
+@group(0) @binding(4) var<storage, read> bias: array<${BIAS_T}>;
+@group(0) @binding(5) var<storage, read> res: array<${R_T}>;
 
 // Four consecutive elements starting at element e (e is a multiple of 4 when VEC).
 fn ld_a4(e: u32) -> vec4<f32> {
@@ -91,7 +96,6 @@ fn ld_b1(e: u32) -> f32 {
 }
 #endif
 
-#if ACT_GELU
 // erfc(z) for z >= 0: the Chebyshev fit of Numerical Recipes (6.2), relative error below 1.2e-7, so
 // GELU stays accurate to ~1e-7 even far into the negative tail where 1 + erf(x) cancels.
 fn erfc_nonneg(z: f32) -> f32 {
@@ -107,24 +111,23 @@ fn gelu(x: f32) -> f32 {
   let half_xe = 0.5 * x * e;
   return select(half_xe, x - half_xe, x >= 0.0);
 }
-#endif
 
 // Finishes one output element: alpha, bias, activation, residual, conversion, store.
 fn store_out(batch: u32, m: u32, n: u32, acc: f32) {
   var y = acc * p.alpha;
-#if BIAS
-  y += f32(bias[p.bias_off + n]);
-#endif
-#if ACT_GELU
-  y = gelu(y);
-#elif ACT_RELU
-  y = max(y, 0.0);
-#endif
+  if ((p.flags & FLAG_BIAS) != 0u) {
+    y += f32(bias[p.bias_off + n]);
+  }
+  if ((p.flags & FLAG_GELU) != 0u) {
+    y = gelu(y);
+  } else if ((p.flags & FLAG_RELU) != 0u) {
+    y = max(y, 0.0);
+  }
   let rel = batch * p.c_bstride + m * p.ldc + n;
-#if RESIDUAL
-  y += f32(res[p.r_off + rel]);
-#elif RESIDUAL_INPLACE
-  y += f32(c[p.c_off + rel]);
-#endif
+  if ((p.flags & FLAG_RESIDUAL) != 0u) {
+    y += f32(res[p.r_off + rel]);
+  } else if ((p.flags & FLAG_RESIDUAL_INPLACE) != 0u) {
+    y += f32(c[p.c_off + rel]);
+  }
   c[p.c_off + rel] = ${C_T}(y);
 }

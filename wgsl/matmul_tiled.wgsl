@@ -127,6 +127,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ty = li / TX;
 
   var acc: array<array<vec4<f32>, TN / 4u>, TM>;
+#if F16_MATH
+  var part: array<array<vec4<f16>, TN / 4u>, TM>;
+#endif
   let slices = (p.K + BK - 1u) / BK;
   load_slice(a0, b0, m0, n0, 0u, li);
   for (var s = 0u; s < slices; s++) {
@@ -135,9 +138,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (s + 1u < slices) {
       load_slice(a0, b0, m0, n0, (s + 1u) * BK, li);
     }
-#if F16_MATH
-    var part: array<array<vec4<f16>, TN / 4u>, TM>;
-#endif
     for (var k = 0u; k < BK; k++) {
       var bv: array<ST, TN / 4u>;
       for (var jq = 0u; jq < TN / 4u; jq++) {
@@ -160,6 +160,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = 0u; i < TM; i++) {
       for (var jq = 0u; jq < TN / 4u; jq++) {
         acc[i][jq] += vec4<f32>(part[i][jq]);
+        part[i][jq] = vec4<f16>();
       }
     }
 #endif

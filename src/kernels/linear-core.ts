@@ -6,6 +6,7 @@ import type { GemmProblem, VariantChoice } from './linear-problem.js';
 import { pickVariant } from './tuning.js';
 import {
   commonSource,
+  epilogueFlags,
   resolveVariant,
   shaderName,
   variantDefines,
@@ -105,6 +106,7 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
   const variant: ResolvedVariant = resolveVariant(gpu, p, choice ?? pickVariant(gpu, p), aligned);
   const plan = planChunks(gpu, p);
   const ldb = p.bLayout === 'nk' ? p.K : p.N;
+  const flags = epilogueFlags(p);
 
   for (let z0 = 0; z0 < p.batch; z0 += plan.batchChunk) {
     const zc = Math.min(plan.batchChunk, p.batch - z0);
@@ -123,14 +125,13 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
             ? bindRange(p.b, z0 * p.bBatchStride + n0 * p.K, (zc - 1) * p.bBatchStride + nc * p.K)
             : bindRange(p.b, z0 * p.bBatchStride, (zc - 1) * p.bBatchStride + p.K * p.N);
         const biasB = p.bias ? bindRange(p.bias, n0, nc) : null;
-        const buffers = [aB.binding, bB.binding, cB.binding];
-        if (biasB) buffers.push(biasB.binding);
-        if (rB) buffers.push(rB.binding);
+        const buffers = [aB.binding, bB.binding, cB.binding, biasB?.binding ?? aB.binding, rB?.binding ?? aB.binding];
         const u = uniforms()
           .u32(mc, nc, p.K)
           .u32(offsetInChunk(aB), offsetInChunk(bB), offsetInChunk(cB) + n0, biasB ? offsetInChunk(biasB) : 0, rB ? offsetInChunk(rB) + n0 : 0)
           .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, p.K, ldb, p.N)
           .f32(p.alpha)
+          .u32(flags)
           .build();
         gpu.dispatch({
           label: `linear:${variant.kind}`,

@@ -39,6 +39,11 @@ const REGBLOCK = { WG: 64, TM: 4, TN: 8 } as const;
 const GEMV_ROWS = { WG: 64, ROWS: 2 } as const;
 const GEMV_COOP_WG = 128;
 
+/** The GEMV kernels are compiled for 1, 2, 4 or 8 rows of A (M up to that), to bound the pipelines. */
+function gemvRowBucket(M: number): number {
+  return M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+}
+
 /** Rows of B per workgroup of gemv-coop: fewer as M grows, to bound the partial sums per invocation. */
 function coopRows(M: number): number {
   return M <= 2 ? 4 : M <= 4 ? 2 : 1;
@@ -50,8 +55,15 @@ export function tiledWorkgroupBytes(tile: TiledConfig, f16Math: boolean): number
   return (t.BK * (t.BM + t.BN)) * (f16Math ? 2 : 4);
 }
 
-export function gemvCoopWorkgroupBytes(M: number, subgroups: boolean): number {
-  return M * coopRows(M) * (subgroups ? GEMV_COOP_WG / 4 : GEMV_COOP_WG) * 4;
+/** The epilogue flags of linear_common (bias, activation, residual), chosen at run time. */
+export function epilogueFlags(p: GemmProblem): number {
+  let f = 0;
+  if (p.bias) f |= 1;
+  if (p.activation === 'gelu') f |= 2;
+  else if (p.activation === 'relu') f |= 4;
+  if (p.residual && !p.residualInPlace) f |= 8;
+  if (p.residualInPlace) f |= 16;
+  return f;
 }
 
 /** Whether every row start and K allow 4-element vector loads (and N too for a [K, N] B). */
@@ -70,35 +82,27 @@ export function vecAligned(p: GemmProblem, aOffset: number, bOffset: number): bo
 
 /** Compile-time constants of the shader for `problem` run by `v` on a chunk of `rows` rows of A. */
 export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number): Record<string, string | number | boolean> {
-  const biasBinding = 4;
-  const resBinding = p.bias ? 5 : 4;
   const d: Record<string, string | number | boolean> = {
     A_T: p.a.dtype,
     B_T: p.b.dtype,
     C_T: p.out.dtype,
-    BIAS_T: p.bias?.dtype ?? 'f32',
-    R_T: p.residual?.dtype ?? 'f32',
+    // An absent bias or residual is bound to A (never read), so it takes A's type: one pipeline less.
+    BIAS_T: p.bias?.dtype ?? p.a.dtype,
+    R_T: p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype,
     A_F16: p.a.dtype === 'f16',
     B_F16: p.b.dtype === 'f16',
     B_NK: p.bLayout === 'nk',
     VEC: v.vec,
-    BIAS: p.bias !== null,
-    ACT_GELU: p.activation === 'gelu',
-    ACT_RELU: p.activation === 'relu',
-    RESIDUAL: p.residual !== null && !p.residualInPlace,
-    RESIDUAL_INPLACE: p.residualInPlace,
-    BIAS_BINDING: biasBinding,
-    RES_BINDING: resBinding,
   };
   d.F16 =
     v.f16Math ||
     [p.a, p.b, p.out, p.bias, p.residual].some((t) => t?.dtype === 'f16');
   switch (v.kind) {
     case 'gemv-rows':
-      Object.assign(d, GEMV_ROWS, { MR: rows });
+      Object.assign(d, GEMV_ROWS, { MR: gemvRowBucket(rows) });
       break;
     case 'gemv-coop':
-      Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(rows), MR: rows, SUBGROUPS: v.subgroups });
+      Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(gemvRowBucket(rows)), MR: gemvRowBucket(rows), SUBGROUPS: v.subgroups });
       break;
     case 'regblock':
       Object.assign(d, REGBLOCK);
@@ -122,7 +126,7 @@ export function variantWorkgroups(v: ResolvedVariant, rows: number, cols: number
     case 'gemv-rows':
       return [Math.ceil(Math.ceil(cols / GEMV_ROWS.ROWS) / GEMV_ROWS.WG), 1, batches];
     case 'gemv-coop':
-      return [Math.ceil(cols / coopRows(rows)), 1, batches];
+      return [Math.ceil(cols / coopRows(gemvRowBucket(rows))), 1, batches];
     case 'regblock':
       return [Math.ceil(Math.ceil(cols / REGBLOCK.TN) / REGBLOCK.WG), Math.ceil(rows / REGBLOCK.TM), batches];
     case 'tiled': {
