@@ -26,12 +26,43 @@ export interface BenchResult {
   kernel: string;
   shape: string;
   dtype: string;
-  /** Milliseconds per run(). */
-  ms: number;
+  /** Milliseconds per run(); null when the case could not run. */
+  ms: number | null;
   gflops?: number;
   gbps?: number;
   /** Fraction of the roofline bound (the tighter of compute and bandwidth) this case reached. */
   roofline_fraction?: number;
   /** Set instead of the numbers when the case could not run. */
   error?: string;
+}
+
+/**
+ * Optional extension of BenchInstance for work that is not on the engine's device (peers): waits until
+ * everything `run()` recorded has finished. Without it the harness awaits `gpu.sync()`.
+ */
+export interface PeerBenchInstance extends BenchInstance {
+  sync(): Promise<void>;
+}
+
+/** Deterministic, well-scaled values (|v| < 0.5, no denormals) for benchmark operands; fast to make. */
+export function benchValues(n: number, seed = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 4294967296 - 0.5) * 0.999;
+  }
+  return out;
+}
+
+/** The same as raw binary16 bits, for f16 tensors (converting hundreds of MB of floats is slow). */
+export function benchHalfBits(n: number, seed = 1): Uint16Array {
+  const out = new Uint16Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    // sign, exponent 8..13 (2^-7 .. 2^-2), random mantissa
+    out[i] = ((s >>> 31) << 15) | ((8 + ((s >>> 24) % 6)) << 10) | (s & 0x3ff);
+  }
+  return out;
 }

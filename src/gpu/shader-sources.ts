@@ -29,6 +29,7 @@ export const SHADER_NAMES = [
   'gemv_coop',
   'matmul_regblock',
   'matmul_tiled',
+  'naive_matmul',
 ] as const;
 
 export type ShaderName = (typeof SHADER_NAMES)[number] | (string & {});
