@@ -3,7 +3,7 @@
 // MR x ROWS vec4 accumulators in registers. A's addresses are uniform across the workgroup (k and m
 // are), so software rasterisers load A once and broadcast it; nothing touches workgroup memory.
 // Grid: x * WG invocations cover ceil(N / ROWS) row groups, z = batch.
-// Defines (beyond linear_common): WG, ROWS, MR (rows of A compiled for: M <= MR; rows past M re-read
+// Defines (beyond linear_common): WG, ROWS, B_WIDE (f16 B read 8 at a time; K % 8 == 0), MR (rows of A compiled for: M <= MR; rows past M re-read
 // row M - 1 and are not stored).
 
 ${COMMON}
@@ -27,6 +27,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   var acc: array<array<vec4<f32>, ${ROWS}>, ${MR}>;
   let k4 = p.K & ~3u;
+#if B_WIDE
+  // f16 B with K a multiple of 8: eight weights per 16-byte load.
+  for (var k = 0u; k < k4; k += 8u) {
+    var xa: array<vec4<f32>, ${MR}>;
+    var xb: array<vec4<f32>, ${MR}>;
+    for (var m = 0u; m < ${MR}u; m++) {
+      xa[m] = ld_a4(arow[m] + k);
+      xb[m] = ld_a4(arow[m] + k + 4u);
+    }
+    for (var r = 0u; r < ${ROWS}u; r++) {
+      let w = ld_b8(brow[r] + k);
+      for (var m = 0u; m < ${MR}u; m++) {
+        acc[m][r] = fma(xa[m], w[0], acc[m][r]);
+        acc[m][r] = fma(xb[m], w[1], acc[m][r]);
+      }
+    }
+  }
+#else
   for (var k = 0u; k < k4; k += 4u) {
     var xa: array<vec4<f32>, ${MR}>;
     for (var m = 0u; m < ${MR}u; m++) {
@@ -39,6 +57,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       }
     }
   }
+#endif
   for (var m = 0u; m < ${MR}u; m++) {
     for (var r = 0u; r < ${ROWS}u; r++) {
       var s = dot(acc[m][r], vec4<f32>(1.0));

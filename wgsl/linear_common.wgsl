@@ -46,7 +46,9 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 #else
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 #endif
-#if B_F16
+#if B_WIDE
+@group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
+#elif B_F16
 @group(0) @binding(2) var<storage, read> b: array<vec2<u32>>;
 #else
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
@@ -75,7 +77,11 @@ fn ld_a4(e: u32) -> vec4<f32> {
 
 fn ld_b4(e: u32) -> vec4<f32> {
 #if VEC
-#if B_F16
+#if B_WIDE
+  let q = b[e >> 3u];
+  let h = select(q.xy, q.zw, (e & 4u) != 0u);
+  return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
+#elif B_F16
   let q = b[e >> 2u];
   return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
 #else
@@ -85,6 +91,15 @@ fn ld_b4(e: u32) -> vec4<f32> {
   return vec4<f32>(f32(b[e]), f32(b[e + 1u]), f32(b[e + 2u]), f32(b[e + 3u]));
 #endif
 }
+
+#if B_WIDE
+// Eight f16 elements from e (a multiple of 8) in one 16-byte load: half the load instructions of two
+// ld_b4, which is what a software rasteriser's skinny GEMV is bound by.
+fn ld_b8(e: u32) -> mat2x4<f32> {
+  let q = b[e >> 3u];
+  return mat2x4<f32>(vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y)), vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w)));
+}
+#endif
 
 #if !VEC
 // Single elements, for the K (and KN-layout N) tails that only exist without VEC.

@@ -12,6 +12,7 @@ import {
   variantDefines,
   variantWorkgroups,
   vecAligned,
+  wideAligned,
   type ResolvedVariant,
 } from './linear-variants.js';
 
@@ -103,7 +104,7 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
   const gpu = p.out.gpu;
   if (p.M === 0 || p.N === 0 || p.batch === 0) return;
   const aligned = vecAligned(p, p.a.offset, p.b.offset);
-  const variant: ResolvedVariant = resolveVariant(gpu, p, choice ?? pickVariant(gpu, p), aligned);
+  const variant: ResolvedVariant = resolveVariant(gpu, p, choice ?? pickVariant(gpu, p), aligned, wideAligned(p, p.b.offset));
   const plan = planChunks(gpu, p);
   const ldb = p.bLayout === 'nk' ? p.K : p.N;
   const flags = epilogueFlags(p);
