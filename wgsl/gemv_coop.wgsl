@@ -3,7 +3,7 @@
 // for f16). Partial sums are reduced with subgroupAdd plus one workgroup step (SUBGROUPS), or with a
 // workgroup-memory tree where subgroups are missing. Memory-bound: the whole point is bytes in flight.
 // Grid: x = ceil(N / ROWS), z = batch.
-// Defines (beyond linear_common): WG (power of two), ROWS, MR (= M, 1..8), SUBGROUPS.
+// Defines (beyond linear_common): WG (power of two), ROWS, B_WIDE (f16 B read 8 at a time; K % 8 == 0), MR (= M, 1..8), SUBGROUPS.
 
 ${COMMON}
 
@@ -37,6 +37,23 @@ fn main(
   }
   var acc: array<f32, NV>;
   let k4 = p.K & ~3u;
+#if B_WIDE
+  // f16 B with K a multiple of 8: 16 bytes per invocation and row, 512 contiguous bytes per 32 lanes.
+  for (var k = li * 8u; k < k4; k += ${WG}u * 8u) {
+    var xa: array<vec4<f32>, ${MR}>;
+    var xb: array<vec4<f32>, ${MR}>;
+    for (var m = 0u; m < ${MR}u; m++) {
+      xa[m] = ld_a4(arow[m] + k);
+      xb[m] = ld_a4(arow[m] + k + 4u);
+    }
+    for (var r = 0u; r < ${ROWS}u; r++) {
+      let w = ld_b8(brow[r] + k);
+      for (var m = 0u; m < ${MR}u; m++) {
+        acc[m * ${ROWS}u + r] += dot(xa[m], w[0]) + dot(xb[m], w[1]);
+      }
+    }
+  }
+#else
   for (var k = li * 4u; k < k4; k += ${WG}u * 4u) {
     var xa: array<vec4<f32>, ${MR}>;
     for (var m = 0u; m < ${MR}u; m++) {
@@ -49,6 +66,7 @@ fn main(
       }
     }
   }
+#endif
 #if !VEC
   for (var k = k4 + li; k < p.K; k += ${WG}u) {
     for (var r = 0u; r < ${ROWS}u; r++) {

@@ -1,6 +1,7 @@
 import type { BenchCase } from '../harness.js';
 import { benchHalfBits, benchValues } from '../harness.js';
 import { linear } from '../../src/kernels/linear.js';
+import { tuneLinear } from '../../src/kernels/tuning.js';
 import { Tensor } from '../../src/tensor.js';
 
 /** Linear layers at BLIP-2 OPT-2.7B's real shapes (M rows x K -> N, with bias), f16 and f32 weights. */
@@ -36,8 +37,11 @@ function linearCase(s: LinearShape, weights: 'f16' | 'f32'): BenchCase {
     dtype: weights === 'f16' ? 'f16w/f32a' : 'f32',
     flops: 2 * M * N * K,
     bytes: N * K * wBytes + (M * K + M * N + (s.bias ? N : 0)) * 4,
-    setup(gpu) {
+    async setup(gpu) {
       if (weights === 'f16' && !gpu.caps.f16) throw new Error('skipped: the device has no shader-f16');
+      // As the model would at load time: measure the candidate kernels for this shape (GPUs only;
+      // software adapters keep their measured rule of thumb).
+      await tuneLinear(gpu, [{ M, K, N, xDtype: 'f32', wDtype: weights }]);
       const x = Tensor.from(gpu, benchValues(M * K, 1), [M, K]);
       const w =
         weights === 'f16'

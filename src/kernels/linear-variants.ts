@@ -6,7 +6,7 @@ import type { GemmProblem, TiledConfig, VariantChoice, VariantKind } from './lin
 export interface ResolvedVariant {
   kind: VariantKind;
   vec: boolean;
-  /** gemv-rows: f16 B read 8 elements per load (K and B's row starts multiples of 8). */
+  /** GEMV kernels: f16 B read 8 elements per load (K and B's row starts multiples of 8). */
   wide: boolean;
   subgroups: boolean;
   tile: TiledConfig;
@@ -108,7 +108,7 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
       Object.assign(d, GEMV_ROWS, { MR: gemvRowBucket(rows), B_WIDE: v.wide });
       break;
     case 'gemv-coop':
-      Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(gemvRowBucket(rows)), MR: gemvRowBucket(rows), SUBGROUPS: v.subgroups });
+      Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(gemvRowBucket(rows)), MR: gemvRowBucket(rows), SUBGROUPS: v.subgroups, B_WIDE: v.wide });
       break;
     case 'regblock':
       Object.assign(d, REGBLOCK);
@@ -171,6 +171,6 @@ export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, 
   if (choice.kind === 'tiled' && tiledWorkgroupBytes(tile, f16Math) > gpu.caps.maxComputeWorkgroupStorageSize) {
     throw new Error(`linear: ${tile} needs more workgroup memory than the device has`);
   }
-  const wide = choice.kind === 'gemv-rows' && vec && alignedForWide;
+  const wide = isGemvKind(choice.kind) && vec && alignedForWide;
   return { kind: choice.kind, vec, wide, subgroups, tile, f16Math };
 }

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { linearRef, matmulRef } from '../../src/cpu/linear.js';
-import { linear, linearWithVariant, matmul, matmulWithVariant, type Activation } from '../../src/kernels/linear.js';
+import { linear, linearProblem, linearWithVariant, matmul, matmulWithVariant, type Activation } from '../../src/kernels/linear.js';
+import { clearTuning, defaultVariant, exportTuning, importTuning, pickVariant, tuneLinear } from '../../src/kernels/tuning.js';
 import type { VariantChoice } from '../../src/kernels/linear-problem.js';
 import { Tensor, type DType } from '../../src/tensor.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
@@ -166,6 +167,39 @@ describe('linear matches the CPU reference', () => {
     }
     x.dispose();
     w.dispose();
+  });
+});
+
+describe('variant choice', () => {
+  it('tunes by measurement, caches the winner per device and exports it', async () => {
+    const made = await tuneLinear(gpu, [{ M: 1, K: 88, N: 64, wDtype: 'f16' }], { force: true, runs: 1 });
+    const keys = Object.keys(made);
+    expect(keys).toHaveLength(1);
+    const choice = made[keys[0]!]!;
+    const xs = randn(88, 1);
+    const ws = roundTo('f16', randn(64 * 88, 2));
+    const x = Tensor.from(gpu, xs, [1, 88]);
+    const w = Tensor.from(gpu, ws, [64, 88], 'f16');
+    const p = linearProblem(x, w);
+    expect(pickVariant(gpu, p)).toEqual(choice);
+    const table = exportTuning(gpu);
+    clearTuning(gpu);
+    expect(pickVariant(gpu, p)).toEqual(defaultVariant(gpu, p));
+    expect(importTuning(gpu, { ...table, adapter: 'some other adapter' })).toBe(false);
+    expect(importTuning(gpu, table)).toBe(true);
+    expect(pickVariant(gpu, p)).toEqual(choice);
+    p.out.dispose();
+    const y = linear(x, w);
+    expect(toleranceRatio(await y.read(), linearRef(xs, ws, 1, 88, 64), ATOL_F32 * Math.sqrt(88), 0)).toBeLessThanOrEqual(1);
+    clearTuning(gpu);
+    for (const t of [x, w, y]) t.dispose();
+  });
+
+  it('follows the rule of thumb by adapter class', () => {
+    const software = gpu.caps.isSoftware;
+    expect(defaultVariant(gpu, { M: 1, N: 10240, bLayout: 'nk' }).kind).toBe(software ? 'gemv-rows' : 'gemv-coop');
+    expect(defaultVariant(gpu, { M: 257, N: 4224, bLayout: 'nk' }).kind).toBe(software ? 'regblock' : 'tiled');
+    expect(defaultVariant(gpu, { M: 1, N: 64, bLayout: 'kn' }).kind).toBe(software ? 'regblock' : 'tiled');
   });
 });
 
