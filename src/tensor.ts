@@ -291,6 +291,13 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+/** Disposes every tensor reachable from `value` (model outputs: objects, arrays, Maps), each once. */
+export function disposeTree(value: unknown): void {
+  const found = new Set<Tensor>();
+  collectTensors(value, found);
+  for (const t of found) t.dispose();
+}
+
 /** Takes `t` out of every enclosing tidy() scope: the caller now owns it and must dispose it. */
 export function keep<T extends Tensor>(t: T): T {
   for (const s of scopes) s.delete(t);

@@ -37,6 +37,8 @@ export interface Blip2ForwardArgs {
   /** Appends to this cache (created by the caller) so generation can continue from here. */
   past_key_values?: OPTKVCache | null;
   logits_to_keep?: number;
+  /** Replaces the learned query_tokens ([1|B, Q, hidden], any Q): input_ids must then hold Q `<image>` tokens per row. */
+  query_embeds?: Tensor;
 }
 
 export interface Blip2Output extends ImageFeatures {
@@ -165,7 +167,11 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
 
   forward(args: Blip2ForwardArgs): Blip2Output {
     return tidy(() => {
-      const features = this.get_image_features(args.pixel_values, { output_hidden_states: args.output_hidden_states, output_attentions: args.output_attentions });
+      const features = this.get_image_features(args.pixel_values, {
+        output_hidden_states: args.output_hidden_states,
+        output_attentions: args.output_attentions,
+        query_embeds: args.query_embeds,
+      });
       const { inputs_embeds, attention_mask } = this.merge_image_features(features.language_model_inputs, args.input_ids, args.attention_mask);
       const language_model_outputs = this.language_model.call({
         inputs_embeds,

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import type { SafetensorsFile } from '../../src/io/safetensors.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
-import { Tensor, tidy } from '../../src/tensor.js';
+import { disposeTree, Tensor, tidy } from '../../src/tensor.js';
 import { maxAbsDiff, testGpu } from '../helpers.js';
 import { loadFixtures, readFloat32, readIntegers } from '../support/fixtures.js';
 
@@ -90,7 +90,7 @@ for (const fx of loadFixtures()) {
           expect(argmaxLastRow((await out.logits.read()) as Float32Array, V)).toBe(c.greedy.new_tokens[0]);
         } finally {
           pixel_values.dispose();
-          for (const t of collect(out)) t.dispose();
+          disposeTree(out);
         }
       });
     }
@@ -115,7 +115,7 @@ for (const fx of loadFixtures()) {
             expect(argmaxLastRow((await out.logits.read()) as Float32Array, out.logits.dim(-1))).toBe(c.greedy.new_tokens[0]);
           } finally {
             pixel_values.dispose();
-            for (const t of collect(out)) t.dispose();
+            disposeTree(out);
           }
         }
       } finally {
@@ -123,12 +123,4 @@ for (const fx of loadFixtures()) {
       }
     });
   });
-}
-
-/** Every tensor reachable from a model output, once. */
-function collect(value: unknown, out = new Set<Tensor>()): Set<Tensor> {
-  if (value instanceof Tensor) out.add(value);
-  else if (Array.isArray(value)) value.forEach((v) => collect(v, out));
-  else if (value && typeof value === 'object') Object.values(value).forEach((v) => collect(v, out));
-  return out;
 }
