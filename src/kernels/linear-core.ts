@@ -1,7 +1,7 @@
 import type { Gpu } from '../gpu/gpu.js';
 import { uniforms } from '../gpu/uniforms.js';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor.js';
-import { bindRange, worstCaseBindingBytes, type RangeBinding } from './linear-bind.js';
+import { bindRange, worstCaseBindingBytes } from './linear-bind.js';
 import type { GemmProblem, VariantChoice } from './linear-problem.js';
 import { pickVariant } from './tuning.js';
 import {
@@ -92,10 +92,6 @@ function planChunks(gpu: Gpu, p: GemmProblem): ChunkPlan {
   return { batchChunk: 1, rowChunk, colChunk };
 }
 
-function offsetInChunk(b: RangeBinding): number {
-  return b.elementOffset;
-}
-
 /**
  * Records the dispatches of one validated problem: picks the variant (unless `choice` forces one),
  * splits operands that exceed the binding limit, and launches one kernel per chunk.
@@ -129,7 +125,8 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
         const buffers = [aB.binding, bB.binding, cB.binding, biasB?.binding ?? aB.binding, rB?.binding ?? aB.binding];
         const u = uniforms()
           .u32(mc, nc, p.K)
-          .u32(offsetInChunk(aB), offsetInChunk(bB), offsetInChunk(cB) + n0, biasB ? offsetInChunk(biasB) : 0, rB ? offsetInChunk(rB) + n0 : 0)
+          // The output and residual bindings start at row m0; column chunks add n0 to their offsets.
+          .u32(aB.elementOffset, bB.elementOffset, cB.elementOffset + n0, biasB?.elementOffset ?? 0, rB ? rB.elementOffset + n0 : 0)
           .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, p.K, ldb, p.N)
           .f32(p.alpha)
           .u32(flags)
