@@ -31,8 +31,8 @@ export interface GemmProblem {
 
 export type VariantKind = 'gemv-rows' | 'gemv-coop' | 'regblock' | 'tiled';
 
-/** Tile shapes of the shared-memory kernel. */
-export type TiledConfig = 'tile64' | 'tile128';
+/** Tile shapes of the shared-memory kernel: 32x64 (few rows), 64x64, 128x128 (big problems). */
+export type TiledConfig = 'tile32' | 'tile64' | 'tile128';
 
 /** Which kernel runs a problem. Fields left out are chosen from the problem and the adapter. */
 export interface VariantChoice {

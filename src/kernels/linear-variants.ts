@@ -32,6 +32,7 @@ interface TileShape {
 }
 
 const TILES: Readonly<Record<TiledConfig, TileShape>> = {
+  tile32: { BM: 32, BN: 64, BK: 16, TM: 4, TN: 4 },
   tile64: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
   tile128: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
 };

@@ -51,7 +51,9 @@ export function defaultVariant(gpu: Gpu, p: Pick<GemmProblem, 'M' | 'N' | 'bLayo
   const software = gpu.caps.isSoftware;
   if (p.bLayout === 'nk' && p.M <= GEMV_MAX_ROWS) return { kind: software ? 'gemv-rows' : 'gemv-coop' };
   if (software) return { kind: 'regblock' };
-  // Big tiles only where they still give every multiprocessor several workgroups.
+  // Big tiles only where they still give every multiprocessor several workgroups; short ones where
+  // 64 rows would mostly compute padding (the Q-Former's 32 queries).
+  if (p.M <= 32) return { kind: 'tiled', tile: 'tile32' };
   const big = p.M >= 512 && p.N >= 512 && tiledWorkgroupBytes('tile128', false) <= gpu.caps.maxComputeWorkgroupStorageSize;
   return { kind: 'tiled', tile: big ? 'tile128' : 'tile64' };
 }
@@ -67,7 +69,7 @@ function candidates(gpu: Gpu, s: Required<TuneShape>, options: TuneOptions): Var
     list.push({ kind: 'gemv-rows' }, { kind: 'gemv-coop', subgroups: false });
     if (gpu.caps.subgroups) list.push({ kind: 'gemv-coop', subgroups: true });
   }
-  list.push({ kind: 'regblock' }, { kind: 'tiled', tile: 'tile64' });
+  list.push({ kind: 'regblock' }, { kind: 'tiled', tile: 'tile32' }, { kind: 'tiled', tile: 'tile64' });
   if (tiledWorkgroupBytes('tile128', false) <= gpu.caps.maxComputeWorkgroupStorageSize) list.push({ kind: 'tiled', tile: 'tile128' });
   if (options.allowF16Math && gpu.caps.f16) {
     list.push({ kind: 'tiled', tile: 'tile64', f16Math: true });

@@ -128,6 +128,7 @@ const VARIANTS: { name: string; choice: VariantChoice; shapes: Shape[]; atol?: n
   { name: 'regblock', choice: { kind: 'regblock' }, shapes: GENERAL_SHAPES },
   { name: 'tiled 64', choice: { kind: 'tiled', tile: 'tile64' }, shapes: GENERAL_SHAPES },
   { name: 'tiled 128', choice: { kind: 'tiled', tile: 'tile128' }, shapes: FEW_SHAPES },
+  { name: 'tiled 32x64', choice: { kind: 'tiled', tile: 'tile32' }, shapes: FEW_SHAPES },
   { name: 'tiled 64, f16 math', choice: { kind: 'tiled', tile: 'tile64', f16Math: true }, shapes: FEW_SHAPES, atol: ATOL_F16_MATH },
 ];
 
@@ -200,6 +201,7 @@ describe('variant choice', () => {
     expect(defaultVariant(gpu, { M: 1, N: 10240, bLayout: 'nk' }).kind).toBe(software ? 'gemv-rows' : 'gemv-coop');
     expect(defaultVariant(gpu, { M: 257, N: 4224, bLayout: 'nk' }).kind).toBe(software ? 'regblock' : 'tiled');
     expect(defaultVariant(gpu, { M: 1, N: 64, bLayout: 'kn' }).kind).toBe(software ? 'regblock' : 'tiled');
+    if (!software) expect(defaultVariant(gpu, { M: 32, N: 3072, bLayout: 'nk' }).tile).toBe('tile32');
   });
 });
 
