@@ -49,6 +49,8 @@ interface Case {
   residual: boolean;
   xOffset?: number;
   leading?: number[]; // extra leading dims of x (their product replaces M)
+  biasType?: DType; // default: x's
+  residualType?: DType; // default: x's
 }
 
 type Epilogue = { bias: boolean; activation: Activation; residual: boolean };
@@ -79,13 +81,15 @@ async function checkLinear(c: Case, choice: VariantChoice | null, atol = ATOL_F3
   const { M, K, N } = c;
   const xs = roundTo(c.xType, randn(M * K, 11 + M + K));
   const ws = roundTo(c.wType, randn(N * K, 23 + N));
-  const bs = c.bias ? roundTo(c.xType, randn(N, 5)) : null;
-  const rs = c.residual ? roundTo(c.xType, randn(M * N, 7)) : null;
+  const biasType = c.biasType ?? c.xType;
+  const residualType = c.residualType ?? c.xType;
+  const bs = c.bias ? roundTo(biasType, randn(N, 5)) : null;
+  const rs = c.residual ? roundTo(residualType, randn(M * N, 7)) : null;
   const xShape = c.leading ? [...c.leading, K] : [M, K];
   const x = upload(xs, xShape, c.xType, c.xOffset ?? 0);
   const w = Tensor.from(gpu, ws, [N, K], c.wType);
-  const b = bs ? Tensor.from(gpu, bs, [N], c.xType) : null;
-  const r = rs ? Tensor.from(gpu, rs, [...xShape.slice(0, -1), N], c.xType) : undefined;
+  const b = bs ? Tensor.from(gpu, bs, [N], biasType) : null;
+  const r = rs ? Tensor.from(gpu, rs, [...xShape.slice(0, -1), N], residualType) : undefined;
   const options = { activation: c.activation, residual: r };
   const y = choice ? linearWithVariant(choice, x, w, b, options) : linear(x, w, b, options);
   expect(y.shape).toEqual([...xShape.slice(0, -1), N]);
@@ -150,6 +154,14 @@ describe('linear matches the CPU reference', () => {
     await checkLinear({ M: 1, K: 256, N: 300, xType: 'f32', wType: 'f16', bias: true, activation: 'none', residual: false }, null);
     await checkLinear({ M: 64, K: 96, N: 72, xType: 'f32', wType: 'f16', bias: true, activation: 'relu', residual: true }, null);
     await checkLinear({ M: 6, K: 40, N: 24, xType: 'f32', wType: 'f32', bias: true, activation: 'gelu', residual: true, leading: [2, 3] }, null);
+  });
+
+  it('mixes storage types: f16 bias and residual with f32 activations, f32 bias with f16 activations', async () => {
+    const mixed = { xType: 'f32', wType: 'f16', bias: true, activation: 'gelu', residual: true, biasType: 'f16', residualType: 'f16' } as const;
+    await checkLinear({ M: 1, K: 64, N: 40, ...mixed }, null);
+    await checkLinear({ M: 17, K: 64, N: 40, ...mixed }, null);
+    await checkLinear({ M: 17, K: 64, N: 40, ...mixed }, { kind: 'tiled' });
+    await checkLinear({ M: 5, K: 64, N: 40, xType: 'f16', wType: 'f16', bias: true, activation: 'relu', residual: true, biasType: 'f32', residualType: 'f32' }, null);
   });
 
   it('computes GELU with erf to about 1e-7 over a wide range', async () => {
