@@ -10,6 +10,7 @@ import {
   resolveVariant,
   shaderName,
   variantDefines,
+  variantKey,
   variantWorkgroups,
   vecAligned,
   wideAligned,
@@ -19,19 +20,17 @@ import {
 const pipelineCaches = new WeakMap<Gpu, Map<string, GPUComputePipeline>>();
 
 /**
- * Compiled pipelines are cached here under a short key: the kernels splice linear_common in through
- * a define, and hashing that text on every dispatch would cost more than the dispatch itself.
+ * Compiled pipelines, cached under `variantKey`: the defines (with linear_common spliced in) are only
+ * built on a miss, which keeps the per-dispatch cost of a decode step's many small linears low.
  */
-function pipelineFor(gpu: Gpu, shader: string, defines: Record<string, string | number | boolean>): GPUComputePipeline {
+function pipelineFor(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number): GPUComputePipeline {
   let cache = pipelineCaches.get(gpu);
   if (!cache) pipelineCaches.set(gpu, (cache = new Map()));
-  const key = `${shader}|${Object.keys(defines)
-    .sort()
-    .map((k) => `${k}=${String(defines[k])}`)
-    .join(',')}`;
+  const key = variantKey(p, v, rows);
   let pipeline = cache.get(key);
   if (!pipeline) {
-    pipeline = gpu.pipeline(shader, { ...defines, COMMON: commonSource(gpu, defines) });
+    const defines = variantDefines(gpu, p, v, rows);
+    pipeline = gpu.pipeline(shaderName(v.kind), { ...defines, COMMON: commonSource(gpu, defines) });
     cache.set(key, pipeline);
   }
   return pipeline;
@@ -109,8 +108,7 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
     const zc = Math.min(plan.batchChunk, p.batch - z0);
     for (let m0 = 0; m0 < p.M; m0 += plan.rowChunk) {
       const mc = Math.min(plan.rowChunk, p.M - m0);
-      const defines = variantDefines(gpu, p, variant, mc);
-      const pipeline = pipelineFor(gpu, shaderName(variant.kind), defines);
+      const pipeline = pipelineFor(gpu, p, variant, mc);
       const aB = bindRange(p.a, z0 * p.aBatchStride + m0 * p.K, (zc - 1) * p.aBatchStride + mc * p.K);
       const cCount = (zc - 1) * p.cBatchStride + mc * p.N;
       const cB = bindRange(p.out, z0 * p.cBatchStride + m0 * p.N, cCount);

@@ -87,6 +87,17 @@ export function vecAligned(p: GemmProblem, aOffset: number, bOffset: number): bo
   );
 }
 
+/**
+ * Everything `variantDefines` depends on, as a short string: the pipeline cache key, built on every
+ * dispatch without building the defines themselves.
+ */
+export function variantKey(p: GemmProblem, v: ResolvedVariant, rows: number): string {
+  const biasType = p.bias?.dtype ?? p.a.dtype;
+  const resType = p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype;
+  const bucket = isGemvKind(v.kind) ? gemvRowBucket(rows) : 0;
+  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.b.dtype}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}`;
+}
+
 /** Compile-time constants of the shader for `problem` run by `v` on a chunk of `rows` rows of A. */
 export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number): Record<string, string | number | boolean> {
   const d: Record<string, string | number | boolean> = {
