@@ -2,7 +2,7 @@ import type { Gpu } from '../gpu/gpu.js';
 import type { Defines } from '../gpu/shader-preprocess.js';
 import type { GemmProblem, TiledConfig, VariantChoice, VariantKind } from './linear-problem.js';
 
-/** A variant with every choice made: what `compile` and `workgroups` need. */
+/** A variant with every choice made (fields that do not apply to its kind are left at their defaults). */
 export interface ResolvedVariant {
   kind: VariantKind;
   vec: boolean;
@@ -172,11 +172,11 @@ export function wideAligned(p: GemmProblem, bOffset: number): boolean {
 export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, alignedForVec: boolean, alignedForWide = false): ResolvedVariant {
   const vec = choice.vec ?? alignedForVec;
   if (vec && !alignedForVec) throw new Error('linear: vector loads were forced on an unaligned problem');
-  const subgroups = choice.subgroups ?? gpu.caps.subgroups;
+  const subgroups = choice.kind === 'gemv-coop' && (choice.subgroups ?? gpu.caps.subgroups);
   if (subgroups && !gpu.caps.subgroups) throw new Error('linear: subgroups were forced on a device without them');
-  const f16Math = choice.f16Math ?? false;
+  const f16Math = choice.kind === 'tiled' && (choice.f16Math ?? false);
   if (f16Math && !gpu.caps.f16) throw new Error('linear: f16 math needs shader-f16');
-  const tile = choice.tile ?? 'tile64';
+  const tile = choice.kind === 'tiled' ? (choice.tile ?? 'tile64') : 'tile64';
   if (isGemvKind(choice.kind) && (p.bLayout !== 'nk' || p.M > GEMV_MAX_ROWS)) {
     throw new Error(`linear: ${choice.kind} needs B as [N, K] and at most ${GEMV_MAX_ROWS} rows of A`);
   }
