@@ -211,6 +211,7 @@ describe('variant choice', () => {
   it('follows the rule of thumb by adapter class', () => {
     const software = gpu.caps.isSoftware;
     expect(defaultVariant(gpu, { M: 1, N: 10240, bLayout: 'nk' }).kind).toBe(software ? 'gemv-rows' : 'gemv-coop');
+    expect(defaultVariant(gpu, { M: 5, N: 10240, bLayout: 'nk' }).kind).toBe(software ? 'regblock' : 'gemv-coop');
     expect(defaultVariant(gpu, { M: 257, N: 4224, bLayout: 'nk' }).kind).toBe(software ? 'regblock' : 'tiled');
     expect(defaultVariant(gpu, { M: 1, N: 64, bLayout: 'kn' }).kind).toBe(software ? 'regblock' : 'tiled');
     if (!software) expect(defaultVariant(gpu, { M: 32, N: 3072, bLayout: 'nk' }).tile).toBe('tile32');
