@@ -76,7 +76,8 @@ export async function writeRandomCheckpoint(outDir: string, configDir = DEFAULT_
   writeFileSync(join(outDir, 'RANDOM_WEIGHTS.md'), 'Random weights with the real blip2-opt-2.7b config, key names, shapes and shard layout. Written by bench/random-checkpoint.ts; useful for speed and memory measurements only.\n');
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+// Run as a script (tsx bench/random-checkpoint.ts, or its bundle), not when imported by bench/model.ts.
+if (/random-checkpoint\.(ts|js|mjs)$/.test(process.argv[1] ?? '')) {
   const out = process.argv[2];
   if (!out) {
     console.error('usage: tsx bench/random-checkpoint.ts OUT_DIR [--config-dir DIR]');

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (device tool) from the repo root, with .dev (from bench/device/build.mjs) and .gl
+# (the libvulkan1 .deb) carried. Writes everything under $OUT. Each step goes on even if an earlier one failed.
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/run.log") 2>&1
+T0=$(date +%s)
+step() { echo; echo "=== [$(( $(date +%s) - T0 ))s] $*"; }
+
+step "setup"
+ls /usr/local/nvidia/share/vulkan/icd.d/ 2>&1 | head -3
+for f in .gl/*.deb; do dpkg -x "$f" / ; done; ldconfig
+for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
+  [ -f "$icd" ] && export VK_DRIVER_FILES="$icd" && break
+done
+echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-none}"
+python3 -c "import lzma,shutil,sys; [shutil.copyfileobj(lzma.open(a), open(b,'wb')) for a,b in [('.dev/node.xz','/tmp/node'),('.dev/dawn.node.xz','.dev/node_modules/webgpu/dist/linux-x64/dawn.node')]]"
+chmod +x /tmp/node
+ln -sfn ../node_modules .dev/b/node_modules
+NODE=/tmp/node
+$NODE --version
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv
+export XDG_RUNTIME_DIR=/tmp
+
+step "probe"
+timeout 60 $NODE .dev/b/probe.mjs 2>&1 | tee "$OUT/probe.txt"
+
+step "parity on the tiny fixture (GPU kernel variants)"
+timeout 60 $NODE .dev/b/parity.mjs test/fixtures/tiny-blip2 2>&1 | tee "$OUT/parity.txt"
+
+step "kernel benchmark"
+timeout ${KERNEL_TIMEOUT:-110} $NODE .dev/b/kernels.mjs --json "$OUT/kernels.json" --time ${KERNEL_TIME_MS:-200} ${KERNEL_FILTER:+--filter "$KERNEL_FILTER"}
+
+step "random full-size checkpoint"
+CKPT=${CKPT:-/tmp/blip2-random}
+[ -f "$CKPT/model.safetensors.index.json" ] || timeout 150 $NODE .dev/b/random-checkpoint.mjs "$CKPT" --config-dir test/fixtures/hf/blip2-opt-2.7b
+
+step "model benchmark (ours)"
+timeout ${MODEL_TIMEOUT:-170} $NODE --max-old-space-size=8192 .dev/b/model.mjs --checkpoint "$CKPT" --json "$OUT/model.json" --runs 3 --tokens 20
+
+step "HF transformers reference"
+[ "${SKIP_HF:-0}" = 1 ] || timeout ${HF_TIMEOUT:-130} env PYTHONUNBUFFERED=1 python3 bench/device/hf_reference.py "$CKPT" "$OUT/hf.json"
+
+step "done"
