@@ -46,12 +46,15 @@ def bench(ckpt, dtype, decode_tokens=20):
     out = {"dtype": str(dtype), "load_s": load_s, "prefill_tokens": ids.shape[1]}
     with torch.inference_mode():
         out["vision_ms"] = cuda_ms(lambda: model.vision_model(pixel_values=pixels))
-        image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state
+        # transformers keeps the Q-Former and the query tokens in fp32 (_keep_in_fp32_modules); cast at the seams as its forward does.
+        qdt = model.query_tokens.dtype
+        image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state.to(qdt)
         q = model.query_tokens.expand(1, -1, -1)
+        pdt = model.language_projection.weight.dtype
 
         def qformer():
             h = model.qformer(query_embeds=q, encoder_hidden_states=image_embeds).last_hidden_state
-            return model.language_projection(h)
+            return model.language_projection(h.to(pdt))
 
         out["qformer_ms"] = cuda_ms(qformer)
         lm_inputs = qformer().to(dtype)
