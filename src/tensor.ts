@@ -68,9 +68,8 @@ export class Tensor {
 
   static empty(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', options: TensorOptions = {}): Tensor {
     checkShape(shape);
-    if (dtype === 'f16' && !gpu.caps.f16) {
-      throw new Error('f16 tensors need the shader-f16 feature, which this device lacks; use f32');
-    }
+    // f16 storage works on every device: kernels read f16 weights as packed pairs without shader-f16;
+    // kernels that need f16 arithmetic or f16 outputs check for the feature themselves.
     const byteLength = Math.max(4, Math.ceil((numel(shape) * BYTES_PER_ELEMENT[dtype]) / 4) * 4);
     const buffer = gpu.pool.acquire(byteLength, { exact: options.persistent, label: options.label });
     return new Tensor(gpu, new Storage(gpu, buffer, byteLength), [...shape], dtype, 0);

@@ -1,7 +1,7 @@
 // Row gather: out[k, c] = table[ids[k], c], for the ids that fall in this dispatch's slice of the table
 // (rows row_begin .. row_end-1, bound alone because a whole table may exceed the storage binding limit).
 // Ids outside [0, vocab) read nothing: the dispatch with zero_invalid = 1 writes zeros for them.
-// Defines: T (table type), OUT (output type).
+// Defines: T (table type), OUT (output type), PACKED (an f16 table read as u32 pairs: no shader-f16 needed).
 
 struct Params {
   n: u32,        // ids * d
@@ -20,7 +20,17 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
+#if PACKED
+@group(0) @binding(2) var<storage, read> table: array<u32>;
+fn load(e: u32) -> f32 {
+  return unpack2x16float(table[e >> 1u])[e & 1u];
+}
+#else
 @group(0) @binding(2) var<storage, read> table: array<${T}>;
+fn load(e: u32) -> ${T} {
+  return table[e];
+}
+#endif
 @group(0) @binding(3) var<storage, read_write> out: array<${OUT}>;
 
 @compute @workgroup_size(256)
@@ -33,7 +43,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   // Negative ids become huge as u32, so one comparison per bound covers them.
   let row = u32(id);
   if (id >= 0 && row >= p.row_begin && row < p.row_end) {
-    out[p.out_off + i] = ${OUT}(table[p.t_off + (row - p.row_begin) * p.d + c]);
+    out[p.out_off + i] = ${OUT}(load(p.t_off + (row - p.row_begin) * p.d + c));
   } else if (p.zero_invalid == 1u && (id < 0 || row >= p.vocab)) {
     out[p.out_off + i] = ${OUT}(0.0);
   }

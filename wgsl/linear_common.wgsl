@@ -10,7 +10,8 @@
 //   shares one pipeline, which matters where compiling a pipeline takes seconds (lavapipe). Absent
 //   bias and residual bindings are filled with A's binding and never read.
 //
-// Defines: A_T, B_T, C_T, BIAS_T, R_T (storage types, f32 or f16), A_F16 / B_F16 (operand is f16),
+// Defines: A_T, B_T, C_T, BIAS_T, R_T (storage types, f32 or f16), A_F16 / B_F16 (operand is f16, read as
+// packed u32 pairs, so f16 weights work on devices without shader-f16),
 // B_NK, VEC (every row start and K are multiples of 4 elements: operands are read as 4-element
 // vectors, f16 ones as vec2<u32>).
 
@@ -54,8 +55,17 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 #endif
 #else
+// f16 operands are read as packed pairs (unpack2x16float is core WGSL): no shader-f16 needed for them.
+#if A_F16
+@group(0) @binding(1) var<storage, read> a: array<u32>;
+#else
 @group(0) @binding(1) var<storage, read> a: array<${A_T}>;
+#endif
+#if B_F16
+@group(0) @binding(2) var<storage, read> b: array<u32>;
+#else
 @group(0) @binding(2) var<storage, read> b: array<${B_T}>;
+#endif
 #endif
 @group(0) @binding(3) var<storage, read_write> c: array<${C_T}>;
 @group(0) @binding(4) var<storage, read> bias: array<${BIAS_T}>;
@@ -71,7 +81,7 @@ fn ld_a4(e: u32) -> vec4<f32> {
   return a[e >> 2u];
 #endif
 #else
-  return vec4<f32>(f32(a[e]), f32(a[e + 1u]), f32(a[e + 2u]), f32(a[e + 3u]));
+  return vec4<f32>(ld_a1(e), ld_a1(e + 1u), ld_a1(e + 2u), ld_a1(e + 3u));
 #endif
 }
 
@@ -88,7 +98,7 @@ fn ld_b4(e: u32) -> vec4<f32> {
   return b[e >> 2u];
 #endif
 #else
-  return vec4<f32>(f32(b[e]), f32(b[e + 1u]), f32(b[e + 2u]), f32(b[e + 3u]));
+  return vec4<f32>(ld_b1(e), ld_b1(e + 1u), ld_b1(e + 2u), ld_b1(e + 3u));
 #endif
 }
 
@@ -104,10 +114,18 @@ fn ld_b8(e: u32) -> mat2x4<f32> {
 #if !VEC
 // Single elements, for the K (and KN-layout N) tails that only exist without VEC.
 fn ld_a1(e: u32) -> f32 {
+#if A_F16
+  return unpack2x16float(a[e >> 1u])[e & 1u];
+#else
   return f32(a[e]);
+#endif
 }
 fn ld_b1(e: u32) -> f32 {
+#if B_F16
+  return unpack2x16float(b[e >> 1u])[e & 1u];
+#else
   return f32(b[e]);
+#endif
 }
 #endif
 

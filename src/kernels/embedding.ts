@@ -41,7 +41,9 @@ function record(ids: Tensor, table: Tensor, out: Tensor): void {
   }
   const bIds = ids.bind();
   const bOut = out.bind();
-  const pipeline = gpu.pipeline('embedding', { T: table.dtype, OUT: outDtype, ...dtypeDefines(table.dtype, outDtype) });
+  // Without shader-f16 an f16 table is read as packed pairs; only an f16 output then needs the feature.
+  const packed = table.dtype === 'f16' && !gpu.caps.f16;
+  const pipeline = gpu.pipeline('embedding', { T: table.dtype, OUT: outDtype, PACKED: packed, ...dtypeDefines(...(packed ? [outDtype] : [table.dtype, outDtype])) });
   const g = grid1d(gpu, out.size, WG);
   const slices = vocab === 0 ? 1 : Math.ceil(vocab / rowsPerSlice);
   for (let s = 0; s < slices; s++) {

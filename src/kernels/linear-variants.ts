@@ -112,9 +112,8 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
     B_NK: p.bLayout === 'nk',
     VEC: v.vec,
   };
-  d.F16 =
-    v.f16Math ||
-    [p.a, p.b, p.out, p.bias, p.residual].some((t) => t?.dtype === 'f16');
+  // A and B are read as packed u32 pairs when f16, so only f16 math, an f16 output, bias or residual need shader-f16.
+  d.F16 = v.f16Math || [p.out, p.bias, p.residual].some((t) => t?.dtype === 'f16');
   switch (v.kind) {
     case 'gemv-rows':
       Object.assign(d, GEMV_ROWS, { MR: gemvRowBucket(rows), B_WIDE: v.wide });

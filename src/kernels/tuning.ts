@@ -96,7 +96,7 @@ export async function tuneLinear(gpu: Gpu, shapes: readonly TuneShape[], options
   if (!table) tables.set(gpu, (table = new Map()));
   const runs = options.runs ?? 5;
   for (const shape of shapes) {
-    const s: Required<TuneShape> = { xDtype: 'f32', wDtype: gpu.caps.f16 ? 'f16' : 'f32', ...shape };
+    const s: Required<TuneShape> = { xDtype: 'f32', wDtype: 'f16', ...shape };
     const x = Tensor.from(gpu, new Float32Array(s.M * s.K).fill(0.25), [s.M, s.K], s.xDtype);
     const w = Tensor.from(gpu, new Float32Array(s.N * s.K).fill(0.125), [s.N, s.K], s.wDtype);
     const y = Tensor.empty(gpu, [s.M, s.N], s.xDtype);

@@ -58,7 +58,7 @@ export interface MergedInputs {
 export interface FromPretrainedOptions {
   /** The device (default: the process-wide one). */
   gpu?: Gpu;
-  /** Storage of the large weights: f16 (default where the device has shader-f16) or f32. */
+  /** Storage of the large weights: f16 (default; read as packed pairs where the device lacks shader-f16) or f32. */
   dtype?: 'f16' | 'f32';
   onProgress?: (p: LoadProgress) => void;
 }
@@ -74,7 +74,7 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
     const model = new Blip2ForConditionalGeneration(config);
     const source = await openCheckpoint(dir);
     try {
-      await loadWeights(model, source, gpu, { dtype: options.dtype ?? (gpu.caps.f16 ? 'f16' : 'f32'), onProgress: options.onProgress });
+      await loadWeights(model, source, gpu, { dtype: options.dtype ?? 'f16', onProgress: options.onProgress });
     } finally {
       await source.close();
     }

@@ -109,7 +109,6 @@ async function upload(gpu: Gpu, source: TensorSource, name: string, dst: Tensor,
  * storage dtype on the way. Host memory stays near one chunk; Dawn's staging memory is drained regularly.
  */
 export async function loadWeights(model: Module, source: TensorSource, gpu: Gpu, options: LoadOptions): Promise<void> {
-  if (options.dtype === 'f16' && !gpu.caps.f16) throw new Error('f16 weights need the shader-f16 feature, which this device lacks; load with dtype f32');
   const plan = planLoad(model, source);
   const chunk = Math.max(2, Math.floor((options.chunkElements ?? 4 * 1024 * 1024) / 2) * 2); // even: f16 writes stay 4-byte aligned
   const totalBytes = plan.reduce((a, p) => a + plannedBytes(source, p), 0);
