@@ -36,8 +36,10 @@ step "random full-size checkpoint"
 CKPT=${CKPT:-/tmp/blip2-random}
 [ -f "$CKPT/model.safetensors.index.json" ] || timeout 150 $NODE .dev/b/random-checkpoint.mjs "$CKPT" --config-dir test/fixtures/hf/blip2-opt-2.7b
 
-step "model benchmark (ours)"
-timeout ${MODEL_TIMEOUT:-170} $NODE --max-old-space-size=8192 .dev/b/model.mjs --checkpoint "$CKPT" --json "$OUT/model.json" --runs 3 --tokens 20
+for dtype in ${MODEL_DTYPES:-f16 f32}; do
+  step "model benchmark (ours, $dtype weights)"
+  timeout ${MODEL_TIMEOUT:-150} $NODE --max-old-space-size=8192 .dev/b/model.mjs --checkpoint "$CKPT" --dtype $dtype --json "$OUT/model-$dtype.json" --runs 3 --tokens 20
+done
 
 step "HF transformers reference"
 [ "${SKIP_HF:-0}" = 1 ] || timeout ${HF_TIMEOUT:-130} env PYTHONUNBUFFERED=1 python3 bench/device/hf_reference.py "$CKPT" "$OUT/hf.json"
