@@ -1,10 +1,11 @@
 import { getPlatform } from '../platform/index.js';
+import { BindGroupCache, type BufferRange } from './bind-group-cache.js';
 import { BufferPool, type PoolStats } from './buffer-pool.js';
 import { describeAdapter, isSoftwareAdapter, type Capabilities } from './capabilities.js';
 import { DeviceLostError, GpuError, NoAdapterError } from './errors.js';
 import { preprocessWgsl, type Defines } from './shader-preprocess.js';
 import { loadShaderSources } from './shader-sources.js';
-import { UniformArena } from './uniform-arena.js';
+import { CHUNK_BYTES, StagingArena } from './staging-arena.js';
 
 export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
@@ -38,6 +39,8 @@ export interface DispatchArgs {
 }
 
 export interface GpuStats extends PoolStats {
+  bindGroupHits: number;
+  bindGroupMisses: number;
   dispatches: number;
   submits: number;
   pipelines: number;
@@ -51,8 +54,10 @@ const REQUESTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups' as GPUFe
  */
 export class Gpu {
   readonly pool: BufferPool;
+  private readonly bindGroups: BindGroupCache;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
-  private readonly uniforms: UniformArena;
+  private readonly uniforms: StagingArena;
+  private readonly uploads: StagingArena;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private recorded = 0;
@@ -75,7 +80,9 @@ export class Gpu {
     options: GpuOptions,
   ) {
     this.pool = new BufferPool(device, caps.maxBufferSize, options.maxPooledBytes, () => this.encoder !== null);
-    this.uniforms = new UniformArena(device, caps.minUniformBufferOffsetAlignment);
+    this.uniforms = new StagingArena(device, caps.minUniformBufferOffsetAlignment, GPUBufferUsage.UNIFORM, 'uniforms');
+    this.uploads = new StagingArena(device, 16, GPUBufferUsage.COPY_SRC, 'uploads');
+    this.bindGroups = new BindGroupCache(device);
     this.autoFlush = options.autoFlushDispatches ?? 2048;
     device.addEventListener('uncapturederror', (ev) => {
       const msg = (ev as GPUUncapturedErrorEvent).error?.message ?? 'unknown WebGPU error';
@@ -170,7 +177,7 @@ export class Gpu {
   }
 
   stats(): GpuStats {
-    return { ...this.pool.snapshot(), dispatches: this.dispatches, submits: this.submits, pipelines: this.pipelines.size };
+    return { ...this.pool.snapshot(), dispatches: this.dispatches, submits: this.submits, pipelines: this.pipelines.size, bindGroupHits: this.bindGroups.hits, bindGroupMisses: this.bindGroups.misses };
   }
 
   // ---------------------------------------------------------------- pipelines
@@ -251,17 +258,15 @@ export class Gpu {
     }
     if (x === 0 || y === 0 || z === 0) return;
     this.openScope();
-    const entries: GPUBindGroupEntry[] = [];
-    let binding = 0;
+    const ranges: BufferRange[] = [];
     if (args.uniforms) {
       const slot = this.uniforms.push(args.uniforms);
-      entries.push({ binding: binding++, resource: { buffer: slot.buffer, offset: slot.offset, size: slot.size } });
+      ranges.push({ buffer: slot.buffer, offset: slot.offset, size: slot.size });
     }
     for (const b of args.buffers) {
-      const r = b instanceof GPUBuffer ? { buffer: b } : { buffer: b.buffer, offset: b.offset ?? 0, size: b.size };
-      entries.push({ binding: binding++, resource: r });
+      ranges.push(b instanceof GPUBuffer ? { buffer: b, offset: 0, size: undefined } : { buffer: b.buffer, offset: b.offset ?? 0, size: b.size });
     }
-    const bindGroup = this.device.createBindGroup({ layout: args.pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = this.bindGroups.get(args.pipeline, ranges);
     const pass = this.ensurePass();
     pass.setPipeline(args.pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -280,8 +285,15 @@ export class Gpu {
   /** Writes host data into a buffer, after everything recorded so far (which may still read it). */
   write(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
     this.check();
-    if (this.recorded > 0) this.flush();
     const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    if (this.recorded > 0 && bytes.byteLength <= CHUNK_BYTES && offset % 4 === 0 && bytes.byteLength % 4 === 0) {
+      // Small uploads in the middle of recorded work (token ids, masks, positions): staged and copied into
+      // place by a recorded copy, so the decode loop does not submit once per upload.
+      const slot = this.uploads.push(bytes);
+      this.copyBuffer(slot.buffer, slot.offset, buffer, offset, bytes.byteLength);
+      return;
+    }
+    if (this.recorded > 0) this.flush();
     if (bytes.byteLength % 4 === 0) {
       this.device.queue.writeBuffer(buffer, offset, bytes);
     } else {
@@ -300,6 +312,7 @@ export class Gpu {
     const enc = this.endPass();
     this.encoder = null;
     this.uniforms.upload(this.device.queue);
+    this.uploads.upload(this.device.queue);
     this.device.queue.submit([enc.finish()]);
     this.pool.afterSubmit();
     this.closeScope();
@@ -347,9 +360,11 @@ export class Gpu {
     this.destroyed = true;
     this.encoder = null;
     this.pass = null;
+    this.bindGroups.clear();
     this.pool.trim();
     this.pool.afterSubmit();
     this.uniforms.destroy();
+    this.uploads.destroy();
     this.device.destroy();
   }
 }

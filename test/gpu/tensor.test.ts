@@ -149,3 +149,36 @@ describe('buffer lifetime', () => {
     out.dispose();
   });
 });
+
+describe('recording', () => {
+  it('small writes between recorded kernels are ordered with them, without a submit each', async () => {
+    const a = Tensor.from(gpu, [0, 0, 0, 0], [4]);
+    await gpu.sync();
+    const submits = gpu.stats().submits;
+    const outs: Tensor[] = [];
+    for (let i = 1; i <= 20; i++) {
+      a.write([i, i, i, i]); // overwrites what the previous copy still has to read
+      outs.push(copy(a));
+    }
+    expect(gpu.stats().submits).toBe(submits);
+    for (let i = 0; i < outs.length; i++) expect(Array.from(await outs[i]!.read())).toEqual([i + 1, i + 1, i + 1, i + 1]);
+    for (const t of [a, ...outs]) t.dispose();
+  });
+
+  it('reuses bind groups when the same kernels run on the same buffers again', async () => {
+    const x = Tensor.from(gpu, [1, 2, 3], [3]);
+    const step = async () => {
+      const y = copy(x);
+      const v = await y.read();
+      y.dispose();
+      return v;
+    };
+    await step();
+    const before = gpu.stats();
+    for (let i = 0; i < 5; i++) expect(Array.from(await step())).toEqual([1, 2, 3]);
+    const after = gpu.stats();
+    expect(after.bindGroupHits - before.bindGroupHits).toBe(5);
+    expect(after.bindGroupMisses).toBe(before.bindGroupMisses);
+    x.dispose();
+  });
+});

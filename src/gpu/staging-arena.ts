@@ -1,38 +1,43 @@
 /**
- * Per-dispatch parameters (sizes, offsets, scales) are packed into 64 KiB uniform chunks and uploaded
- * once per submit. Reusing a chunk right after a submit is safe: queue.writeBuffer is ordered after
- * the command buffers submitted before it.
+ * Small host data for the work being recorded, packed into 64 KiB chunks and uploaded with one writeBuffer
+ * per chunk right before the submit that uses it: per-dispatch uniforms (sizes, offsets, scales), and small
+ * tensor uploads (token ids, masks, positions), which are then copied into place by a recorded copy, so they
+ * need no submit of their own. Reusing a chunk right after a submit is safe: queue.writeBuffer is ordered
+ * after the command buffers submitted before it.
  */
-const CHUNK_BYTES = 65536;
+export const CHUNK_BYTES = 65536;
 
-export interface UniformSlot {
+export interface ArenaSlot {
   buffer: GPUBuffer;
   offset: number;
   size: number;
 }
 
-export class UniformArena {
+export class StagingArena {
   private readonly chunks: { buffer: GPUBuffer; staging: Uint8Array<ArrayBuffer> }[] = [];
   private chunkIndex = 0;
   private used = 0;
 
   constructor(
     private readonly device: GPUDevice,
+    /** Alignment of every slot's offset. */
     private readonly align: number,
+    private readonly usage: GPUBufferUsageFlags,
+    private readonly label: string,
   ) {}
 
-  /** Copies `data` (at most 256 bytes in practice) into the arena. */
-  push(data: ArrayBuffer | ArrayBufferView): UniformSlot {
+  /** Copies `data` (at most CHUNK_BYTES) into the arena; its size is padded to 16 bytes. */
+  push(data: ArrayBuffer | ArrayBufferView): ArenaSlot {
     const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
-    if (size > CHUNK_BYTES) throw new RangeError(`uniform block of ${size} bytes is too large`);
+    if (size > CHUNK_BYTES) throw new RangeError(`staged block of ${size} bytes is too large`);
     if (this.used + size > CHUNK_BYTES) {
       this.chunkIndex++;
       this.used = 0;
     }
     if (this.chunkIndex === this.chunks.length) {
       this.chunks.push({
-        buffer: this.device.createBuffer({ size: CHUNK_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'uniforms' }),
+        buffer: this.device.createBuffer({ size: CHUNK_BYTES, usage: this.usage | GPUBufferUsage.COPY_DST, label: this.label }),
         staging: new Uint8Array(CHUNK_BYTES),
       });
     }
@@ -42,11 +47,6 @@ export class UniformArena {
     if (bytes.byteLength < size) chunk.staging.fill(0, offset + bytes.byteLength, offset + size);
     this.used = Math.ceil((offset + size) / this.align) * this.align;
     return { buffer: chunk.buffer, offset, size };
-  }
-
-  /** Whether anything was pushed since the last upload. */
-  get pending(): boolean {
-    return this.chunkIndex > 0 || this.used > 0;
   }
 
   /** Uploads what was pushed since the last call and starts over. Call right before queue.submit. */
