@@ -38,7 +38,6 @@ function linearCase(s: LinearShape, weights: 'f16' | 'f32'): BenchCase {
     flops: 2 * M * N * K,
     bytes: N * K * wBytes + (M * K + M * N + (s.bias ? N : 0)) * 4,
     async setup(gpu) {
-      if (weights === 'f16' && !gpu.caps.f16) throw new Error('skipped: the device has no shader-f16');
       // As the model would at load time: measure the candidate kernels for this shape (GPUs only;
       // software adapters keep their measured rule of thumb).
       await tuneLinear(gpu, [{ M, K, N, xDtype: 'f32', wDtype: weights }]);

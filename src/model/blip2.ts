@@ -78,6 +78,7 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
     } finally {
       await source.close();
     }
+    model.language_model.fuse_qkv();
     return model;
   }
 

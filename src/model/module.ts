@@ -121,9 +121,10 @@ export abstract class Module<A extends unknown[] = unknown[], O = unknown> {
     parent[last] = module;
   }
 
-  /** Frees every parameter's GPU memory. */
+  /** Frees every parameter's GPU memory (and whatever a submodule holds besides, through its own dispose()). */
   dispose(): void {
-    for (const [, p] of this.namedParameters()) p.dispose();
+    for (const [, m] of this.namedChildren()) m.dispose();
+    for (const v of Object.values(this)) if (v instanceof Parameter) v.dispose();
   }
 }
 

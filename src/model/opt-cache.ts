@@ -4,14 +4,16 @@ import { writeRows } from '../kernels/rows.js';
 import { Tensor, keep, tidy, type DType } from '../tensor.js';
 
 /**
- * Keys and values of every decoder layer, preallocated as [batch, capacity, hidden] so decoding appends rows
- * in place (HF's DynamicCache grows by concatenation instead). `length` rows are filled, for every batch row;
- * padding is handled by the attention mask, as in HF.
+ * Keys and values of every decoder layer, preallocated as [batch, capacity, 3 * hidden] so decoding appends rows
+ * in place (HF's DynamicCache grows by concatenation instead). A row holds what OPT's fused projection
+ * produces for one token, [key | value | query]: with a batch of one the projection writes straight into the
+ * cache and attention reads keys and values from it by column (the query third is never read back; it costs
+ * memory, not bandwidth). `length` rows are filled for every batch row; padding is the attention mask's job.
  */
 export class OPTKVCache {
   private constructor(
     readonly gpu: Gpu,
-    readonly layers: { key: Tensor; value: Tensor }[],
+    readonly layers: { kv: Tensor }[],
     readonly batch: number,
     public capacity: number,
     readonly hidden: number,
@@ -19,18 +21,28 @@ export class OPTKVCache {
     public length: number,
   ) {}
 
+  /** Row width: key, value and query columns. */
+  get width(): number {
+    return 3 * this.hidden;
+  }
+
+  /** Column where the keys (0) and values (hidden) start in a row. */
+  get keyColumn(): number {
+    return 0;
+  }
+  get valueColumn(): number {
+    return this.hidden;
+  }
+
   static create(gpu: Gpu, options: { numLayers: number; batch: number; capacity: number; hidden: number; dtype: DType }): OPTKVCache {
     const { numLayers, batch, capacity, hidden, dtype } = options;
-    const layers: { key: Tensor; value: Tensor }[] = [];
+    const layers: { kv: Tensor }[] = [];
     try {
       for (let i = 0; i < numLayers; i++) {
-        layers.push({
-          key: keep(Tensor.empty(gpu, [batch, capacity, hidden], dtype, { persistent: true, label: `kv.${i}.key` })),
-          value: keep(Tensor.empty(gpu, [batch, capacity, hidden], dtype, { persistent: true, label: `kv.${i}.value` })),
-        });
+        layers.push({ kv: keep(Tensor.empty(gpu, [batch, capacity, 3 * hidden], dtype, { persistent: true, label: `kv.${i}` })) });
       }
     } catch (e) {
-      for (const l of layers) (l.key.dispose(), l.value.dispose());
+      for (const l of layers) l.kv.dispose();
       throw e;
     }
     return new OPTKVCache(gpu, layers, batch, capacity, hidden, dtype, 0);
@@ -41,25 +53,33 @@ export class OPTKVCache {
     if (needed <= this.capacity) return;
     const capacity = Math.max(needed, Math.ceil(this.capacity * 1.5));
     for (const l of this.layers) {
-      for (const which of ['key', 'value'] as const) {
-        const old = l[which];
-        const grown = keep(Tensor.empty(this.gpu, [this.batch, capacity, this.hidden], this.dtype, { persistent: true }));
-        if (this.length > 0) {
-          tidy(() => writeRows(grown, prefixRows(old, this.length), 0));
-        }
-        old.dispose();
-        l[which] = grown;
-      }
+      const old = l.kv;
+      const grown = keep(Tensor.empty(this.gpu, [this.batch, capacity, this.width], this.dtype, { persistent: true }));
+      if (this.length > 0) tidy(() => writeRows(grown, prefixRows(old, this.length), 0));
+      old.dispose(); // the pool destroys it only after the recorded copy is submitted
+      l.kv = grown;
     }
     this.capacity = capacity;
   }
 
-  /** Writes this step's keys/values ([batch, L, hidden]) of `layer` at row `start`. */
-  write(layer: number, key: Tensor, value: Tensor, start: number): void {
+  /** Writes this step's fused projection ([batch, L, 3 * hidden]) of `layer` at row `start`. */
+  write(layer: number, qkv: Tensor, start: number): void {
+    writeRows(this.layer(layer), qkv, start);
+  }
+
+  /**
+   * With a batch of one, the cache rows start .. start+L of `layer` as a contiguous [1, L, 3 * hidden] view, so
+   * the projection can write there directly (null when the batch is larger: those rows are not contiguous).
+   */
+  slot(layer: number, start: number, L: number): Tensor | null {
+    if (this.batch !== 1) return null;
+    return tidy(() => this.layer(layer).reshape([this.capacity, this.width]).rows(start, L).reshape([1, L, this.width]));
+  }
+
+  layer(layer: number): Tensor {
     const l = this.layers[layer];
     if (!l) throw new RangeError(`cache has no layer ${layer}`);
-    writeRows(l.key, key, start);
-    writeRows(l.value, value, start);
+    return l.kv;
   }
 
   /**
@@ -71,25 +91,18 @@ export class OPTKVCache {
     const n = rows.length;
     const layers = tidy(() => {
       const ids = Tensor.from(this.gpu, Int32Array.from(rows), [n], 'i32');
-      return this.layers.map((l) => ({
-        key: keep(gatherBatch(l.key, ids, n)),
-        value: keep(gatherBatch(l.value, ids, n)),
-      }));
+      return this.layers.map((l) => ({ kv: keep(gatherBatch(l.kv, ids, n)) }));
     });
-    const out = new OPTKVCache(this.gpu, layers, n, this.capacity, this.hidden, this.dtype, this.length);
-    return out;
+    return new OPTKVCache(this.gpu, layers, n, this.capacity, this.hidden, this.dtype, this.length);
   }
 
   dispose(): void {
-    for (const l of this.layers) {
-      l.key.dispose();
-      l.value.dispose();
-    }
+    for (const l of this.layers) l.kv.dispose();
   }
 
   /** GPU bytes held. */
   get byteLength(): number {
-    return this.layers.reduce((a, l) => a + l.key.byteLength + l.value.byteLength, 0);
+    return this.layers.reduce((a, l) => a + l.kv.byteLength, 0);
   }
 }
 

@@ -6,8 +6,10 @@
 import { attention, attentionProbs } from '../kernels/attention.js';
 import { add } from '../kernels/elementwise.js';
 import { embedding } from '../kernels/embedding.js';
+import { linear } from '../kernels/linear.js';
+import { concatRows } from '../kernels/rows.js';
 import type { Gpu } from '../gpu/gpu.js';
-import { Tensor, tidy, type DType } from '../tensor.js';
+import { keep, Tensor, tidy, type DType } from '../tensor.js';
 import type { OPTConfig } from './config.js';
 import { Module, ModuleList } from './module.js';
 import { Embedding, LayerNorm, Linear } from './nn.js';
@@ -94,21 +96,88 @@ export class OPTAttention extends Module<[Tensor, OPTAttentionContext, number, T
     this.out_proj = new Linear(this.embed_dim, this.embed_dim, { bias });
   }
 
+  /** The [k; v; q] projection as one [3D, D] weight (+ bias), set up by fuse_qkv() after loading. */
+  private qkv: { weight: Tensor; bias: Tensor | null; parts: (Tensor | null)[] } | null = null;
+
+  /**
+   * Puts k_proj, v_proj and q_proj (weights and biases) side by side in one buffer and makes the three parameters
+   * views of it, so the three projections run as one GEMM (and, when decoding one sequence, write straight into
+   * the KV cache). Forward hooks on the three Linear modules therefore do not fire; hook self_attn instead.
+   */
+  fuse_qkv(): void {
+    const parts = [this.k_proj, this.v_proj, this.q_proj];
+    const D = this.embed_dim;
+    const w0 = this.k_proj.weight.value;
+    const gpu = w0.gpu;
+    if (parts.some((p) => p.weight.value.dtype !== w0.dtype)) throw new Error('fuse_qkv: k/v/q weights differ in dtype');
+    const hasBias = parts.every((p) => p.bias !== null);
+    this.disposeFused();
+    const weight = keep(Tensor.empty(gpu, [3 * D, D], w0.dtype, { persistent: true, label: 'qkv.weight' }));
+    const bias = hasBias ? keep(Tensor.empty(gpu, [3 * D], 'f32', { persistent: true, label: 'qkv.bias' })) : null;
+    parts.forEach((p, i) => {
+      const w = p.weight.value;
+      gpu.copyBuffer(w.buffer, w.byteOffset, weight.buffer, i * w.byteLength, w.byteLength);
+      if (bias && p.bias) {
+        const b = p.bias.value;
+        if (b.dtype !== 'f32') throw new Error('fuse_qkv: biases must be f32');
+        gpu.copyBuffer(b.buffer, b.byteOffset, bias.buffer, i * b.byteLength, b.byteLength);
+      }
+    });
+    parts.forEach((p, i) => {
+      p.weight.tensor!.dispose(); // destroyed only after the recorded copies are submitted
+      p.weight.tensor = keep(weight.rows(i * D, D));
+      if (bias && p.bias) {
+        p.bias.tensor!.dispose();
+        p.bias.tensor = keep(bias.rows(i * D, D));
+      }
+    });
+    this.qkv = { weight, bias, parts: parts.flatMap((p) => [p.weight.tensor, p.bias?.tensor ?? null]) };
+  }
+
+  private disposeFused(): void {
+    this.qkv?.weight.dispose();
+    this.qkv?.bias?.dispose();
+    this.qkv = null;
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.disposeFused();
+  }
+
+  /** Fused weights, or (after parameters were replaced by hand) a concatenation made for this call. */
+  private fusedQKV(): { weight: Tensor; bias: Tensor | null } {
+    const current = [this.k_proj, this.v_proj, this.q_proj].flatMap((p) => [p.weight.tensor, p.bias?.tensor ?? null]);
+    if (this.qkv && current.every((t, i) => t === this.qkv!.parts[i])) return this.qkv;
+    const D = this.embed_dim;
+    const w = (p: Linear) => p.weight.value.reshape([1, D, D]);
+    const weight = concatRows(concatRows(w(this.k_proj), w(this.v_proj)), w(this.q_proj)).reshape([3 * D, D]);
+    const b = (p: Linear) => p.bias!.value.reshape([1, 1, D]);
+    const bias = this.k_proj.bias ? concatRows(concatRows(b(this.k_proj), b(this.v_proj)), b(this.q_proj)).reshape([3 * D]) : null;
+    return { weight, bias };
+  }
+
   /** Causal self-attention over the cache plus the new tokens; `residual` is fused into out_proj. */
   forward(hidden_states: Tensor, ctx: OPTAttentionContext, layer_idx: number, residual?: Tensor): OPTAttentionOutput {
     return tidy(() => {
       const L = hidden_states.dim(1);
-      const query_states = this.q_proj.call(hidden_states);
-      let key_states = this.k_proj.call(hidden_states);
-      let value_states = this.v_proj.call(hidden_states);
-      const kvLength = ctx.past_key_values_length + L;
+      const D = this.embed_dim;
+      const past = ctx.past_key_values_length;
+      const { weight, bias } = this.fusedQKV();
+      // One GEMM gives [key | value | query] per token (k_proj, v_proj, q_proj); with a single sequence it lands
+      // directly in the cache rows of these tokens.
+      const slot = ctx.cache && ctx.cache.dtype === hidden_states.dtype ? ctx.cache.slot(layer_idx, past, L) : null;
+      const qkv = slot ? (linear(hidden_states, weight, bias, { out: slot }), slot) : linear(hidden_states, weight, bias);
+      let kv = qkv;
       if (ctx.cache) {
-        ctx.cache.write(layer_idx, key_states, value_states, ctx.past_key_values_length);
-        key_states = ctx.cache.layers[layer_idx]!.key;
-        value_states = ctx.cache.layers[layer_idx]!.value;
+        if (!slot) ctx.cache.write(layer_idx, qkv, past);
+        kv = ctx.cache.layer(layer_idx);
       }
+      const query_states = { tensor: qkv, column: 2 * D };
+      const key_states = { tensor: kv, column: 0 };
+      const value_states = { tensor: kv, column: D };
       // HF scales q inside q_proj's output; scaling the scores is the same product.
-      const opts = { numHeads: this.num_heads, headDim: this.head_dim, scale: this.scaling, causal: true, mask: ctx.mask, kvLength };
+      const opts = { numHeads: this.num_heads, headDim: this.head_dim, scale: this.scaling, causal: true, mask: ctx.mask, kvLength: past + L };
       const attn_output = attention(query_states, key_states, value_states, opts);
       const attn_weights = ctx.output_attentions ? attentionProbs(query_states, key_states, opts) : null;
       return { output: this.out_proj.call(attn_output, { residual }), attn_weights };
@@ -285,6 +354,11 @@ export class OPTForCausalLM extends Module<[OPTForwardArgs], CausalLMOutput> {
     this.model = new OPTModel(config);
     this.lm_head = new Linear(config.word_embed_proj_dim, config.vocab_size, { bias: false });
     if (config.tie_word_embeddings) this.lm_head.weight = this.model.decoder.embed_tokens.weight;
+  }
+
+  /** Fuses every layer's q/k/v projections into one GEMM (fromPretrained does this after loading). */
+  fuse_qkv(): void {
+    for (const layer of this.model.decoder.layers) layer.self_attn.fuse_qkv();
   }
 
   get_input_embeddings(): Embedding {

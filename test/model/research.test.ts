@@ -120,3 +120,26 @@ describe('research hooks', () => {
     disposeTree(out);
   });
 });
+
+describe('replacing weights by hand', () => {
+  it("OPT's fused q/k/v projection follows parameters replaced after loading", async () => {
+    const { copy } = await import('../../src/kernels/copy.js');
+    const attn = model.language_model.model.decoder.layers.at(0).self_attn;
+    const ids = [c.input_ids];
+    const before = tidy(() => model.call({ pixel_values, input_ids: ids }).logits);
+    const original = attn.q_proj.weight.tensor!;
+    // Same values in a separate buffer: the fused weights are stale now, so the forward concatenates afresh.
+    attn.q_proj.weight.tensor = keep(copy(original));
+    const same = tidy(() => model.call({ pixel_values, input_ids: ids }).logits);
+    expect(maxAbsDiff(await same.read(), await before.read())).toBe(0);
+    attn.q_proj.weight.tensor.dispose();
+    attn.q_proj.weight.tensor = keep(mul(original, 0.5));
+    const changed = tidy(() => model.call({ pixel_values, input_ids: ids }).logits);
+    expect(maxAbsDiff(await changed.read(), await before.read())).toBeGreaterThan(1e-3);
+    attn.q_proj.weight.tensor.dispose();
+    attn.q_proj.weight.tensor = original;
+    const restored = tidy(() => model.call({ pixel_values, input_ids: ids }).logits);
+    expect(maxAbsDiff(await restored.read(), await before.read())).toBe(0);
+    for (const t of [before, same, changed, restored]) t.dispose();
+  });
+});
