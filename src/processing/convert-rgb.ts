@@ -26,7 +26,7 @@ function overWhite(v: number, a: number): number {
 }
 
 /** transformers' `convert_rgb`: gray is replicated, alpha handled per `alpha`. RGB input is copied. */
-export function convertToRgb(img: RawImage, alpha: AlphaMode = 'white'): RgbImage {
+export function convertToRgb(img: RawImage, alpha: AlphaMode = 'drop'): RgbImage {
   const { width, height, channels, data } = img;
   const n = width * height;
   if (data.length !== n * channels) {

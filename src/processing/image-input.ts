@@ -205,5 +205,5 @@ export async function loadImage(input: ImageInput, options: ImageLoadOptions = {
 
 /** Any input to RGB uint8 HWC, with transformers' convert_rgb semantics. */
 export async function loadRgbImage(input: ImageInput, options: ImageLoadOptions = {}): Promise<RgbImage> {
-  return convertToRgb(await loadImage(input, options), options.alpha ?? 'white');
+  return convertToRgb(await loadImage(input, options), options.alpha ?? 'drop');
 }

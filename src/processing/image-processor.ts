@@ -22,7 +22,7 @@ export class BlipImageProcessor {
   private readonly fusedMean: Float32Array;
   private readonly fusedStd: Float32Array;
 
-  constructor(config: ImageProcessorConfig, readonly alpha: AlphaMode = 'white') {
+  constructor(config: ImageProcessorConfig, readonly alpha: AlphaMode = 'drop') {
     validateImageProcessorConfig(config);
     this.config = config;
     const f = Math.fround;
@@ -32,7 +32,7 @@ export class BlipImageProcessor {
     this.fusedStd = Float32Array.from(config.imageStd, (s) => f(f(s) * inv));
   }
 
-  static fromJson(json: unknown, alpha: AlphaMode = 'white'): BlipImageProcessor {
+  static fromJson(json: unknown, alpha: AlphaMode = 'drop'): BlipImageProcessor {
     return new BlipImageProcessor(parseImageProcessorConfig(json), alpha);
   }
 

@@ -75,7 +75,7 @@ export class Blip2Processor {
         break;
       }
     }
-    const imageProcessor = BlipImageProcessor.fromJson(imageJson, options.alpha ?? 'white');
+    const imageProcessor = BlipImageProcessor.fromJson(imageJson, options.alpha ?? 'drop');
     return new Blip2Processor(imageProcessor, tokenizer, numQueryTokens, options);
   }
 
