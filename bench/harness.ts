@@ -26,8 +26,12 @@ export interface BenchResult {
   kernel: string;
   shape: string;
   dtype: string;
-  /** Milliseconds per run(); null when the case could not run. */
+  /** Milliseconds per run(): GPU time from timestamp queries where the device has them (see `timing`), else
+   *  wall-clock time; null when the case could not run. */
   ms: number | null;
+  /** Wall-clock milliseconds per run, completion included (host recording + GPU). */
+  wall_ms?: number;
+  timing?: 'gpu-timestamps' | 'wall';
   gflops?: number;
   gbps?: number;
   /** Fraction of the roofline bound (the tighter of compute and bandwidth) this case reached. */

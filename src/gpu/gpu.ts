@@ -234,10 +234,50 @@ export class Gpu {
     if (errors.length) throw new GpuError(`WebGPU error: ${errors.map((e) => e.message).join('\n')}`);
   }
 
+  /** Set while timeGpu() measures: every compute pass writes its start (first pass) and end timestamps. */
+  private timing: { querySet: GPUQuerySet; started: boolean } | null = null;
+
   private ensurePass(): GPUComputePassEncoder {
     this.encoder ??= this.device.createCommandEncoder();
-    this.pass ??= this.encoder.beginComputePass();
+    if (!this.pass) {
+      const t = this.timing;
+      this.pass = this.encoder.beginComputePass(
+        t ? { timestampWrites: { querySet: t.querySet, beginningOfPassWriteIndex: t.started ? undefined : 0, endOfPassWriteIndex: 1 } } : undefined,
+      );
+      if (t) t.started = true;
+    }
     return this.pass;
+  }
+
+  /**
+   * GPU time in milliseconds of the compute work `record` records (from the start of its first compute pass to
+   * the end of its last), measured with timestamp queries; null when the device has no timestamp-query.
+   * For benchmarks: wall-clock time of small kernels on fast GPUs mostly measures the host.
+   */
+  async timeGpu(record: () => void): Promise<number | null> {
+    if (!this.caps.timestampQuery) {
+      record();
+      await this.sync();
+      return null;
+    }
+    this.flush();
+    const querySet = this.device.createQuerySet({ type: 'timestamp', count: 2 });
+    const resolve = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    this.timing = { querySet, started: false };
+    try {
+      record();
+      this.endPass();
+    } finally {
+      this.timing = null;
+    }
+    try {
+      this.encoder!.resolveQuerySet(querySet, 0, 2, resolve, 0);
+      const ns = new BigInt64Array(await this.read(resolve, 0, 16));
+      return Number(ns[1]! - ns[0]!) / 1e6;
+    } finally {
+      querySet.destroy();
+      resolve.destroy();
+    }
   }
 
   private endPass(): GPUCommandEncoder {

@@ -98,3 +98,25 @@ describe('failures surface as errors, never hangs', () => {
     }
   });
 });
+
+describe('GPU timing', () => {
+  it('timeGpu measures recorded work with timestamp queries (or says it cannot)', async () => {
+    const gpu = await Gpu.create();
+    const x = Tensor.from(gpu, new Float32Array(1 << 16), [1 << 16]);
+    const outs: Tensor[] = [];
+    const ms = await gpu.timeGpu(() => {
+      for (let i = 0; i < 4; i++) outs.push(copy(x));
+    });
+    if (gpu.caps.timestampQuery) {
+      expect(ms).not.toBeNull();
+      expect(ms!).toBeGreaterThanOrEqual(0);
+      expect(ms!).toBeLessThan(60_000);
+    } else {
+      expect(ms).toBeNull();
+    }
+    // The timed work really ran.
+    expect((await outs[3]!.read()).length).toBe(1 << 16);
+    for (const t of [x, ...outs]) t.dispose();
+    gpu.destroy();
+  });
+});
