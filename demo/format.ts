@@ -1,0 +1,24 @@
+// Human-readable numbers for the demo's status lines.
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) (v /= 1024), u++;
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** Generation timings: the first token includes image preprocessing, vision tower, Q-Former and the prompt's prefill. */
+export function formatGeneration(t: { firstTokenMs: number | null; totalMs: number; tokens: number }): string {
+  const parts = [`${t.tokens} token${t.tokens === 1 ? '' : 's'} in ${formatMs(t.totalMs)}`];
+  if (t.firstTokenMs !== null) {
+    parts.push(`first token after ${formatMs(t.firstTokenMs)}`);
+    if (t.tokens > 1) parts.push(`then ${((t.tokens - 1) / ((t.totalMs - t.firstTokenMs) / 1000)).toFixed(1)} tokens/s`);
+  }
+  return parts.join(' · ');
+}

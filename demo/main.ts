@@ -1,0 +1,341 @@
+// The browser demo: load a BLIP-2 folder (URL or dropped files), pick an image, caption it and chat about it
+// with streamed tokens. Plain DOM; everything the engine does runs in this tab on WebGPU.
+import { adapterLabel, Blip2, getGpu, setShaderBaseUrl, type ChatTurn, type Gpu, type ImageInput, type LoadProgress, type SingleResult, type TextOptions } from '../src/index.js';
+import { DROPPED_FOLDER, filesFromDrop, installDroppedFilesPlatform, setDroppedFiles } from './dropped-files.js';
+import { formatBytes, formatGeneration, formatMs } from './format.js';
+
+// The build copies wgsl/ next to main.js.
+setShaderBaseUrl(new URL('./wgsl/', import.meta.url));
+installDroppedFilesPlatform();
+
+function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`the page has no #${id}`);
+  return el as T;
+}
+
+const ui = {
+  adapter: $('adapter'),
+  shaderF16: $('shader-f16'),
+  weights: $('weights'),
+  gpuMemory: $('gpu-memory'),
+  modelForm: $<HTMLFormElement>('model-form'),
+  modelUrl: $<HTMLInputElement>('model-url'),
+  modelList: $<HTMLDataListElement>('model-list'),
+  dtype: $<HTMLSelectElement>('dtype'),
+  load: $<HTMLButtonElement>('load'),
+  modelDrop: $('model-drop'),
+  modelFiles: $<HTMLInputElement>('model-files'),
+  modelFolder: $<HTMLInputElement>('model-folder'),
+  progress: $('progress'),
+  progressBar: $<HTMLProgressElement>('progress-bar'),
+  progressText: $('progress-text'),
+  modelStatus: $('model-status'),
+  imageDrop: $('image-drop'),
+  imageFile: $<HTMLInputElement>('image-file'),
+  preview: $<HTMLImageElement>('preview'),
+  imageHint: $('image-hint'),
+  sample: $<HTMLButtonElement>('sample'),
+  imageStatus: $('image-status'),
+  captionPrefix: $<HTMLInputElement>('caption-prefix'),
+  caption: $<HTMLButtonElement>('caption'),
+  messages: $<HTMLOListElement>('messages'),
+  askForm: $<HTMLFormElement>('ask-form'),
+  question: $<HTMLInputElement>('question'),
+  ask: $<HTMLButtonElement>('ask'),
+  newChat: $<HTMLButtonElement>('new-chat'),
+  maxNewTokens: $<HTMLInputElement>('max-new-tokens'),
+  decoding: $<HTMLSelectElement>('decoding'),
+  temperature: $<HTMLInputElement>('temperature'),
+  topP: $<HTMLInputElement>('top-p'),
+  timing: $('timing'),
+  error: $('error'),
+};
+
+const state = {
+  gpu: null as Gpu | null,
+  blip2: null as Blip2 | null,
+  image: null as ImageInput | null,
+  previewUrl: null as string | null,
+  turns: [] as ChatTurn[],
+  busy: false,
+};
+
+function refreshControls(): void {
+  const ready = state.blip2 !== null && state.image !== null && !state.busy;
+  ui.load.disabled = state.busy;
+  ui.caption.disabled = !ready;
+  ui.ask.disabled = !ready;
+  ui.newChat.disabled = state.busy || state.turns.length === 0;
+  ui.modelDrop.classList.toggle('disabled', state.busy);
+}
+
+function showError(e: unknown): void {
+  const message = e instanceof Error ? e.message : String(e);
+  ui.error.textContent = message;
+  ui.error.hidden = false;
+  console.error(e);
+}
+
+function clearError(): void {
+  ui.error.hidden = true;
+  ui.error.textContent = '';
+}
+
+/** Runs one action at a time; errors end up on the page, never as an unhandled rejection. */
+async function exclusive(action: () => Promise<void>): Promise<void> {
+  if (state.busy) return;
+  state.busy = true;
+  clearError();
+  refreshControls();
+  try {
+    await action();
+  } catch (e) {
+    showError(e);
+  } finally {
+    state.busy = false;
+    refreshControls();
+  }
+}
+
+function showMemory(): void {
+  if (!state.gpu) return;
+  const s = state.gpu.stats();
+  ui.gpuMemory.textContent = `${formatBytes(s.liveBytes)} in use, ${formatBytes(s.pooledBytes)} pooled, peak ${formatBytes(s.peakLiveBytes)}`;
+}
+
+async function device(): Promise<Gpu> {
+  if (state.gpu && !state.gpu.isLost) return state.gpu;
+  const gpu = await getGpu();
+  state.gpu = gpu;
+  ui.adapter.textContent = adapterLabel(gpu.caps.adapter);
+  ui.shaderF16.textContent = gpu.caps.f16 ? 'yes' : 'no (f16 weights are read as packed pairs)';
+  showMemory();
+  return gpu;
+}
+
+// ---------------------------------------------------------------- model
+
+async function loadModel(location: string, label: string): Promise<void> {
+  const gpu = await device();
+  const dtype = ui.dtype.value === 'f32' ? 'f32' : 'f16';
+  if (state.blip2) {
+    state.blip2.dispose();
+    state.blip2 = null;
+    ui.weights.textContent = 'not loaded';
+    showMemory();
+  }
+  state.turns = [];
+  ui.progress.hidden = false;
+  ui.progressBar.removeAttribute('value');
+  ui.progressText.textContent = 'reading config, tokenizer and checkpoint header…';
+  ui.modelStatus.textContent = `Loading ${label}…`;
+  const t0 = performance.now();
+  let lastPaint = 0;
+  const onProgress = (p: LoadProgress) => {
+    const now = performance.now();
+    if (now - lastPaint < 100 && p.loadedBytes < p.totalBytes) return;
+    lastPaint = now;
+    ui.progressBar.value = p.totalBytes > 0 ? p.loadedBytes / p.totalBytes : 1;
+    ui.progressText.textContent = `${formatBytes(p.loadedBytes)} of ${formatBytes(p.totalBytes)} · ${p.key}`;
+  };
+  try {
+    state.blip2 = await Blip2.fromPretrained(location, { dtype, gpu, onProgress });
+  } finally {
+    ui.progress.hidden = true;
+  }
+  const ms = performance.now() - t0;
+  const cfg = state.blip2.model.config;
+  const params = state.blip2.model.namedParameters().reduce((n, [, p]) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+  ui.weights.textContent = dtype === 'f16' ? (gpu.caps.f16 ? 'f16' : 'f16 (packed pairs, no shader-f16)') : 'f32';
+  ui.modelStatus.textContent =
+    `${label}: ${(params / 1e6).toFixed(params < 1e6 ? 3 : 1)} M parameters (OPT ${cfg.text_config.num_hidden_layers} layers, ` +
+    `hidden ${cfg.text_config.hidden_size}; ${cfg.num_query_tokens} query tokens) loaded in ${formatMs(ms)}.`;
+  showMemory();
+}
+
+async function loadFromUrl(): Promise<void> {
+  const text = ui.modelUrl.value.trim();
+  if (text === '') throw new Error('enter the URL of a BLIP-2 folder (config.json, tokenizer, processor config, safetensors)');
+  const url = new URL(text.endsWith('/') ? text : `${text}/`, location.href);
+  await loadModel(url.href.replace(/\/$/, ''), url.pathname.split('/').filter(Boolean).pop() ?? url.href);
+}
+
+async function loadFromFiles(files: readonly File[]): Promise<void> {
+  if (files.length === 0) return;
+  const names = setDroppedFiles(files);
+  if (!names.includes('config.json')) throw new Error(`the dropped files have no config.json (got ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})`);
+  const folder = files[0]!.webkitRelativePath.split('/')[0] || 'dropped files';
+  await loadModel(DROPPED_FOLDER, `${folder} (${names.length} files, ${formatBytes(files.reduce((n, f) => n + f.size, 0))})`);
+}
+
+async function listServedModels(): Promise<void> {
+  // The demo server writes models.json; a plain static host has none, and the default URL stays.
+  try {
+    const res = await fetch('./models.json');
+    if (!res.ok) return;
+    const models = (await res.json()) as unknown;
+    if (!Array.isArray(models)) return;
+    for (const m of models) {
+      if (typeof m !== 'string') continue;
+      const option = document.createElement('option');
+      option.value = m;
+      ui.modelList.append(option);
+    }
+    if (typeof models[0] === 'string') ui.modelUrl.value = models[0];
+  } catch {
+    // no list: keep the default
+  }
+}
+
+// ---------------------------------------------------------------- image
+
+function setImage(image: ImageInput, previewSrc: string, label: string, ownsUrl: boolean): void {
+  if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+  state.previewUrl = ownsUrl ? previewSrc : null;
+  state.image = image;
+  state.turns = [];
+  ui.messages.replaceChildren();
+  ui.preview.src = previewSrc;
+  ui.preview.hidden = false;
+  ui.imageHint.classList.add('small');
+  ui.imageStatus.textContent = label;
+  refreshControls();
+}
+
+function setImageFile(file: File): void {
+  if (!file.type.startsWith('image/') && file.type !== '') throw new Error(`${file.name} is not an image (${file.type})`);
+  setImage(file, URL.createObjectURL(file), `${file.name} (${formatBytes(file.size)})`, true);
+}
+
+// ---------------------------------------------------------------- generation
+
+function generationOptions(): TextOptions {
+  const max = Number(ui.maxNewTokens.value);
+  if (!Number.isInteger(max) || max < 1) throw new Error('max new tokens must be a positive integer');
+  const mode = ui.decoding.value;
+  if (mode === 'beam') return { max_new_tokens: max, num_beams: 5 };
+  if (mode === 'sample') return { max_new_tokens: max, do_sample: true, temperature: Number(ui.temperature.value), top_p: Number(ui.topP.value) };
+  return { max_new_tokens: max };
+}
+
+function addMessage(kind: 'question' | 'answer' | 'caption', text: string): HTMLLIElement {
+  const li = document.createElement('li');
+  li.className = kind;
+  li.textContent = text;
+  ui.messages.append(li);
+  li.scrollIntoView({ block: 'nearest' });
+  return li;
+}
+
+/** Runs one generation, streaming into `target` when the decoding allows it, and reports the timings. */
+async function generateInto(target: HTMLLIElement, run: (options: TextOptions) => Promise<SingleResult>, lead = ''): Promise<SingleResult> {
+  const options = generationOptions();
+  const streamed = options.num_beams === undefined;
+  let firstTokenMs: number | null = null;
+  let text = '';
+  target.classList.add('pending');
+  target.textContent = '…';
+  const t0 = performance.now();
+  let result: SingleResult;
+  try {
+    result = await run(
+      streamed
+        ? {
+            ...options,
+            onToken: (e) => {
+              firstTokenMs ??= performance.now() - t0;
+              text += e.text;
+              target.textContent = `${lead}${text.trimStart()}` || '…';
+            },
+          }
+        : options,
+    );
+  } catch (e) {
+    target.classList.replace('pending', 'failed');
+    target.textContent = `${lead}${text.trimStart()} (failed, see below)`;
+    throw e;
+  }
+  const totalMs = performance.now() - t0;
+  target.classList.remove('pending');
+  target.textContent = `${lead}${result.text}` || '(empty)';
+  target.title = `token ids: ${result.token_ids.join(' ')} · finished by ${result.finish_reason}`;
+  ui.timing.textContent = `${formatGeneration({ firstTokenMs, totalMs, tokens: result.token_ids.length })} · ${streamed ? ui.decoding.value : '5 beams'} · finished by ${result.finish_reason}`;
+  showMemory();
+  return result;
+}
+
+async function caption(): Promise<void> {
+  const { blip2, image } = state;
+  if (!blip2 || !image) return;
+  const prefix = ui.captionPrefix.value.trim();
+  const target = addMessage('caption', '');
+  await generateInto(target, (o) => blip2.caption(image, { ...o, prompt: prefix }), prefix ? `${prefix} ` : '');
+}
+
+async function ask(): Promise<void> {
+  const { blip2, image } = state;
+  const question = ui.question.value.trim();
+  if (!blip2 || !image || question === '') return;
+  ui.question.value = '';
+  addMessage('question', question);
+  const target = addMessage('answer', '');
+  const turns = [...state.turns];
+  const result = await generateInto(target, (o) => (turns.length === 0 ? blip2.ask(image, question, o) : blip2.chat(image, turns, question, o)));
+  state.turns.push({ question, answer: result.text });
+}
+
+// ---------------------------------------------------------------- wiring
+
+function dropZone(zone: HTMLElement, onDrop: (data: DataTransfer) => Promise<void>): void {
+  zone.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    zone.classList.add('over');
+  });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    if (e.dataTransfer) void exclusive(() => onDrop(e.dataTransfer!));
+  });
+}
+
+ui.modelForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  void exclusive(loadFromUrl);
+});
+dropZone(ui.modelDrop, async (data) => loadFromFiles(await filesFromDrop(data)));
+for (const input of [ui.modelFiles, ui.modelFolder]) {
+  input.addEventListener('change', () => void exclusive(() => loadFromFiles(Array.from(input.files ?? []))).finally(() => (input.value = '')));
+}
+dropZone(ui.imageDrop, async (data) => {
+  const file = Array.from(data.files).find((f) => f.type.startsWith('image/')) ?? data.files[0];
+  if (!file) throw new Error('nothing to use as an image was dropped');
+  setImageFile(file);
+});
+ui.imageFile.addEventListener('change', () => {
+  const file = ui.imageFile.files?.[0];
+  if (file) void exclusive(async () => setImageFile(file));
+});
+ui.sample.addEventListener('click', () => {
+  const url = new URL('./samples/chelsea.png', location.href).href;
+  void exclusive(async () => setImage(url, url, 'sample: chelsea.png (451×300, scikit-image sample data)', false));
+});
+ui.caption.addEventListener('click', () => void exclusive(caption));
+ui.askForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  void exclusive(ask);
+});
+ui.newChat.addEventListener('click', () => {
+  if (state.busy) return;
+  state.turns = [];
+  ui.messages.replaceChildren();
+  ui.timing.textContent = '';
+  refreshControls();
+});
+window.addEventListener('unhandledrejection', (e) => showError(e.reason));
+
+refreshControls();
+void exclusive(async () => {
+  await Promise.all([device(), listServedModels()]);
+});

@@ -1,0 +1,130 @@
+// The browser demo driven like a user would in headless Chromium: load the tiny checkpoint from the demo
+// server (and from picked files), caption the sample photo, ask and follow up; the token ids it shows must be
+// transformers'. BLIP2_DEMO_SCREENSHOT=file.png saves a screenshot of the finished chat.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDemo } from '../../demo/build.js';
+import { serveDemo, TINY_MODEL } from '../../demo/serve.js';
+import { launchChromium } from '../support/browser.js';
+import { loadFixtures } from '../support/fixtures.js';
+
+const fixture = loadFixtures().find((f) => f.name === 'tiny-blip2')!;
+const [captionCase, questionCase] = [fixture.manifest.cases[0]!, fixture.manifest.cases[1]!];
+const out = mkdtempSync(join(tmpdir(), 'blip2-demo-'));
+let site: Awaited<ReturnType<typeof serveDemo>>;
+let browser: Awaited<ReturnType<typeof launchChromium>>;
+let page: Page;
+const pageErrors: string[] = [];
+
+interface Message {
+  kind: string;
+  text: string;
+  ids: number[];
+}
+
+async function messages(): Promise<Message[]> {
+  return page.$$eval('#messages li', (items) =>
+    items.map((li) => ({
+      kind: li.className,
+      text: li.textContent ?? '',
+      ids: (/token ids: ([\d ]+)/.exec((li as HTMLElement).title)?.[1] ?? '').split(' ').filter(Boolean).map(Number),
+    })),
+  );
+}
+
+/** Waits until the page is idle again (no generation or load running) with `count` messages shown. */
+async function settled(count: number): Promise<void> {
+  await page.waitForFunction((n) => document.querySelectorAll('#messages li').length === n && !document.querySelector('#messages li.pending') && !(document.getElementById('load') as HTMLButtonElement).disabled, count);
+}
+
+async function loadModel(how: () => Promise<void>): Promise<void> {
+  await page.evaluate(() => (document.getElementById('weights')!.textContent = 'not loaded'));
+  await how();
+  await page.waitForFunction(() => document.getElementById('weights')!.textContent !== 'not loaded' || !document.getElementById('error')!.hidden);
+  expect(await page.isHidden('#error')).toBe(true);
+}
+
+beforeAll(async () => {
+  await buildDemo({ outDir: out });
+  site = await serveDemo({ port: 0, distDir: out });
+  browser = await launchChromium();
+  page = await browser.context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  await page.setViewportSize({ width: 1100, height: 1000 });
+  await page.goto(`${site.url}/`);
+  await page.waitForFunction(() => document.getElementById('adapter')!.textContent !== '–' && (document.getElementById('model-url') as HTMLInputElement).value !== '');
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await site?.close();
+  rmSync(out, { recursive: true, force: true });
+});
+
+describe('browser demo (headless Chromium)', () => {
+  it('shows the adapter and offers the served models', async () => {
+    expect(await page.textContent('#adapter')).toMatch(/swiftshader/i);
+    expect(await page.inputValue('#model-url')).toBe('./models/tiny-blip2/');
+    expect(site.models).toEqual(['./models/tiny-blip2/']);
+  });
+
+  it("loads the model from its URL, captions and chats with transformers' tokens", async () => {
+    await loadModel(() => page.click('#load'));
+    expect(await page.textContent('#weights')).toBe('f16 (packed pairs, no shader-f16)');
+    expect(await page.isHidden('#progress')).toBe(true);
+    await page.click('#sample');
+    await page.click('#settings summary');
+    await page.fill('#max-new-tokens', String(captionCase.greedy.new_tokens.length));
+    await page.click('#caption');
+    await settled(1);
+    await page.fill('#question', 'what is in the picture?');
+    await page.click('#ask');
+    await settled(3);
+    let shown = await messages();
+    expect(shown[0]!.ids).toEqual(captionCase.greedy.new_tokens);
+    expect(shown[1]).toMatchObject({ kind: 'question', text: 'what is in the picture?' });
+    expect(shown[2]!.ids).toEqual(questionCase.greedy.new_tokens);
+    expect(await page.textContent('#timing')).toMatch(/^12 tokens in .* first token after .* tokens\/s/);
+
+    // A follow-up carries the first turn in its prompt; the tiny model has 64 positions, so keep it short.
+    await page.fill('#max-new-tokens', '5');
+    await page.fill('#question', 'why?');
+    await page.click('#ask');
+    await settled(5);
+    shown = await messages();
+    expect(shown[4]!.kind).toBe('answer');
+    expect(shown[4]!.ids).toHaveLength(5);
+    expect(await page.isHidden('#error')).toBe(true);
+    const screenshot = process.env.BLIP2_DEMO_SCREENSHOT;
+    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+  });
+
+  it('reports a prompt that does not fit the model as an error and stays usable', async () => {
+    await page.fill('#max-new-tokens', '40');
+    await page.fill('#question', 'and then?');
+    await page.click('#ask');
+    await settled(7);
+    expect(await page.textContent('#error')).toMatch(/exceeds the model's 64 positions/);
+    expect((await messages())[6]!.kind).toBe('answer failed');
+    expect(await page.isEnabled('#ask')).toBe(true);
+    await page.click('#new-chat');
+    expect(await messages()).toEqual([]);
+  });
+
+  it('loads picked model files (Blobs, no server paths) and gives the same caption', async () => {
+    const files = readdirSync(TINY_MODEL).filter((f) => f.endsWith('.json') || f.endsWith('.safetensors')).filter((f) => f !== 'expected.safetensors' && f !== 'cases.json');
+    await page.selectOption('#dtype', 'f32');
+    await loadModel(() => page.setInputFiles('#model-files', files.map((f) => join(TINY_MODEL, f))));
+    expect(await page.textContent('#model-status')).toMatch(/^dropped files \(\d+ files, .*\): 0\.101 M parameters/);
+    expect(await page.textContent('#weights')).toBe('f32');
+    await page.fill('#max-new-tokens', String(captionCase.greedy.new_tokens.length));
+    await page.click('#caption');
+    await settled(1);
+    expect((await messages())[0]!.ids).toEqual(captionCase.greedy.new_tokens);
+    expect(await page.isHidden('#error')).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+});
