@@ -3,7 +3,7 @@
 // mounted; --model adds a local HF folder (listed first, so the page picks it by default).
 //   npx tsx demo/serve.ts [--port 8080] [--model /path/to/blip2-opt-2.7b]... [--no-build]
 import { existsSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { serveStatic, type StaticServer } from '../test/support/static-server.js';
 import { buildDemo, DEFAULT_OUT, REPO_ROOT } from './build.js';
@@ -78,9 +78,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const server = await serveDemo(options);
     console.log(`BLIP-2 demo: ${server.url}/`);
     for (const m of server.models) console.log(`  model ${m}  (${server.url}${m.slice(1)})`);
-    console.log(`serving ${dirname(DEFAULT_OUT)}/dist; Ctrl-C stops`);
+    console.log(`serving ${options.distDir ?? DEFAULT_OUT}; Ctrl-C stops`);
   } catch (e) {
-    console.error(`demo: ${(e as Error).message}`);
+    const err = e as NodeJS.ErrnoException;
+    console.error(`demo: ${err.message}${err.code === 'EADDRINUSE' ? ' (pick another with --port N)' : ''}`);
     process.exit(1);
   }
 }
