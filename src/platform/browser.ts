@@ -12,6 +12,9 @@ class BlobSource implements ByteSource {
   async close(): Promise<void> {}
 }
 
+/** Files up to this size still load from servers that answer a range request with the whole file. */
+const WHOLE_FILE_FALLBACK_BYTES = 64 * 1024 * 1024;
+
 /** Reads a remote file with HTTP range requests, so a 10 GB shard never sits in memory. */
 class UrlSource implements ByteSource {
   constructor(private readonly url: string, readonly size: number) {}
@@ -23,10 +26,15 @@ class UrlSource implements ByteSource {
     if (length === 0) return new Uint8Array(0);
     const res = await fetch(this.url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
     if (res.status !== 206 && res.status !== 200) throw new Error(`${this.url}: HTTP ${res.status} for a range request`);
+    if (res.status === 200 && this.size > WHOLE_FILE_FALLBACK_BYTES) {
+      // A server that ignores Range would send the whole (multi-GB) file for every chunk.
+      await res.body?.cancel().catch(() => {});
+      throw new Error(`${this.url}: the server ignores HTTP Range requests; serve large files from a server that supports them`);
+    }
     const buf = new Uint8Array(await res.arrayBuffer());
-    if (res.status === 200) return buf.subarray(offset, offset + length);
-    if (buf.byteLength !== length) throw new Error(`${this.url}: short range read (${buf.byteLength} of ${length} bytes)`);
-    return buf;
+    const data = res.status === 200 ? buf.subarray(offset, offset + length) : buf;
+    if (data.byteLength !== length) throw new Error(`${this.url}: short range read (${data.byteLength} of ${length} bytes)`);
+    return data;
   }
   async close(): Promise<void> {}
 }
@@ -55,8 +63,9 @@ export const browserPlatform: Platform = {
     const url = String(location);
     const head = await fetch(url, { method: 'HEAD' });
     if (!head.ok) throw new Error(`${url}: HTTP ${head.status}`);
-    const size = Number(head.headers.get('content-length'));
-    if (!Number.isFinite(size)) throw new Error(`${url}: the server sent no Content-Length`);
+    const length = head.headers.get('content-length');
+    const size = length === null ? NaN : Number(length);
+    if (!Number.isSafeInteger(size) || size < 0) throw new Error(`${url}: the server sent no usable Content-Length (${length ?? 'none'})`);
     return new UrlSource(url, size);
   },
   async createSink(): Promise<ByteSink> {
