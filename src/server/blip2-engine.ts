@@ -44,11 +44,15 @@ function finishReason(r: ModelFinishReason): FinishReason {
   return r === 'length' ? 'length' : 'stop';
 }
 
-/** Requests that may share one model call: the same generation settings. */
+/**
+ * Requests that may share one model call: the same generation settings, and no sampling. The sampler draws
+ * for all rows of a call from one seeded stream, so a sampled request batched with others would get other
+ * draws than alone; each runs by itself, and its seed gives the same answer whatever else was queued.
+ */
 function groupByParams(requests: readonly GenerateRequest[]): number[][] {
   const groups = new Map<string, number[]>();
   requests.forEach((r, i) => {
-    const key = JSON.stringify(r.params);
+    const key = r.params.temperature > 0 ? `sampled ${i}` : JSON.stringify(r.params);
     groups.set(key, [...(groups.get(key) ?? []), i]);
   });
   return [...groups.values()];

@@ -142,6 +142,28 @@ describe('blip2 serve with the real engine on the tiny checkpoint', () => {
 
   const health = async () => (await (await fetch(`${server.url}/health`)).json()) as { queued: number; running_batches: number };
 
+  /**
+   * Posts `bodies` while the engine is held on a first request, so that they all wait in the queue and then
+   * run as one batch; returns their responses.
+   */
+  async function behindBusyEngine(bodies: unknown[]) {
+    let release = () => {};
+    engine.hold = new Promise<void>((resolve) => (release = resolve));
+    let busy: ReturnType<typeof post> | undefined;
+    let queued: ReturnType<typeof post>[] = [];
+    try {
+      busy = post(server, caseBody(tinyCase('case3')));
+      await until('the first batch to start', async () => (await health()).running_batches === 1);
+      queued = bodies.map((b) => post(server, b));
+      await until(`${bodies.length} queued requests`, async () => (await health()).queued === bodies.length);
+    } finally {
+      engine.hold = null;
+      release();
+    }
+    expect((await busy).status).toBe(200);
+    return Promise.all(queued);
+  }
+
   /** A good request still gets the fixture's answer: the server kept serving. */
   async function expectStillServing(s = server) {
     const c = tinyCase('case3');
@@ -253,6 +275,16 @@ describe('blip2 serve with the real engine on the tiny checkpoint', () => {
     expect(Math.max(...batches)).toBeGreaterThan(1);
   });
 
+  it('gives a seeded sampled request the same choices alone and batched with another sampled request', async () => {
+    const sampled = (c: FixtureCase) => ({ ...caseBody(c), temperature: 1, seed: 5, n: 2 });
+    const choices = (r: { json: () => Record<string, any> }) => (r.json().choices as { message: { content: string } }[]).map((ch) => ch.message.content);
+    const alone = await post(server, sampled(tinyCase('case0')));
+    expect(alone.status).toBe(200);
+    const [, together] = await behindBusyEngine([sampled(tinyCase('case3')), sampled(tinyCase('case0'))]);
+    expect(choices(together!)).toEqual(choices(alone));
+    expect(new Set(choices(alone)).size).toBe(2);
+  });
+
   it('refuses bad input with OpenAI-shaped errors and keeps serving', async () => {
     const good = caseBody(tinyCase('case1'));
     const withImage = (bytes: Uint8Array) => ({ ...good, messages: [userMessage(bytesDataUrl(bytes), 'what is it?')] });
@@ -271,27 +303,12 @@ describe('blip2 serve with the real engine on the tiny checkpoint', () => {
     await expectStillServing();
 
     // An image whose header passes the server's checks but whose data the engine cannot decode fails alone
-    // in its batch; the requests that shared the batch get their answers. While a first request keeps the
-    // engine busy, the three wait in the queue and then run as one batch.
+    // in its batch; the requests that shared the batch get their answers.
     const brokenPng = new Uint8Array([...pngHeader(64, 64), ...new Uint8Array(100).fill(7)]);
     const before = server.batchSizes.length;
-    let release = () => {};
-    engine.hold = new Promise<void>((resolve) => (release = resolve));
-    let busy: ReturnType<typeof post>;
-    let three: ReturnType<typeof post>[];
-    try {
-      busy = post(server, good);
-      await until('the first batch to start', async () => (await health()).running_batches === 1);
-      three = [post(server, withImage(brokenPng)), ...['case0', 'case5'].map((n) => post(server, caseBody(tinyCase(n))))];
-      await until('three queued requests', async () => (await health()).queued === 3);
-    } finally {
-      engine.hold = null;
-      release();
-    }
-    const [broken, ...others] = await Promise.all(three);
+    const [broken, ...others] = await behindBusyEngine([withImage(brokenPng), ...['case0', 'case5'].map((n) => caseBody(tinyCase(n)))]);
     expectOpenAiError(broken!, 422, 'invalid_image');
     expect(others.map((r) => r.json().choices[0].message.content)).toEqual(['case0', 'case5'].map((n) => greedyAnswerOf(tinyCase(n))));
-    expect((await busy).status).toBe(200);
     expect(server.batchSizes.slice(before)).toEqual([1, 3, 2]);
 
     await expect(client.chat.completions.create({ ...good, model: 'nope' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
