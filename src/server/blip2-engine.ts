@@ -114,14 +114,17 @@ export class Blip2Engine implements Engine {
           ...generationOptions(params),
           images: group.map((i) => images[i]!),
           prompts: group.map((i) => requests[i]!.prompt),
-          onToken: options.onToken
-            ? (e) => {
-                const input = Math.floor(e.row / params.n);
-                const choice = e.row % params.n;
-                const text = trims[input]![choice]!.push(e.text);
-                options.onToken!({ request: group[input]!, choice, tokenId: e.token, text });
-              }
-            : undefined,
+          // Beam search knows its best beam only at the end (and refuses a token callback): its text comes
+          // with the result.
+          onToken:
+            options.onToken && params.numBeams === 1
+              ? (e) => {
+                  const input = Math.floor(e.row / params.n);
+                  const choice = e.row % params.n;
+                  const text = trims[input]![choice]!.push(e.text);
+                  options.onToken!({ request: group[input]!, choice, tokenId: e.token, text });
+                }
+              : undefined,
         });
       } catch (e) {
         if (e instanceof GenerationConfigError) throw new EngineInputError(e.message, group[0]!, 'invalid_parameters');

@@ -227,6 +227,20 @@ describe('blip2 serve with the real engine on the tiny checkpoint', () => {
     expect(bodies.slice(0, -1).every((b) => b.usage === null)).toBe(true);
   });
 
+  it('returns the three beams best first, plain and streamed (the text as one delta per choice)', async () => {
+    const c = tinyCase('case1');
+    const answers = c.beam.beam3_texts.map((t) => greedyAnswerOf({ ...c, greedy: { ...c.greedy, text: t } }));
+    const body = { ...caseBody(c), num_beams: 3, n: 3 };
+    const plain = await post(server, body);
+    expect(plain.status).toBe(200);
+    expect((plain.json().choices as { message: { content: string } }[]).map((ch) => ch.message.content)).toEqual(answers);
+    const streamed = ['', '', ''];
+    for await (const chunk of await client.chat.completions.create({ ...caseBody(c), n: 3, stream: true, ...{ num_beams: 3 } })) {
+      for (const ch of chunk.choices) streamed[ch.index] += ch.delta.content ?? '';
+    }
+    expect(streamed).toEqual(answers);
+  });
+
   it('gives the same text for a base64 data URL and an http URL on 127.0.0.1 (private URLs allowed)', async () => {
     for (const c of [tinyCase('case2'), tinyCase('case5')]) {
       const viaData = await client.chat.completions.create(caseBody(c));
