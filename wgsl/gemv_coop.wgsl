@@ -5,7 +5,7 @@
 // Grid: x = ceil(N / ROWS), z = batch.
 // Defines (beyond linear_common): WG (power of two), ROWS, B_WIDE (f16 B read 8 at a time; K % 8 == 0), MR (= M, 1..8), SUBGROUPS.
 
-${COMMON}
+#include linear_common
 
 const NV = ${MR}u * ${ROWS}u; // partial sums per invocation
 #if SUBGROUPS

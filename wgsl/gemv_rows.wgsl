@@ -6,7 +6,7 @@
 // Defines (beyond linear_common): WG, ROWS, B_WIDE (f16 B read 8 at a time; K % 8 == 0), MR (rows of A compiled for: M <= MR; rows past M re-read
 // row M - 1 and are not stored).
 
-${COMMON}
+#include linear_common
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -1,6 +1,6 @@
 // Shared part of every linear/matmul kernel (gemv_rows, gemv_coop, matmul_regblock, matmul_tiled):
-// parameters, bindings, operand loads and the fused epilogue. It is never compiled alone: the TS side
-// preprocesses it with the kernel's defines and splices it into the kernel through the COMMON define.
+// parameters, bindings, operand loads and the fused epilogue. It is never compiled alone: each kernel
+// pulls it in with `#include linear_common`, preprocessed with the kernel's defines.
 //
 // C[batch, m, n] = epilogue(alpha * sum_k A[batch, m, k] * B(batch, k, n))
 //   A: row-major [M, K] per batch (row stride lda).

@@ -5,7 +5,7 @@
 // Grid: x * WG invocations cover ceil(N / TN) column blocks, y = ceil(M / TM), z = batch.
 // Defines (beyond linear_common): WG, TM, TN (TN a multiple of 4 for the [K, N] layout of B).
 
-${COMMON}
+#include linear_common
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {

@@ -9,7 +9,7 @@
 // Grid: x = ceil(N / BN), y = ceil(M / BM), z = batch.
 // Defines (beyond linear_common): BM, BN, BK (multiples of 4), TM, TN (4 or 8), F16_MATH.
 
-${COMMON}
+#include linear_common
 
 const BM = ${BM}u;
 const BN = ${BN}u;

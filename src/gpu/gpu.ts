@@ -192,7 +192,8 @@ export class Gpu {
       enables.push('enable f16;');
     }
     if (defines.SUBGROUPS) enables.push('enable subgroups;');
-    return enables.join('\n') + (enables.length ? '\n' : '') + preprocessWgsl(src, defines, `${shader}.wgsl`);
+    const code = preprocessWgsl(src, defines, `${shader}.wgsl`, (name) => this.shaderSources.get(name));
+    return enables.join('\n') + (enables.length ? '\n' : '') + code;
   }
 
   /** A cached compute pipeline for `shader` compiled with `defines`. */

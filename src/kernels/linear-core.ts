@@ -5,7 +5,6 @@ import { bindRange, worstCaseBindingBytes } from './linear-bind.js';
 import type { GemmProblem, VariantChoice } from './linear-problem.js';
 import { pickVariant } from './tuning.js';
 import {
-  commonSource,
   epilogueFlags,
   resolveVariant,
   shaderName,
@@ -20,8 +19,8 @@ import {
 const pipelineCaches = new WeakMap<Gpu, Map<string, GPUComputePipeline>>();
 
 /**
- * Compiled pipelines, cached under `variantKey`: the defines (with linear_common spliced in) are only
- * built on a miss, which keeps the per-dispatch cost of a decode step's many small linears low.
+ * Compiled pipelines, cached under `variantKey`: the defines are only built on a miss, which keeps the
+ * per-dispatch cost of a decode step's many small linears low.
  */
 function pipelineFor(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number): GPUComputePipeline {
   let cache = pipelineCaches.get(gpu);
@@ -30,7 +29,7 @@ function pipelineFor(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number)
   let pipeline = cache.get(key);
   if (!pipeline) {
     const defines = variantDefines(gpu, p, v, rows);
-    pipeline = gpu.pipeline(shaderName(v.kind), { ...defines, COMMON: commonSource(gpu, defines) });
+    pipeline = gpu.pipeline(shaderName(v.kind), defines);
     cache.set(key, pipeline);
   }
   return pipeline;

@@ -1,5 +1,4 @@
 import type { Gpu } from '../gpu/gpu.js';
-import type { Defines } from '../gpu/shader-preprocess.js';
 import type { GemmProblem, TiledConfig, VariantChoice, VariantKind } from './linear-problem.js';
 
 /** A variant with every choice made (fields that do not apply to its kind are left at their defaults). */
@@ -151,11 +150,6 @@ export function variantWorkgroups(v: ResolvedVariant, rows: number, cols: number
       return [Math.ceil(cols / t.BN), Math.ceil(rows / t.BM), batches];
     }
   }
-}
-
-/** The WGSL of linear_common preprocessed for `defines`, ready to splice into a kernel. */
-export function commonSource(gpu: Gpu, defines: Defines): string {
-  return gpu.shaderCode('linear_common', { ...defines, F16: false, SUBGROUPS: false });
 }
 
 export function isGemvKind(kind: VariantKind): boolean {
