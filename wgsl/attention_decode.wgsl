@@ -5,47 +5,11 @@
 // Per block of WG keys: each thread scores one key (q sits in workgroup memory), the block's weights go
 // through workgroup memory, then each thread accumulates its own output dims over the block, reading V
 // rows with consecutive threads on consecutive elements.
-// Defines: QT, KT, VT, MT (element types), DP (head_dim rounded up to WG), WG, MASK.
+// Defines (beyond attention_common; OT is f32): DP (head_dim rounded up to WG), WG.
 
-const FLOOR: f32 = -3.0e38;   // scores are clamped here (see attention_rows.wgsl)
-const EXCLUDED: f32 = -3.4e38; // keys outside the chunk: below FLOOR, so exp(EXCLUDED - m) == 0
+#include attention_common
+
 const DIMS_PER_THREAD: u32 = ${DP}u / ${WG}u;
-
-struct Params {
-  batch: u32,
-  lq: u32,
-  kv_len: u32,
-  heads: u32,
-  head_dim: u32,
-  causal: u32,
-  scale: f32,
-  chunk: u32,
-  splits: u32,
-  grid_stride: u32,
-  q_off: u32,
-  q_row: u32,
-  q_batch: u32,
-  k_off: u32,
-  k_row: u32,
-  k_batch: u32,
-  v_off: u32,
-  v_row: u32,
-  v_batch: u32,
-  m_off: u32,
-  m_batch: u32,
-  o_off: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<${QT}>;
-@group(0) @binding(2) var<storage, read> k: array<${KT}>;
-@group(0) @binding(3) var<storage, read> v: array<${VT}>;
-#if MASK
-@group(0) @binding(4) var<storage, read> mask: array<${MT}>;
-@group(0) @binding(5) var<storage, read_write> part: array<f32>;
-#else
-@group(0) @binding(4) var<storage, read_write> part: array<f32>;
-#endif
 
 var<workgroup> q_s: array<f32, ${DP}>;
 var<workgroup> s_s: array<f32, ${WG}>;
@@ -60,14 +24,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let b = row / p.lq;
   let d = p.head_dim;
 
-  var visible_end = p.kv_len;
-  if (p.causal != 0u) { visible_end = p.kv_len - p.lq + i + 1u; }
   let start = split * p.chunk;
-  let end = min(visible_end, start + p.chunk);
+  let end = min(visible_end(i), start + p.chunk);
 
   for (var c = lid; c < ${DP}u; c += ${WG}u) {
     var x = 0.0;
-    if (c < d) { x = f32(q[p.q_off + b * p.q_batch + i * p.q_row + h * d + c]) * p.scale; }
+    if (c < d) { x = f32(q[q_index(b, i, h) + c]) * p.scale; }
     q_s[c] = x;
   }
 
@@ -79,13 +41,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let key = kb + lid;
     var s = EXCLUDED;
     if (key < end) {
-      let k_base = p.k_off + b * p.k_batch + key * p.k_row + h * d;
+      let k_base = k_index(b, key, h);
       var dot = 0.0;
       for (var c = 0u; c < d; c++) { dot += q_s[c] * f32(k[k_base + c]); }
-#if MASK
-      dot += f32(mask[p.m_off + b * p.m_batch + key]);
-#endif
-      s = max(dot, FLOOR);
+      s = masked_score(dot, b, key);
     }
     s_s[lid] = s;
     workgroupBarrier();
@@ -104,7 +63,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var j = 0u; j < n; j++) {
       let w = w_s[j];
       l += w;
-      let v_base = p.v_off + b * p.v_batch + (kb + j) * p.v_row + h * d;
+      let v_base = v_index(b, kb + j, h);
       for (var t = 0u; t < DIMS_PER_THREAD; t++) {
         let c = lid + t * ${WG}u;
         if (c < d) { acc[t] += w * f32(v[v_base + c]); }
@@ -112,13 +71,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
 
-  let o_base = p.o_off + ((row * p.heads + h) * p.splits + split) * (d + 2u);
+  let o_base = partial_index(row * p.heads + h, split);
   if (lid == 0u) {
-    part[o_base] = m;
-    part[o_base + 1u] = l;
+    out[o_base] = m;
+    out[o_base + 1u] = l;
   }
   for (var t = 0u; t < DIMS_PER_THREAD; t++) {
     let c = lid + t * ${WG}u;
-    if (c < d) { part[o_base + 2u + c] = acc[t]; }
+    if (c < d) { out[o_base + 2u + c] = acc[t]; }
   }
 }

@@ -2,45 +2,9 @@
 // (for looking at attention maps; the forward pass uses the fused kernels that never store them).
 // One workgroup per (batch, head, query) row. The row is written as scores, then as exp(s - max), then
 // normalised: each thread only rereads what it wrote itself, so three barriers per row suffice.
-// Defines: QT, KT, MT (element types), DP (head_dim rounded up to 8), WG, MASK.
+// Defines (beyond attention_common; no VT, OT is f32): DP (head_dim rounded up to 8), WG.
 
-const FLOOR: f32 = -3.0e38;   // scores are clamped here (see attention_rows.wgsl)
-const EXCLUDED: f32 = -3.4e38; // keys the query may not see: exp(EXCLUDED - max) == 0
-
-struct Params {
-  batch: u32,
-  lq: u32,
-  kv_len: u32,
-  heads: u32,
-  head_dim: u32,
-  causal: u32,
-  scale: f32,
-  chunk: u32,
-  splits: u32,
-  grid_stride: u32, // workgroups per grid row (launch folded into 2-D)
-  q_off: u32,
-  q_row: u32,
-  q_batch: u32,
-  k_off: u32,
-  k_row: u32,
-  k_batch: u32,
-  v_off: u32,
-  v_row: u32,
-  v_batch: u32,
-  m_off: u32,
-  m_batch: u32,
-  o_off: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<${QT}>;
-@group(0) @binding(2) var<storage, read> k: array<${KT}>;
-#if MASK
-@group(0) @binding(3) var<storage, read> mask: array<${MT}>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-#else
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-#endif
+#include attention_common
 
 var<workgroup> q_s: array<f32, ${DP}>;
 var<workgroup> red: array<f32, ${WG}>;
@@ -54,24 +18,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let b = row / (p.lq * p.heads);
   let d = p.head_dim;
 
-  for (var c = lid; c < d; c += ${WG}u) { q_s[c] = f32(q[p.q_off + b * p.q_batch + i * p.q_row + h * d + c]) * p.scale; }
+  let q_base = q_index(b, i, h);
+  for (var c = lid; c < d; c += ${WG}u) { q_s[c] = f32(q[q_base + c]) * p.scale; }
   workgroupBarrier();
 
-  var last_key = p.kv_len - 1u;
-  if (p.causal != 0u) { last_key = p.kv_len - p.lq + i; }
+  let row_end = visible_end(i);
   let o_base = p.o_off + row * p.kv_len;
 
   var local_max = FLOOR;
   for (var j = lid; j < p.kv_len; j += ${WG}u) {
     var s = EXCLUDED;
-    if (j <= last_key) {
-      let k_base = p.k_off + b * p.k_batch + j * p.k_row + h * d;
+    if (j < row_end) {
+      let k_base = k_index(b, j, h);
       var dot = 0.0;
       for (var c = 0u; c < d; c++) { dot += q_s[c] * f32(k[k_base + c]); }
-#if MASK
-      dot += f32(mask[p.m_off + b * p.m_batch + j]);
-#endif
-      s = max(dot, FLOOR);
+      s = masked_score(dot, b, j);
     }
     out[o_base + j] = s;
     local_max = max(local_max, s);

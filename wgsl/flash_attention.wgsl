@@ -3,11 +3,10 @@
 // TPR threads share a query row: for scores each owns keys lane, lane+TPR, ...; for the output each owns
 // dims lane, lane+TPR, ... Every thread of a row repeats the row's max/sum bookkeeping on the same
 // values, which replaces a cross-thread reduction (and its barriers) by a few broadcast reads.
-// Defines: QT, KT, VT, MT, OT (element types), DP (head_dim rounded up to TPR), BQ, BK, TPR, MASK.
+// Defines (beyond attention_common): DP (head_dim rounded up to TPR), BQ, BK, TPR.
 // K/V tiles keep the input element type (f16 stays f16: half the workgroup memory, no precision lost).
 
-const FLOOR: f32 = -3.0e38;   // scores are clamped here (see attention_rows.wgsl)
-const EXCLUDED: f32 = -3.4e38; // keys a query may not see: below FLOOR, so exp(EXCLUDED - m) == 0
+#include attention_common
 
 const WG: u32 = ${BQ}u * ${TPR}u;
 const QS: u32 = ${DP}u + 1u; // padded row strides keep the threads of a warp on different banks
@@ -15,42 +14,6 @@ const KS: u32 = ${DP}u + 1u;
 const SS: u32 = ${BK}u + 1u;
 const KEYS_PER_THREAD: u32 = ${BK}u / ${TPR}u;
 const DIMS_PER_THREAD: u32 = ${DP}u / ${TPR}u;
-
-struct Params {
-  batch: u32,
-  lq: u32,
-  kv_len: u32,
-  heads: u32,
-  head_dim: u32,
-  causal: u32,
-  scale: f32,
-  chunk: u32,
-  splits: u32,
-  grid_stride: u32,
-  q_off: u32,
-  q_row: u32,
-  q_batch: u32,
-  k_off: u32,
-  k_row: u32,
-  k_batch: u32,
-  v_off: u32,
-  v_row: u32,
-  v_batch: u32,
-  m_off: u32,
-  m_batch: u32,
-  o_off: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<${QT}>;
-@group(0) @binding(2) var<storage, read> k: array<${KT}>;
-@group(0) @binding(3) var<storage, read> v: array<${VT}>;
-#if MASK
-@group(0) @binding(4) var<storage, read> mask: array<${MT}>;
-@group(0) @binding(5) var<storage, read_write> out: array<${OT}>;
-#else
-@group(0) @binding(4) var<storage, read_write> out: array<${OT}>;
-#endif
 
 var<workgroup> q_tile: array<f32, ${BQ}u * QS>;
 var<workgroup> k_tile: array<${KT}, ${BK}u * KS>;
@@ -68,20 +31,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let r = e / ${DP}u;
     let c = e % ${DP}u;
     var x = 0.0;
-    if (q0 + r < p.lq && c < d) { x = f32(q[p.q_off + b * p.q_batch + (q0 + r) * p.q_row + h * d + c]) * p.scale; }
+    if (q0 + r < p.lq && c < d) { x = f32(q[q_index(b, q0 + r, h) + c]) * p.scale; }
     q_tile[r * QS + c] = x;
   }
 
   // Keys past the last query of this block are invisible to all of it under causal masking.
-  var kv_end = p.kv_len;
-  if (p.causal != 0u) { kv_end = p.kv_len - p.lq + min(q0 + ${BQ}u, p.lq); }
+  let kv_end = visible_end(min(q0 + ${BQ}u, p.lq) - 1u);
 
   let r = lid / ${TPR}u;
   let lane = lid % ${TPR}u;
   let i = q0 + r;
   let row_valid = i < p.lq;
-  var last_key = p.kv_len - 1u;
-  if (p.causal != 0u && row_valid) { last_key = p.kv_len - p.lq + i; }
+  let row_end = visible_end(i);
 
   var acc: array<f32, DIMS_PER_THREAD>;
   var m = FLOOR;
@@ -95,8 +56,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var kx = ${KT}(0);
       var vx = ${VT}(0);
       if (key < kv_end && c < d) {
-        kx = k[p.k_off + b * p.k_batch + key * p.k_row + h * d + c];
-        vx = v[p.v_off + b * p.v_batch + key * p.v_row + h * d + c];
+        kx = k[k_index(b, key, h) + c];
+        vx = v[v_index(b, key, h) + c];
       }
       k_tile[j * KS + c] = kx;
       v_tile[j * ${DP}u + c] = vx;
@@ -113,13 +74,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var t = 0u; t < KEYS_PER_THREAD; t++) {
       let key = kb + lane + t * ${TPR}u;
       var s = EXCLUDED;
-      if (row_valid && key < kv_end && key <= last_key) {
-        s = dots[t];
-#if MASK
-        s += f32(mask[p.m_off + b * p.m_batch + key]);
-#endif
-        s = max(s, FLOOR);
-      }
+      if (row_valid && key < kv_end && key < row_end) { s = masked_score(dots[t], b, key); }
       s_tile[r * SS + lane + t * ${TPR}u] = s;
     }
     workgroupBarrier();

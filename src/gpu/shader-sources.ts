@@ -6,6 +6,7 @@ import { getPlatform } from '../platform/index.js';
  */
 export const SHADER_NAMES = [
   'attention_combine',
+  'attention_common',
   'attention_decode',
   'attention_probs',
   'attention_rows',
@@ -21,6 +22,7 @@ export const SHADER_NAMES = [
   'rows',
   'scatter',
   'layernorm',
+  'layernorm_common',
   'layernorm_thread',
   'logits_ids',
   'logits_scale',

@@ -154,7 +154,7 @@ export function bindAttention(plan: AttentionPlan): BoundAttention {
   };
 }
 
-/** Element types of the operands, as shader defines (`F16` whenever one of them is f16). */
+/** Element types of the operands, as shader defines (`F16` whenever one of them is f16; no `VT` without v). */
 export function operandDefines(plan: AttentionPlan): Record<string, string | boolean> {
   const types: DType[] = [plan.q.tensor.dtype, plan.k.tensor.dtype];
   const defines: Record<string, string | boolean> = { QT: plan.q.tensor.dtype, KT: plan.k.tensor.dtype, MASK: plan.mask !== null };

@@ -42,7 +42,7 @@ interface Launch {
   outOffset: number;
 }
 
-/** The Params block shared by attention_rows, flash_attention, attention_decode and attention_probs. */
+/** The Params block of attention_common (attention_rows, flash_attention, attention_decode, attention_probs). */
 function attentionUniforms(plan: AttentionPlan, b: BoundAttention, launch: Launch): Uint32Array {
   const { q, k, v } = plan;
   return uniforms()
@@ -138,7 +138,7 @@ function runSplit(plan: AttentionPlan, kernel: 'rows-split' | 'split', out: Tens
     } else {
       const b = bindAttention(plan);
       const p = part.bind();
-      const defines = { ...operandDefines(plan), DP: roundUp(plan.headDim, DECODE_WG), WG: DECODE_WG };
+      const defines = { ...operandDefines(plan), OT: part.dtype, DP: roundUp(plan.headDim, DECODE_WG), WG: DECODE_WG };
       gpu.dispatch({
         label: 'attention_decode',
         pipeline: gpu.pipeline('attention_decode', defines),
@@ -177,7 +177,7 @@ export function runAttentionProbs(plan: AttentionPlan, out: Tensor): void {
   const o = out.bind();
   gpu.dispatch({
     label: 'attention_probs',
-    pipeline: gpu.pipeline('attention_probs', { ...operandDefines(plan), DP: roundUp(plan.headDim, 8), WG: wg }),
+    pipeline: gpu.pipeline('attention_probs', { ...operandDefines(plan), OT: out.dtype, DP: roundUp(plan.headDim, 8), WG: wg }),
     uniforms: attentionUniforms(plan, b, { chunk: plan.kvLength, splits: 1, gridStride: g.rowStride, outOffset: o.elementOffset }),
     buffers: storageBindings(b, out),
     workgroups: g.workgroups,
