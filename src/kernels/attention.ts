@@ -1,6 +1,7 @@
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { planAttention, type AttentionOptions, type HeadsView } from './attention-plan.js';
 import { chooseAttentionKernel, runAttention, runAttentionProbs } from './attention-variants.js';
+import { newOutput } from './output.js';
 
 export type { AttentionKernel, AttentionOptions, HeadsView } from './attention-plan.js';
 export { MAX_HEAD_DIM } from './attention-plan.js';
@@ -13,27 +14,12 @@ export { MAX_HEAD_DIM } from './attention-plan.js';
 export function attention(q: Tensor | HeadsView, k: Tensor | HeadsView, v: Tensor | HeadsView, options: AttentionOptions): Tensor {
   const plan = planAttention('attention', q, k, v, options);
   const kernel = options.kernel ?? chooseAttentionKernel(plan);
-  const out = Tensor.empty(plan.gpu, [plan.batch, plan.lq, plan.heads * plan.headDim], plan.q.tensor.dtype);
-  if (out.size === 0) return out;
-  try {
-    runAttention(plan, kernel, out, options.splitChunk);
-  } catch (e) {
-    out.dispose();
-    throw e;
-  }
-  return out;
+  const shape = [plan.batch, plan.lq, plan.heads * plan.headDim];
+  return newOutput(plan.gpu, shape, plan.q.tensor.dtype, (out) => runAttention(plan, kernel, out, options.splitChunk));
 }
 
 /** The probabilities themselves, [B, numHeads, Lq, kvLength] f32 (e.g. the Q-Former cross-attention maps). */
 export function attentionProbs(q: Tensor | HeadsView, k: Tensor | HeadsView, options: AttentionOptions): Tensor {
   const plan = planAttention('attentionProbs', q, k, null, options);
-  const out = Tensor.empty(plan.gpu, [plan.batch, plan.heads, plan.lq, plan.kvLength], 'f32');
-  if (out.size === 0) return out;
-  try {
-    runAttentionProbs(plan, out);
-  } catch (e) {
-    out.dispose();
-    throw e;
-  }
-  return out;
+  return newOutput(plan.gpu, [plan.batch, plan.heads, plan.lq, plan.kvLength], 'f32', (out) => runAttentionProbs(plan, out));
 }

@@ -1,8 +1,9 @@
 import type { Gpu } from '../gpu/gpu.js';
 import { uniforms } from '../gpu/uniforms.js';
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { dtypeDefines } from './dtype.js';
 import { grid1d } from './grid.js';
+import { newOutput } from './output.js';
 
 /** 'workgroup': a workgroup per row with tree reductions (GPUs); 'thread': an invocation per row (software adapters). */
 export type LayerNormVariant = 'workgroup' | 'thread';
@@ -36,14 +37,7 @@ export function layerNormWith(variant: LayerNormVariant, x: Tensor, weight: Tens
   }
   if (!Number.isFinite(eps) || eps < 0) throw new RangeError(`layerNorm: eps must be a finite number >= 0, got ${eps}`);
 
-  const y = Tensor.empty(x.gpu, x.shape, x.dtype);
-  try {
-    if (y.size > 0) record(variant, x, weight, bias, eps, residual, y);
-  } catch (e) {
-    y.dispose();
-    throw e;
-  }
-  return y;
+  return newOutput(x.gpu, x.shape, x.dtype, (y) => record(variant, x, weight, bias, eps, residual, y));
 }
 
 function record(variant: LayerNormVariant, x: Tensor, weight: Tensor, bias: Tensor, eps: number, residual: Tensor | undefined, y: Tensor): void {

@@ -1,6 +1,7 @@
 import { uniforms } from '../gpu/uniforms.js';
-import { Tensor, type DType } from '../tensor.js';
+import type { DType, Tensor } from '../tensor.js';
 import { grid1d } from './grid.js';
+import { newOutput } from './output.js';
 
 /**
  * Conventions shared with attention: the statistics run in f32 over values clamped at -3e38, so
@@ -50,10 +51,8 @@ function run(fn: string, x: Tensor, outType: DType, log: boolean, mask: Tensor |
   checkInput(fn, x);
   const rowsOfMask = mask ? maskRows(fn, x, mask) : 1;
   const gpu = x.gpu;
-  const out = Tensor.empty(gpu, x.shape, outType);
-  const width = x.dim(-1);
-  if (out.size === 0) return out;
-  try {
+  return newOutput(gpu, x.shape, outType, (out) => {
+    const width = x.dim(-1);
     const rows = x.size / width;
     const bx = x.bind();
     const bm = mask?.bind();
@@ -69,11 +68,7 @@ function run(fn: string, x: Tensor, outType: DType, log: boolean, mask: Tensor |
       buffers: bm ? [bx.binding, bm.binding, bo.binding] : [bx.binding, bo.binding],
       workgroups: g.workgroups,
     });
-  } catch (e) {
-    out.dispose();
-    throw e;
-  }
-  return out;
+  });
 }
 
 /** Row-wise stable softmax over the last dim (output has x's dtype), optional additive mask. */
