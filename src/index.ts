@@ -28,7 +28,7 @@ export { Gpu, getGpu, releaseGpu, type GpuOptions, type GpuStats } from './gpu/g
 export { GpuError, NoAdapterError, DeviceLostError } from './gpu/errors.js';
 export { setShaderBaseUrl } from './gpu/shader-sources.js';
 export { adapterLabel, type Capabilities, type AdapterDescription } from './gpu/capabilities.js';
-export { Tensor, tidy, keep, disposeAll, disposeTree, type DType, type HostArray } from './tensor.js';
+export { Tensor, tidy, keep, disposeTree, type DType, type HostArray } from './tensor.js';
 export * as ops from './kernels/index.js';
 
 // Checkpoints

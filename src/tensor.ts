@@ -238,14 +238,6 @@ function toHost(data: ArrayLike<number> | HostArray | Uint16Array, dtype: DType)
   }
 }
 
-/** Disposes every tensor given (null and undefined are skipped). */
-export function disposeAll(...ts: (Tensor | null | undefined | readonly (Tensor | null | undefined)[])[]): void {
-  for (const t of ts) {
-    if (Array.isArray(t)) for (const x of t) x?.dispose();
-    else (t as Tensor | null | undefined)?.dispose();
-  }
-}
-
 // ------------------------------------------------------------------ scopes
 
 const scopes: Set<Tensor>[] = [];

@@ -1,10 +1,5 @@
 import type { DType } from '../tensor.js';
 
-/** The WGSL scalar type that stores `dtype`. */
-export function wgslType(dtype: DType): string {
-  return dtype;
-}
-
 /** Defines every shader compiled for `dtype` needs (`F16` turns on `enable f16;`). */
 export function dtypeDefines(...dtypes: DType[]): { F16: boolean } {
   return { F16: dtypes.includes('f16') };
