@@ -1,6 +1,7 @@
 import type { Binding, Gpu } from '../gpu/gpu.js';
 import { uniforms } from '../gpu/uniforms.js';
 import { Tensor } from '../tensor.js';
+import { newOutput } from './output.js';
 
 /** Row widths above this are reduced in two passes (chunks of CHUNK, then the chunk winners). */
 const TWO_PASS_ABOVE = 8192;
@@ -23,15 +24,7 @@ export function argmaxWith(workgroupSize: number, x: Tensor): Tensor {
   if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new TypeError(`argmax: x must be f32 or f16, got ${x}`);
   const [rows, width] = x.shape as [number, number];
   if (width === 0) throw new RangeError(`argmax: rows of ${x} are empty`);
-  const gpu = x.gpu;
-  const out = Tensor.empty(gpu, [rows], 'i32');
-  try {
-    if (rows > 0) record(x, out, workgroupSize);
-  } catch (e) {
-    out.dispose();
-    throw e;
-  }
-  return out;
+  return newOutput(x.gpu, [rows], 'i32', (out) => record(x, out, workgroupSize));
 }
 
 function record(x: Tensor, out: Tensor, wg: number): void {

@@ -2,6 +2,7 @@ import { uniforms } from '../gpu/uniforms.js';
 import { Tensor, type DType } from '../tensor.js';
 import { dtypeDefines } from './dtype.js';
 import { grid1d } from './grid.js';
+import { newOutput } from './output.js';
 
 const WG = 256;
 
@@ -54,15 +55,7 @@ function run(name: string, op: Op, a: Tensor, b: Tensor | null, scalar: number):
     if (b.gpu !== a.gpu) throw new Error(`${name}: operands live on different devices`);
   }
   const period = b ? broadcastPeriod(name, a, b) : 1;
-  const gpu = a.gpu;
-  const y = Tensor.empty(gpu, a.shape, a.dtype);
-  try {
-    if (a.size > 0) record(name, op, a, b, scalar, period, y);
-  } catch (e) {
-    y.dispose();
-    throw e;
-  }
-  return y;
+  return newOutput(a.gpu, a.shape, a.dtype, (y) => record(name, op, a, b, scalar, period, y));
 }
 
 function record(name: string, op: Op, a: Tensor, b: Tensor | null, scalar: number, period: number, y: Tensor): void {

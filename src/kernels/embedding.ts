@@ -2,6 +2,7 @@ import { uniforms } from '../gpu/uniforms.js';
 import { BYTES_PER_ELEMENT, Tensor, type DType } from '../tensor.js';
 import { dtypeDefines } from './dtype.js';
 import { grid1d } from './grid.js';
+import { newOutput } from './output.js';
 
 const WG = 256;
 
@@ -17,14 +18,7 @@ export function embedding(ids: Tensor, table: Tensor, options: { outDtype?: DTyp
   if (table.dtype !== 'f32' && table.dtype !== 'f16') throw new TypeError(`embedding: table must be f32 or f16, got ${table}`);
   if (outDtype !== 'f32' && outDtype !== 'f16') throw new TypeError(`embedding: outDtype must be f32 or f16, got ${outDtype}`);
   if (ids.gpu !== table.gpu) throw new Error('embedding: ids and table live on different devices');
-  const out = Tensor.empty(table.gpu, [...ids.shape, table.dim(1)], outDtype);
-  try {
-    if (out.size > 0) record(ids, table, out);
-  } catch (e) {
-    out.dispose();
-    throw e;
-  }
-  return out;
+  return newOutput(table.gpu, [...ids.shape, table.dim(1)], outDtype, (out) => record(ids, table, out));
 }
 
 function record(ids: Tensor, table: Tensor, out: Tensor): void {

@@ -2,6 +2,7 @@ import { uniforms } from '../gpu/uniforms.js';
 import { Tensor } from '../tensor.js';
 import { dtypeDefines } from './dtype.js';
 import { grid1d } from './grid.js';
+import { newOutput } from './output.js';
 
 const WG = 256;
 
@@ -21,9 +22,7 @@ export function im2col(pixels: Tensor, patch: number): Tensor {
   const ph = Math.floor(h / patch);
   const pw = Math.floor(w / patch);
   const gpu = pixels.gpu;
-  const out = Tensor.empty(gpu, [b, ph * pw, c * patch * patch], pixels.dtype);
-  if (out.size === 0) return out;
-  try {
+  return newOutput(gpu, [b, ph * pw, c * patch * patch], pixels.dtype, (out) => {
     const bi = pixels.bind();
     const bo = out.bind();
     const g = grid1d(gpu, out.size, WG);
@@ -34,9 +33,5 @@ export function im2col(pixels: Tensor, patch: number): Tensor {
       buffers: [bi.binding, bo.binding],
       workgroups: g.workgroups,
     });
-  } catch (e) {
-    out.dispose();
-    throw e;
-  }
-  return out;
+  });
 }

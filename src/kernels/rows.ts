@@ -2,6 +2,7 @@ import { uniforms } from '../gpu/uniforms.js';
 import { Tensor, type DType } from '../tensor.js';
 import { dtypeDefines } from './dtype.js';
 import { grid1d } from './grid.js';
+import { newOutput } from './output.js';
 
 const WG = 256;
 
@@ -39,15 +40,10 @@ export function writeRows(dst: Tensor, src: Tensor, start: number): void {
 export function concatRows(a: Tensor, b: Tensor): Tensor {
   check('concatRows', a, b);
   const [batch, l1, d] = a.shape as [number, number, number];
-  const out = Tensor.empty(a.gpu, [batch, l1 + b.dim(1), d], a.dtype);
-  try {
+  return newOutput(a.gpu, [batch, l1 + b.dim(1), d], a.dtype, (out) => {
     writeRows(out, a, 0);
     writeRows(out, b, l1);
-  } catch (e) {
-    out.dispose();
-    throw e;
-  }
-  return out;
+  });
 }
 
 function check(name: string, dst: Tensor, src: Tensor): void {
