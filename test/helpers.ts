@@ -1,3 +1,4 @@
+import { f16BitsToF32, f32ToF16Bits } from '../src/util/half.js';
 import { Gpu, type GpuOptions } from '../src/gpu/gpu.js';
 
 /** A device for one test file; call `destroy` in afterAll. */
@@ -51,4 +52,9 @@ export function toleranceRatio(a: ArrayLike<number>, b: ArrayLike<number>, atol:
     if (r > m) m = r;
   }
   return m;
+}
+
+/** Values as a tensor of `dtype` stores them: f16-rounded (round to nearest even) or f32-rounded. */
+export function roundTo(dtype: 'f32' | 'f16' | string, xs: ArrayLike<number>): Float32Array {
+  return Float32Array.from(xs, (v) => (dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(v)) : Math.fround(v)));
 }

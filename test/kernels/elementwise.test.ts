@@ -3,17 +3,13 @@ import { addCpu, erf, geluCpu, mulCpu, reluCpu } from '../../src/cpu/elementwise
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { add, gelu, mul, relu } from '../../src/kernels/elementwise.js';
 import { Tensor, type DType } from '../../src/tensor.js';
-import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
-import { randn, testGpu, toleranceRatio } from '../helpers.js';
+import { randn, roundTo, testGpu, toleranceRatio } from '../helpers.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
 afterAll(() => gpu?.destroy());
-
-const roundTo = (dtype: DType, xs: ArrayLike<number>): Float32Array =>
-  Float32Array.from(xs, (v) => (dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(v)) : Math.fround(v)));
 
 /** Tolerances: f32 add/mul/relu are single correctly rounded ops, so exact; f16 outputs may differ by the final
  *  rounding to f16 (one f16 ulp: rtol 2^-10, atol one subnormal step). */

@@ -3,8 +3,7 @@ import { embeddingCpu } from '../../src/cpu/embedding.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { embedding } from '../../src/kernels/embedding.js';
 import { Tensor, type DType } from '../../src/tensor.js';
-import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
-import { randn, rng, testGpu } from '../helpers.js';
+import { randn, rng, roundTo, testGpu } from '../helpers.js';
 
 let gpu: Gpu;
 let small: Gpu; // a device that pretends its storage binding limit is 4 KiB, to force split tables
@@ -16,9 +15,6 @@ afterAll(() => {
   gpu?.destroy();
   small?.destroy();
 });
-
-const roundTo = (dtype: DType, xs: ArrayLike<number>): Float32Array =>
-  Float32Array.from(xs, (v) => (dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(v)) : Math.fround(v)));
 
 function randomIds(n: number, vocab: number, seed: number): Int32Array {
   const r = rng(seed);

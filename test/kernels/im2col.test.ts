@@ -2,18 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { im2colCpu } from '../../src/cpu/im2col.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { im2col } from '../../src/kernels/im2col.js';
-import { Tensor, type DType } from '../../src/tensor.js';
-import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
-import { randn, testGpu } from '../helpers.js';
+import { Tensor } from '../../src/tensor.js';
+import { randn, roundTo, testGpu } from '../helpers.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
 afterAll(() => gpu?.destroy());
-
-const roundTo = (dtype: DType, xs: ArrayLike<number>): Float32Array =>
-  Float32Array.from(xs, (v) => (dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(v)) : Math.fround(v)));
 
 // im2col moves values, so results are exact.
 describe('im2col', () => {

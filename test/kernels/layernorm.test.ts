@@ -3,17 +3,13 @@ import { layerNormCpu } from '../../src/cpu/layernorm.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { layerNorm, layerNormWith, type LayerNormVariant } from '../../src/kernels/layernorm.js';
 import { Tensor, type DType } from '../../src/tensor.js';
-import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
-import { randn, testGpu, toleranceRatio } from '../helpers.js';
+import { randn, roundTo, testGpu, toleranceRatio } from '../helpers.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
 afterAll(() => gpu?.destroy());
-
-const roundTo = (dtype: DType, xs: ArrayLike<number>): Float32Array =>
-  Float32Array.from(xs, (v) => (dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(v)) : Math.fround(v)));
 
 // Tolerances against the float64 reference (computed from the same rounded inputs):
 // f32 output: atol 2e-5, rtol 2e-5 (f32 statistics over rows of up to 2560, rows with mean offset 10 included);

@@ -5,8 +5,7 @@ import { linear, linearProblem, linearWithVariant, matmul, matmulWithVariant, ty
 import { clearTuning, defaultVariant, exportTuning, importTuning, pickVariant, tuneLinear } from '../../src/kernels/tuning.js';
 import type { VariantChoice } from '../../src/kernels/linear-problem.js';
 import { Tensor, type DType } from '../../src/tensor.js';
-import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
-import { randn, testGpu, toleranceRatio } from '../helpers.js';
+import { randn, roundTo, testGpu, toleranceRatio } from '../helpers.js';
 
 // Tolerances. f32 math: |err| <= 1e-4 * sqrt(K) (the outputs of these random inputs are about
 // sqrt(K) in size), plus 1e-3 relative when the output is stored as f16. The reference always uses
@@ -20,10 +19,6 @@ beforeAll(async () => {
   gpu = await testGpu();
 });
 afterAll(() => gpu?.destroy());
-
-function roundTo(dtype: DType, v: Float32Array): Float32Array {
-  return dtype === 'f16' ? v.map((x) => f16BitsToF32(f32ToF16Bits(x))) : v;
-}
 
 /** A tensor holding `values` in `dtype`, placed `offset` elements into a larger buffer (a view). */
 function upload(values: Float32Array, shape: number[], dtype: DType, offset = 0): Tensor {

@@ -4,16 +4,13 @@ import type { Gpu } from '../../src/gpu/gpu.js';
 import { concatRows, writeRows } from '../../src/kernels/rows.js';
 import { Tensor, type DType } from '../../src/tensor.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
-import { randn, testGpu } from '../helpers.js';
+import { randn, roundTo, testGpu } from '../helpers.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
 afterAll(() => gpu?.destroy());
-
-const roundTo = (dtype: DType, xs: ArrayLike<number>): Float32Array =>
-  Float32Array.from(xs, (v) => (dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(v)) : Math.fround(v)));
 
 // Row copies are exact (f32 -> f16 rounds as the host does).
 describe('writeRows', () => {

@@ -3,17 +3,13 @@ import { topkCpu } from '../../src/cpu/topk.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { topk } from '../../src/kernels/topk.js';
 import { Tensor, type DType } from '../../src/tensor.js';
-import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
-import { randn, rng, testGpu } from '../helpers.js';
+import { randn, rng, roundTo, testGpu } from '../helpers.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
 afterAll(() => gpu?.destroy());
-
-const roundTo = (dtype: DType, xs: ArrayLike<number>): Float32Array =>
-  Float32Array.from(xs, (v) => (dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(v)) : Math.fround(v)));
 
 /** Random rows with planted ties (a value repeated across the row), -Infinity runs and a row of -Infinity. */
 function logits(rows: number, width: number, seed: number): Float32Array {
