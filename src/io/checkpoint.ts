@@ -8,10 +8,9 @@ export function joinPath(dir: string, file: string): string {
 
 /**
  * A checkpoint split over several safetensors files by `model.safetensors.index.json` (HF's layout).
- * Shards are opened on first use.
+ * Every shard is opened (and checked against the index) up front.
  */
 export class ShardedCheckpoint implements TensorSource {
-  private readonly files = new Map<string, SafetensorsFile>();
 
   private constructor(
     private readonly dir: string,
@@ -66,7 +65,7 @@ export class ShardedCheckpoint implements TensorSource {
     return this.file(name).readBytes(name, start, length);
   }
   async close(): Promise<void> {
-    await Promise.all([...this.shards.values(), ...this.files.values()].map((s) => s.close()));
+    await Promise.all([...this.shards.values()].map((s) => s.close()));
   }
 }
 
