@@ -1,5 +1,5 @@
 import type { Gpu } from '../gpu/gpu.js';
-import { SafetensorsError, toFloat16Bits, toFloat32, type TensorSource } from '../io/safetensors.js';
+import { toFloat16Bits, toFloat32, type TensorSource } from '../io/safetensors.js';
 import { ST_DTYPE_BYTES } from '../io/safetensors-dtypes.js';
 import { keep, Tensor, type DType } from '../tensor.js';
 import type { Module, Parameter } from './module.js';
@@ -142,7 +142,6 @@ export async function loadWeights(model: Module, source: TensorSource, gpu: Gpu,
     await gpu.sync();
   } catch (e) {
     for (const t of created) t.dispose();
-    if (e instanceof SafetensorsError) throw e;
     throw e;
   }
   plan.forEach((p, i) => {
