@@ -13,7 +13,7 @@
 // Defines: A_T, B_T, C_T, BIAS_T, R_T (storage types, f32 or f16), A_F16 / B_F16 (operand is f16, read as
 // packed u32 pairs, so f16 weights work on devices without shader-f16),
 // B_NK, VEC (every row start and K are multiples of 4 elements: operands are read as 4-element
-// vectors, f16 ones as vec2<u32>).
+// vectors, f16 ones as vec2<u32>), A_LANES (gemv_rows only: see the binding of a).
 
 struct Params {
   M: u32,
@@ -41,7 +41,12 @@ const FLAG_RESIDUAL = 8u;
 const FLAG_RESIDUAL_INPLACE = 16u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-#if VEC
+#if A_LANES
+// gemv_rows on CPU adapters: f32 A read one element per subgroup lane and shared by
+// subgroupBroadcast; B is f16 read 8 at a time (A_LANES implies B_WIDE).
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
+#elif VEC
 #if A_F16
 @group(0) @binding(1) var<storage, read> a: array<vec2<u32>>;
 #else
@@ -71,6 +76,7 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 @group(0) @binding(4) var<storage, read> bias: array<${BIAS_T}>;
 @group(0) @binding(5) var<storage, read> res: array<${R_T}>;
 
+#if !A_LANES
 // Four consecutive elements starting at element e (e is a multiple of 4 when VEC).
 fn ld_a4(e: u32) -> vec4<f32> {
 #if VEC
@@ -84,6 +90,7 @@ fn ld_a4(e: u32) -> vec4<f32> {
   return vec4<f32>(ld_a1(e), ld_a1(e + 1u), ld_a1(e + 2u), ld_a1(e + 3u));
 #endif
 }
+#endif
 
 fn ld_b4(e: u32) -> vec4<f32> {
 #if VEC

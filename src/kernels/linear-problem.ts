@@ -39,7 +39,11 @@ export interface VariantChoice {
   kind: VariantKind;
   /** 4-element vector loads (needs K and every row start to be multiples of 4). */
   vec?: boolean;
-  /** gemv-coop: reduce with subgroup operations (when the device has them) instead of workgroup memory. */
+  /**
+   * gemv-coop: reduce with subgroup operations instead of workgroup memory. gemv-rows: share each
+   * step's x values across the subgroup by broadcast (8-lane subgroups, f32 x, f16 weights).
+   * Default: whenever the device allows.
+   */
   subgroups?: boolean;
   /** tiled: tile configuration. */
   tile?: TiledConfig;

@@ -115,7 +115,7 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
   d.F16 = v.f16Math || [p.out, p.bias, p.residual].some((t) => t?.dtype === 'f16');
   switch (v.kind) {
     case 'gemv-rows':
-      Object.assign(d, GEMV_ROWS, { MR: gemvRowBucket(rows), B_WIDE: v.wide });
+      Object.assign(d, GEMV_ROWS, { MR: gemvRowBucket(rows), B_WIDE: v.wide, A_LANES: v.subgroups, SUBGROUPS: v.subgroups });
       break;
     case 'gemv-coop':
       Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(gemvRowBucket(rows)), MR: gemvRowBucket(rows), SUBGROUPS: v.subgroups, B_WIDE: v.wide });
@@ -161,12 +161,31 @@ export function wideAligned(p: GemmProblem, bOffset: number): boolean {
   return p.b.dtype === 'f16' && p.bLayout === 'nk' && p.K % 8 === 0 && bOffset % 8 === 0 && p.bBatchStride % 8 === 0;
 }
 
+/**
+ * Whether gemv-rows can share A across a subgroup (A_LANES in gemv_rows.wgsl): its broadcasts are
+ * unrolled for exactly 8 lanes, the lane count of lavapipe's 256-bit vectors.
+ */
+function aLanesPossible(gpu: Gpu, p: GemmProblem, wide: boolean): boolean {
+  const c = gpu.caps;
+  return c.subgroups && c.subgroupMinSize === 8 && c.subgroupMaxSize === 8 && wide && p.a.dtype === 'f32';
+}
+
 /** Fills in what `choice` leaves open. */
 export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, alignedForVec: boolean, alignedForWide = false): ResolvedVariant {
   const vec = choice.vec ?? alignedForVec;
   if (vec && !alignedForVec) throw new Error('linear: vector loads were forced on an unaligned problem');
-  const subgroups = choice.kind === 'gemv-coop' && (choice.subgroups ?? gpu.caps.subgroups);
-  if (subgroups && !gpu.caps.subgroups) throw new Error('linear: subgroups were forced on a device without them');
+  const wide = isGemvKind(choice.kind) && vec && alignedForWide;
+  let subgroups = false;
+  if (choice.kind === 'gemv-coop') {
+    subgroups = choice.subgroups ?? gpu.caps.subgroups;
+    if (subgroups && !gpu.caps.subgroups) throw new Error('linear: subgroups were forced on a device without them');
+  } else if (choice.kind === 'gemv-rows') {
+    const possible = aLanesPossible(gpu, p, wide);
+    subgroups = choice.subgroups ?? possible;
+    if (subgroups && !possible) {
+      throw new Error('linear: gemv-rows with subgroups needs subgroups of exactly 8 lanes, f32 x and f16 weights read 8 at a time');
+    }
+  }
   const f16Math = choice.kind === 'tiled' && (choice.f16Math ?? false);
   if (f16Math && !gpu.caps.f16) throw new Error('linear: f16 math needs shader-f16');
   const tile = choice.kind === 'tiled' ? (choice.tile ?? 'tile64') : 'tile64';
@@ -176,6 +195,5 @@ export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, 
   if (choice.kind === 'tiled' && tiledWorkgroupBytes(tile, f16Math) > gpu.caps.maxComputeWorkgroupStorageSize) {
     throw new Error(`linear: ${tile} needs more workgroup memory than the device has`);
   }
-  const wide = isGemvKind(choice.kind) && vec && alignedForWide;
   return { kind: choice.kind, vec, wide, subgroups, tile, f16Math };
 }

@@ -107,6 +107,14 @@ const GEMV_SHAPES: Shape[] = [
   [3, 33, 7, F32, 0],
   [1, 1, 1, F16W, 0],
 ];
+// gemv-rows sharing x across 8-lane subgroups: f32 x, f16 weights, K % 8 == 0; every row bucket of A.
+const LANE_SHAPES: Shape[] = [
+  [1, 88, 257, F16W, 0],
+  [2, 256, 33, F16W, 4],
+  [3, 8, 9, F16W, 0],
+  [5, 88, 9, F16W, 8],
+  [8, 16, 1001, F16W, 0],
+];
 // Unaligned f16 activations and f32 everything are covered by the GEMV lists (same load code).
 const GENERAL_SHAPES: Shape[] = [
   [9, 88, 33, F16W, 0],
@@ -120,8 +128,10 @@ const GENERAL_SHAPES: Shape[] = [
 ];
 const FEW_SHAPES: Shape[] = [GENERAL_SHAPES[0]!, GENERAL_SHAPES[5]!];
 
-const VARIANTS: { name: string; choice: VariantChoice; shapes: Shape[]; atol?: number; needs?: 'subgroups' }[] = [
+const VARIANTS: { name: string; choice: VariantChoice; shapes: Shape[]; atol?: number; needs?: 'subgroups' | 'lanes8' }[] = [
   { name: 'gemv-rows', choice: { kind: 'gemv-rows' }, shapes: GEMV_SHAPES },
+  { name: 'gemv-rows reading x per lane', choice: { kind: 'gemv-rows', subgroups: false }, shapes: LANE_SHAPES },
+  { name: 'gemv-rows sharing x across the subgroup', choice: { kind: 'gemv-rows', subgroups: true }, shapes: LANE_SHAPES, needs: 'lanes8' },
   { name: 'gemv-coop with subgroups', choice: { kind: 'gemv-coop', subgroups: true }, shapes: GEMV_SHAPES, needs: 'subgroups' },
   { name: 'gemv-coop with workgroup memory', choice: { kind: 'gemv-coop', subgroups: false }, shapes: GEMV_SHAPES },
   { name: 'regblock', choice: { kind: 'regblock' }, shapes: GENERAL_SHAPES },
@@ -131,10 +141,15 @@ const VARIANTS: { name: string; choice: VariantChoice; shapes: Shape[]; atol?: n
   { name: 'tiled 64, f16 math', choice: { kind: 'tiled', tile: 'tile64', f16Math: true }, shapes: FEW_SHAPES, atol: ATOL_F16_MATH },
 ];
 
+function hasLanes8(): boolean {
+  return gpu.caps.subgroups && gpu.caps.subgroupMinSize === 8 && gpu.caps.subgroupMaxSize === 8;
+}
+
 describe('linear matches the CPU reference', () => {
   for (const v of VARIANTS) {
     it(`${v.name}: f32/f16 storage, every epilogue, offset views`, async () => {
       if (v.needs === 'subgroups' && !gpu.caps.subgroups) return;
+      if (v.needs === 'lanes8' && !hasLanes8()) return;
       for (const c of cases(v.shapes)) await checkLinear(c, v.choice, v.atol);
     });
   }
@@ -312,7 +327,11 @@ describe('linear and matmul reject bad input', () => {
     empty.dispose();
     emptyOut.dispose();
     expect(() => linearWithVariant({ kind: 'gemv-rows', vec: true }, x, w3)).toThrow(/unaligned/);
-    for (const t of [x, w, wi, w3, r, bias, a3, b3]) t.dispose();
+    // Sharing x across the subgroup needs f16 weights with K % 8 == 0 (and 8-lane subgroups).
+    const x8 = Tensor.from(gpu, randn(8, 5), [1, 8]);
+    const w8 = Tensor.from(gpu, randn(16, 6), [2, 8]);
+    expect(() => linearWithVariant({ kind: 'gemv-rows', subgroups: true }, x8, w8)).toThrow(/exactly 8 lanes, f32 x and f16 weights/);
+    for (const t of [x, w, wi, w3, r, bias, a3, b3, x8, w8]) t.dispose();
     await gpu.sync();
     expect(gpu.stats().liveBytes).toBe(before);
   });
