@@ -3,18 +3,34 @@
 // the workgroup id, so their loads are uniform (loaded once and broadcast by software rasterisers),
 // and each loaded vector of B is reused TM times.
 // Grid: x * WG invocations cover ceil(N / TN) column blocks, y = ceil(M / TM), z = batch.
-// Defines (beyond linear_common): WG, TM, TN (TN a multiple of 4 for the [K, N] layout of B).
+// Defines (beyond linear_common): WG, TM, TN (TN a multiple of 4 for the [K, N] layout of B),
+// ROW_LANES ([N, K] B, TM = 8 = the subgroup size, VEC: see below).
+//
+// ROW_LANES: "uniform" loads are not free everywhere. Mesa 25's llvmpipe loads storage one lane and
+// one 32-bit word at a time even when all lanes ask for the same address, so the TM rows of A cost
+// twice B's loads. With ROW_LANES, lane i of each subgroup loads row i of the block (8 values of K
+// per step) and subgroupBroadcast shares it: 64 words of A per step become 8 per lane.
 
 #include linear_common
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn main(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(workgroup_id) wid: vec3<u32>,
+#if ROW_LANES
+  @builtin(subgroup_invocation_id) sg_lane: u32,
+#endif
+) {
   let batch = gid.z;
   let n0 = gid.x * ${TN}u;
   let m0 = wid.y * ${TM}u;
+#if ROW_LANES
+  // No early return: subgroupBroadcast needs every lane (columns past N are clamped, never stored).
+#else
   if (n0 >= p.N) {
     return;
   }
+#endif
   let a0 = p.a_off + batch * p.a_bstride;
   let b0 = p.b_off + batch * p.b_bstride;
   var arow: array<u32, ${TM}>;
@@ -30,7 +46,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     brow[j] = b0 + min(n0 + j, p.N - 1u) * p.ldb;
   }
   var acc: array<array<f32, ${TN}>, ${TM}>;
-  for (var k = 0u; k < k4; k += 4u) {
+  var kv = 0u;
+#if ROW_LANES
+  let own_row = a0 + min(m0 + sg_lane, p.M - 1u) * p.lda;
+  let k8 = p.K & ~7u;
+  for (; kv < k8; kv += 8u) {
+    let lo = ld_a4(own_row + kv);
+    let hi = ld_a4(own_row + kv + 4u);
+    let alo = array<vec4<f32>, 8>(subgroupBroadcast(lo, 0u), subgroupBroadcast(lo, 1u), subgroupBroadcast(lo, 2u), subgroupBroadcast(lo, 3u),
+                                  subgroupBroadcast(lo, 4u), subgroupBroadcast(lo, 5u), subgroupBroadcast(lo, 6u), subgroupBroadcast(lo, 7u));
+    let ahi = array<vec4<f32>, 8>(subgroupBroadcast(hi, 0u), subgroupBroadcast(hi, 1u), subgroupBroadcast(hi, 2u), subgroupBroadcast(hi, 3u),
+                                  subgroupBroadcast(hi, 4u), subgroupBroadcast(hi, 5u), subgroupBroadcast(hi, 6u), subgroupBroadcast(hi, 7u));
+    for (var j = 0u; j < ${TN}u; j++) {
+#if B_WIDE
+      let w = ld_b8(brow[j] + kv);
+      let blo = w[0];
+      let bhi = w[1];
+#else
+      let blo = ld_b4(brow[j] + kv);
+      let bhi = ld_b4(brow[j] + kv + 4u);
+#endif
+      for (var i = 0u; i < 8u; i++) {
+        acc[i][j] += dot(alo[i], blo) + dot(ahi[i], bhi);
+      }
+    }
+  }
+#endif
+  for (var k = kv; k < k4; k += 4u) {
     var bv: array<vec4<f32>, ${TN}>;
     for (var j = 0u; j < ${TN}u; j++) {
       bv[j] = ld_b4(brow[j] + k);

@@ -127,6 +127,15 @@ const GENERAL_SHAPES: Shape[] = [
   [33, 33, 88, F16W, 0],
 ];
 const FEW_SHAPES: Shape[] = [GENERAL_SHAPES[0]!, GENERAL_SHAPES[5]!];
+// regblock sharing rows of A across 8-lane subgroups: vector-aligned, with and without 8-wide f16
+// loads, K % 8 == 4 (a 4-element tail after the shared steps), M not a multiple of the 8-row block.
+const ROW_LANE_SHAPES: Shape[] = [
+  [9, 88, 33, F16W, 0],
+  [257, 88, 33, F32, 0],
+  [33, 256, 257, F16, 0],
+  [17, 12, 40, F16W, 4],
+  [3, 16, 5, F16W, 0],
+];
 
 const VARIANTS: { name: string; choice: VariantChoice; shapes: Shape[]; atol?: number; needs?: 'subgroups' | 'lanes8' }[] = [
   { name: 'gemv-rows', choice: { kind: 'gemv-rows' }, shapes: GEMV_SHAPES },
@@ -135,6 +144,8 @@ const VARIANTS: { name: string; choice: VariantChoice; shapes: Shape[]; atol?: n
   { name: 'gemv-coop with subgroups', choice: { kind: 'gemv-coop', subgroups: true }, shapes: GEMV_SHAPES, needs: 'subgroups' },
   { name: 'gemv-coop with workgroup memory', choice: { kind: 'gemv-coop', subgroups: false }, shapes: GEMV_SHAPES },
   { name: 'regblock', choice: { kind: 'regblock' }, shapes: GENERAL_SHAPES },
+  { name: 'regblock reading rows per lane', choice: { kind: 'regblock', subgroups: false }, shapes: ROW_LANE_SHAPES },
+  { name: 'regblock sharing rows across the subgroup', choice: { kind: 'regblock', subgroups: true }, shapes: ROW_LANE_SHAPES, needs: 'lanes8' },
   { name: 'tiled 64', choice: { kind: 'tiled', tile: 'tile64' }, shapes: GENERAL_SHAPES },
   { name: 'tiled 128', choice: { kind: 'tiled', tile: 'tile128' }, shapes: FEW_SHAPES },
   { name: 'tiled 32x64', choice: { kind: 'tiled', tile: 'tile32' }, shapes: FEW_SHAPES },
@@ -331,7 +342,9 @@ describe('linear and matmul reject bad input', () => {
     const x8 = Tensor.from(gpu, randn(8, 5), [1, 8]);
     const w8 = Tensor.from(gpu, randn(16, 6), [2, 8]);
     expect(() => linearWithVariant({ kind: 'gemv-rows', subgroups: true }, x8, w8)).toThrow(/exactly 8 lanes, f32 x and f16 weights/);
-    for (const t of [x, w, wi, w3, r, bias, a3, b3, x8, w8]) t.dispose();
+    const col = x8.reshape([8, 1]);
+    expect(() => matmulWithVariant({ kind: 'regblock', subgroups: true }, w8, col)).toThrow(/B as \[N, K\] and vector loads/);
+    for (const t of [x, w, wi, w3, r, bias, a3, b3, x8, w8, col]) t.dispose();
     await gpu.sync();
     expect(gpu.stats().liveBytes).toBe(before);
   });
