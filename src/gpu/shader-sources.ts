@@ -8,6 +8,7 @@ export const SHADER_NAMES = [
   'attention_combine',
   'attention_common',
   'attention_decode',
+  'attention_lanes',
   'attention_probs',
   'attention_rows',
   'argmax',

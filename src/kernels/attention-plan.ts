@@ -13,10 +13,12 @@ export interface HeadsView {
 
 /**
  * How the fused attention runs: `rows` (one invocation per query row, registers only: software
- * adapters), `rows-split` (the same over kv chunks, plus a combine pass), `tiled` (flash attention
- * through workgroup memory: GPUs) and `split` (split-KV flash decoding: GPUs, few queries).
+ * adapters), `rows-split` (the same over kv chunks, plus a combine pass), `lanes` (rows whose 8-lane
+ * subgroups share each K/V row by broadcast: software adapters with 8-lane subgroups, many queries,
+ * vec4-aligned operands), `tiled` (flash attention through workgroup memory: GPUs) and `split`
+ * (split-KV flash decoding: GPUs, few queries).
  */
-export type AttentionKernel = 'rows' | 'rows-split' | 'tiled' | 'split';
+export type AttentionKernel = 'rows' | 'rows-split' | 'lanes' | 'tiled' | 'split';
 
 export interface AttentionOptions {
   numHeads: number;

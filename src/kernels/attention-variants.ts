@@ -14,11 +14,24 @@ const DECODE_MAX_QUERIES = 4;
 
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
-/** The kernel a plan runs with by default: by adapter class and number of queries. */
+/** The kernel a plan runs with by default: by adapter class, number of queries and alignment. */
 export function chooseAttentionKernel(plan: AttentionPlan): AttentionKernel {
   const fewQueries = plan.lq <= DECODE_MAX_QUERIES;
-  if (plan.gpu.caps.isSoftware) return fewQueries && plan.kvLength >= 512 ? 'rows-split' : 'rows';
+  if (plan.gpu.caps.isSoftware) {
+    if (fewQueries) return plan.kvLength >= 512 ? 'rows-split' : 'rows';
+    // Lanes past lq repeat the last query: below a subgroup's worth of queries they would mostly idle.
+    return plan.lq >= LANES && lanesPossible(plan, bindAttention(plan)) ? 'lanes' : 'rows';
+  }
   return fewQueries ? 'split' : 'tiled';
+}
+
+/** Subgroup lanes of the `lanes` kernel (its broadcasts are unrolled for exactly 8). */
+const LANES = 8;
+const LANES_WG = 32;
+
+function lanesPossible(plan: AttentionPlan, b: BoundAttention): boolean {
+  const c = plan.gpu.caps;
+  return c.subgroups && c.subgroupMinSize === LANES && c.subgroupMaxSize === LANES && vec4Aligned(plan, b);
 }
 
 /**
@@ -73,8 +86,10 @@ export function runAttention(plan: AttentionPlan, kernel: AttentionKernel, out: 
     case 'rows-split':
     case 'split':
       return runSplit(plan, kernel, out, splitChunk(plan, forcedChunk));
+    case 'lanes':
+      return runLanes(plan, out);
     default:
-      throw new RangeError(`attention: unknown kernel '${String(kernel)}' (rows, rows-split, tiled or split)`);
+      throw new RangeError(`attention: unknown kernel '${String(kernel)}' (rows, rows-split, lanes, tiled or split)`);
   }
 }
 
@@ -98,6 +113,23 @@ function runRows(plan: AttentionPlan, out: Tensor, split: { chunk: number; split
     uniforms: attentionUniforms(plan, b, { chunk: split?.chunk ?? plan.kvLength, splits: split?.splits ?? 1, gridStride: g.rowStride, outOffset: o.elementOffset }),
     buffers: storageBindings(b, out),
     workgroups: g.workgroups,
+  });
+}
+
+function runLanes(plan: AttentionPlan, out: Tensor): void {
+  const gpu = plan.gpu;
+  const b = bindAttention(plan);
+  if (!lanesPossible(plan, b)) {
+    throw new Error('attention: the lanes kernel needs subgroups of exactly 8 lanes and q/k/v offsets, row strides and head_dim that are multiples of 4');
+  }
+  const o = out.bind();
+  const defines = { ...operandDefines(plan), OT: out.dtype, VEC4: true, WG: LANES_WG, NC: Math.ceil(plan.headDim / (4 * LANES)), SUBGROUPS: true };
+  gpu.dispatch({
+    label: 'attention_lanes',
+    pipeline: gpu.pipeline('attention_lanes', defines),
+    uniforms: attentionUniforms(plan, b, { chunk: plan.kvLength, splits: 1, gridStride: 0, outOffset: o.elementOffset }),
+    buffers: storageBindings(b, out),
+    workgroups: [Math.ceil(plan.lq / LANES_WG), plan.heads, plan.batch],
   });
 }
 

@@ -16,6 +16,8 @@ import { randn, testGpu, toleranceRatio } from '../helpers.js';
  */
 const TOL: Record<DType, [number, number]> = { f32: [2e-5, 1e-4], f16: [1e-3, 2e-3], i32: [0, 0], u32: [0, 0] };
 const KERNELS: readonly AttentionKernel[] = ['rows', 'rows-split', 'tiled', 'split'];
+/** Needs 8-lane subgroups and vec4-aligned operands: runs on LANE_CASES where the adapter has them. */
+const LANES_KERNEL: AttentionKernel = 'lanes';
 /** float32's lowest value: the padding value HF puts into additive masks. */
 const F32_MIN = -3.4028234663852886e38;
 
@@ -70,6 +72,8 @@ interface Case {
   splitChunk?: number;
   /** Kernels that run this case (default: all); the full vision shape is slow on a CPU adapter. */
   only?: readonly (AttentionKernel | undefined)[];
+  /** Every operand offset and row stride a multiple of 4 elements (vec4 loads; the lanes kernel). */
+  aligned?: boolean;
 }
 
 function describeCase(c: Case): string {
@@ -86,11 +90,18 @@ async function checkCase(c: Case, kernel: AttentionKernel | undefined, seed: num
   const width = c.heads * c.headDim;
   let q: Operand, k: Operand, v: Operand;
   const owned: Tensor[] = [];
+  // Aligned cases still put the heads at a column and pad the rows, in whole vec4s.
+  const [first, pad] = c.aligned ? [4, 4] : [1, 2];
   if (c.fused) {
-    const all = makeOperand(c.batch, c.lq, 3 * width, 1, 2, qt, seed);
+    const all = makeOperand(c.batch, c.lq, 3 * width, first, pad, qt, seed);
     const at = (column: number): Operand => ({ host: { ...all.host, column }, view: { tensor: all.owned, column }, owned: all.owned });
-    [q, k, v] = [at(1), at(1 + width), at(1 + 2 * width)];
+    [q, k, v] = [at(first), at(first + width), at(first + 2 * width)];
     owned.push(all.owned);
+  } else if (c.aligned) {
+    q = makeOperand(c.batch, c.lq, width, 0, 4, qt, seed);
+    k = makeOperand(c.batch, c.lk, width, 4, 0, kt, seed + 1);
+    v = makeOperand(c.batch, c.lk, width, 4, 8, vt, seed + 2);
+    owned.push(q.owned, k.owned, v.owned);
   } else {
     q = makeOperand(c.batch, c.lq, width, seed % 3, 1, qt, seed);
     k = makeOperand(c.batch, c.lk, width, (seed + 1) % 3, 2, kt, seed + 1);
@@ -134,13 +145,36 @@ const CASES: Case[] = [
   { batch: 1, lq: 9, lk: 20, heads: 1, headDim: 1, splitChunk: 3 },
 ];
 
+/**
+ * vec4-aligned shapes (what the model passes: fused qkv columns at multiples of the width) for the lanes
+ * kernel, which the default picks on 8-lane software adapters from 8 queries on: a vision layer's 257
+ * queries (not a multiple of the 32-query workgroup), head_dim 88 (3 chunks of 32, the last partial),
+ * 64 and 128, masks, causal prefill, fewer queries than lanes, mixed f16/f32 operands.
+ */
+const LANE_CASES: Case[] = [
+  { batch: 1, lq: 257, lk: 257, heads: 2, headDim: 88, fused: true, aligned: true },
+  { batch: 2, lq: 33, lk: 33, heads: 3, headDim: 88, fused: true, aligned: true, dtypes: ['f16', 'f16', 'f16'] },
+  { batch: 1, lq: 32, lk: 257, heads: 3, headDim: 64, aligned: true },
+  { batch: 2, lq: 40, lk: 40, heads: 3, headDim: 80, causal: true, pads: [0, 5], aligned: true },
+  { batch: 2, lq: 7, lk: 33, heads: 3, headDim: 8, causal: true, aligned: true, dtypes: ['f32', 'f16', 'f16'] },
+  { batch: 1, lq: 12, lk: 40, heads: 2, headDim: 128, causal: true, kvLength: 37, aligned: true },
+  { batch: 1, lq: 9, lk: 20, heads: 1, headDim: 4, aligned: true },
+];
+
+function hasLanes8(): boolean {
+  return gpu.caps.subgroups && gpu.caps.subgroupMinSize === 8 && gpu.caps.subgroupMaxSize === 8;
+}
+
 describe('attention', () => {
-  for (const kernel of [undefined, ...KERNELS]) {
+  for (const kernel of [undefined, ...KERNELS, LANES_KERNEL]) {
     it(`${kernel ?? 'default kernel'} matches the reference on model-like and awkward shapes`, async () => {
+      if (kernel === LANES_KERNEL && !hasLanes8()) return;
+      const cases = kernel === LANES_KERNEL ? LANE_CASES : kernel === undefined ? [...CASES, ...LANE_CASES] : CASES;
       const failures: string[] = [];
-      for (const [n, c] of CASES.entries()) {
+      for (const c of cases) {
         if (c.only && !c.only.includes(kernel)) continue;
-        const ratio = await checkCase(c, kernel, 100 + n);
+        // One seed per case whatever the list: the reference is computed once per case.
+        const ratio = await checkCase(c, kernel, 100 + [...CASES, ...LANE_CASES].indexOf(c));
         if (!(ratio <= 1)) failures.push(`${describeCase(c)}: error ${ratio.toFixed(2)}x tolerance`);
       }
       expect(failures).toEqual([]);
@@ -247,6 +281,8 @@ describe('attention', () => {
     expect(() => attention(q, k, k, { ...opts, scale: NaN })).toThrow(/scale must be a finite number/);
     expect(() => attention(q, k, k, { ...opts, kernel: 'split', splitChunk: 0 })).toThrow(/splitChunk must be a positive integer/);
     expect(() => attention(q, k, k, { ...opts, kernel: 'fast' as AttentionKernel })).toThrow(/unknown kernel 'fast'/);
+    // The lanes kernel reads vec4s: a head at column 1 is refused (on any adapter), not misread.
+    expect(() => attention({ tensor: k, column: 1 }, k, k, { ...opts, numHeads: 2, kernel: 'lanes' })).toThrow(/lanes kernel needs .*multiples of 4/);
     expect(() => attentionProbs({ tensor: q, column: -1 }, k, opts)).toThrow(/column must be a non-negative integer/);
     const gone = Tensor.empty(gpu, [2, 9, 24]);
     gone.dispose();
