@@ -1,6 +1,7 @@
 import type { BenchCase } from '../harness.js';
 import { benchHalfBits, benchValues } from '../harness.js';
-import { linear } from '../../src/kernels/linear.js';
+import { linear, linearWithVariant } from '../../src/kernels/linear.js';
+import type { VariantChoice } from '../../src/kernels/linear-problem.js';
 import { tuneLinear } from '../../src/kernels/tuning.js';
 import { Tensor } from '../../src/tensor.js';
 
@@ -28,12 +29,13 @@ const SHAPES: LinearShape[] = [
   { name: 'opt lm_head', M: 1, K: 2560, N: 50304, bias: false },
 ];
 
-function linearCase(s: LinearShape, weights: 'f16' | 'f32'): BenchCase {
+/** `forced`: run that kernel variant instead of the chosen one (labelled in the shape column). */
+function linearCase(s: LinearShape, weights: 'f16' | 'f32', forced?: { label: string; choice: VariantChoice }): BenchCase {
   const { M, K, N } = s;
   const wBytes = weights === 'f16' ? 2 : 4;
   return {
     kernel: 'linear',
-    shape: `${M}x${K}->${N}`,
+    shape: `${M}x${K}->${N}${forced ? ` [${forced.label}]` : ''}`,
     dtype: weights === 'f16' ? 'f16w/f32a' : 'f32',
     flops: 2 * M * N * K,
     bytes: N * K * wBytes + (M * K + M * N + (s.bias ? N : 0)) * 4,
@@ -50,7 +52,8 @@ function linearCase(s: LinearShape, weights: 'f16' | 'f32'): BenchCase {
       const y = Tensor.empty(gpu, [M, N]);
       return {
         run() {
-          linear(x, w, b, { out: y });
+          if (forced) linearWithVariant(forced.choice, x, w, b, { out: y });
+          else linear(x, w, b, { out: y });
         },
         dispose() {
           for (const t of [x, w, b, y]) t?.dispose();
@@ -64,4 +67,8 @@ export const cases: BenchCase[] = [
   ...SHAPES.flatMap((s) => [linearCase(s, 'f16'), linearCase(s, 'f32')]),
   // The square problem every WebGPU matmul reports, against naive-matmul and TensorFlow.js.
   linearCase({ name: 'square', M: 1024, K: 1024, N: 1024, bias: false }, 'f32'),
+  // lavapipe's kernels without sharing loads across 8-lane subgroups, to show what that sharing gives there
+  // (docs/architecture.md): the vision qkv on regblock and the decode fc1 on gemv-rows, f16 weights.
+  linearCase(SHAPES[0]!, 'f16', { label: 'regblock, rows per lane', choice: { kind: 'regblock', subgroups: false } }),
+  linearCase(SHAPES[8]!, 'f16', { label: 'gemv-rows, x per lane', choice: { kind: 'gemv-rows', subgroups: false } }),
 ];
