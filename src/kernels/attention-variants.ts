@@ -117,19 +117,23 @@ function runRows(plan: AttentionPlan, out: Tensor, split: { chunk: number; split
 }
 
 function runLanes(plan: AttentionPlan, out: Tensor): void {
-  const gpu = plan.gpu;
   const b = bindAttention(plan);
   if (!lanesPossible(plan, b)) {
     throw new Error('attention: the lanes kernel needs subgroups of exactly 8 lanes and q/k/v offsets, row strides and head_dim that are multiples of 4');
   }
-  const o = out.bind();
   const defines = { ...operandDefines(plan), OT: out.dtype, VEC4: true, WG: LANES_WG, NC: Math.ceil(plan.headDim / (4 * LANES)), SUBGROUPS: true };
-  gpu.dispatch({
-    label: 'attention_lanes',
-    pipeline: gpu.pipeline('attention_lanes', defines),
+  dispatchPerQueryBlock(plan, b, out, 'attention_lanes', defines, LANES_WG);
+}
+
+/** One pass over all keys, a workgroup per block of `queriesPerWorkgroup` queries of one head (lanes, tiled). */
+function dispatchPerQueryBlock(plan: AttentionPlan, b: BoundAttention, out: Tensor, shader: string, defines: Record<string, string | number | boolean>, queriesPerWorkgroup: number): void {
+  const o = out.bind();
+  plan.gpu.dispatch({
+    label: shader,
+    pipeline: plan.gpu.pipeline(shader, defines),
     uniforms: attentionUniforms(plan, b, { chunk: plan.kvLength, splits: 1, gridStride: 0, outOffset: o.elementOffset }),
     buffers: storageBindings(b, out),
-    workgroups: [Math.ceil(plan.lq / LANES_WG), plan.heads, plan.batch],
+    workgroups: [Math.ceil(plan.lq / queriesPerWorkgroup), plan.heads, plan.batch],
   });
 }
 
@@ -147,16 +151,8 @@ function runTiled(plan: AttentionPlan, out: Tensor): void {
   const dp = roundUp(plan.headDim, TILED_THREADS_PER_ROW);
   const elementBytes = (t: DType): number => (t === 'f16' ? 2 : 4);
   const { bq, bk } = tiledTiles(gpu, dp, elementBytes(plan.k.tensor.dtype), elementBytes(plan.v!.tensor.dtype));
-  const b = bindAttention(plan);
-  const o = out.bind();
   const defines = { ...operandDefines(plan), OT: out.dtype, DP: dp, BQ: bq, BK: bk, TPR: TILED_THREADS_PER_ROW };
-  gpu.dispatch({
-    label: 'flash_attention',
-    pipeline: gpu.pipeline('flash_attention', defines),
-    uniforms: attentionUniforms(plan, b, { chunk: plan.kvLength, splits: 1, gridStride: 0, outOffset: o.elementOffset }),
-    buffers: storageBindings(b, out),
-    workgroups: [Math.ceil(plan.lq / bq), plan.heads, plan.batch],
-  });
+  dispatchPerQueryBlock(plan, bindAttention(plan), out, 'flash_attention', defines, bq);
 }
 
 function runSplit(plan: AttentionPlan, kernel: 'rows-split' | 'split', out: Tensor, chunk: number): void {
