@@ -35,6 +35,11 @@ export interface GenerationOptions {
   bos_token_id?: number | null;
   /** Seed of the sampling PRNG (ours, not torch's: the same seed does not give torch's draws). */
   seed?: number;
+  /**
+   * One seed per prompt (instead of `seed`): each prompt's sequences draw from their own stream, so a prompt
+   * samples the same tokens whatever other prompts share the call (a server batching seeded requests).
+   */
+  row_seeds?: readonly number[];
   /** Stop strings, matched on the decoded generated text (needs a tokenizer). */
   stop?: readonly string[];
 }
@@ -60,6 +65,7 @@ export interface GenerationConfig {
   pad_token_id: number | null;
   bos_token_id: number | null;
   seed: number | null;
+  row_seeds: number[] | null;
   stop: string[];
 }
 
@@ -83,6 +89,7 @@ export const HF_GENERATION_DEFAULTS: GenerationConfig = {
   pad_token_id: null,
   bos_token_id: null,
   seed: null,
+  row_seeds: null,
   stop: [],
 };
 
@@ -156,6 +163,13 @@ export function mergeGenerationOptions(base: GenerationConfig, options: Generati
     if (typeof o.seed !== 'number' || !int(o.seed)) throw new GenerationConfigError(`seed must be an integer, got ${JSON.stringify(o.seed)}`);
     out.seed = o.seed;
   }
+  if (o.row_seeds !== undefined && o.row_seeds !== null) {
+    const seeds = o.row_seeds as unknown;
+    if (!Array.isArray(seeds) || seeds.length === 0 || seeds.some((v) => typeof v !== 'number' || !int(v))) {
+      throw new GenerationConfigError(`row_seeds must be a non-empty list of integers, got ${JSON.stringify(seeds)}`);
+    }
+    out.row_seeds = [...(seeds as number[])];
+  }
   if (o.stop !== undefined && o.stop !== null) {
     const stop = typeof o.stop === 'string' ? [o.stop] : o.stop;
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new GenerationConfigError('stop must be a list of non-empty strings');
@@ -173,6 +187,7 @@ export function validateGenerationConfig(c: GenerationConfig): GenerationConfig 
     throw new GenerationConfigError(`num_return_sequences (${c.num_return_sequences}) must be <= num_beams (${c.num_beams})`);
   }
   if (c.num_beams > 1 && c.do_sample) throw new GenerationConfigError('beam sampling (num_beams > 1 with do_sample) is not supported; use one or the other');
+  if (c.row_seeds && c.seed !== null) throw new GenerationConfigError('give either seed or row_seeds, not both');
   return c;
 }
 

@@ -4,10 +4,10 @@
  * loop ends when all rows are done or the length limit is hit.
  */
 import type { Tensor } from '../tensor.js';
-import { maxLengthFor, type GenerationConfig } from './config.js';
+import { GenerationConfigError, maxLengthFor, type GenerationConfig } from './config.js';
 import { pickGreedy } from './greedy.js';
 import { processLogitsGpu } from './logits-process-gpu.js';
-import { Xoshiro128, randomSeed } from './rng.js';
+import { Xoshiro128, randomSeed, type Random } from './rng.js';
 import { pickSampled } from './sampling.js';
 import { gatherRows, type StepModel } from './step-model.js';
 import { StoppingCriteria } from './stopping.js';
@@ -25,6 +25,22 @@ export interface DecodeLoopArgs {
   outputStepLogits?: boolean;
 }
 
+/**
+ * The stream each row draws from: one for the whole call (`seed`, or a random one), or one per prompt
+ * (`row_seeds`), shared by that prompt's sequences in row order.
+ */
+function samplingStreams(c: GenerationConfig, prompts: number, parents: readonly number[]): (row: number) => Random {
+  if (!c.row_seeds) {
+    const rng = new Xoshiro128(c.seed ?? randomSeed());
+    return () => rng;
+  }
+  if (c.row_seeds.length !== prompts) {
+    throw new GenerationConfigError(`row_seeds has ${c.row_seeds.length} seeds for ${prompts} prompts`);
+  }
+  const streams = c.row_seeds.map((seed) => new Xoshiro128(seed));
+  return (row) => streams[parents[row]!]!;
+}
+
 export async function decodeLoop(args: DecodeLoopArgs): Promise<SearchResult> {
   const { model, config: c } = args;
   const L = args.prompts[0]!.length;
@@ -34,7 +50,7 @@ export async function decodeLoop(args: DecodeLoopArgs): Promise<SearchResult> {
   const rows = sequences.length;
   const stopping = new StoppingCriteria(maxLengthFor(c, L), c.eos_token_id, c.stop, args.tokenizer);
   const streamer = args.onToken ? new TokenStreamer(rows, stopping, args.onToken) : null;
-  const rng = c.do_sample ? new Xoshiro128(c.seed ?? randomSeed()) : null;
+  const rngFor = c.do_sample ? samplingStreams(c, args.prompts.length, parents) : null;
   const hasEos = c.eos_token_id.length > 0;
   const newTokens: number[][] = sequences.map(() => []);
   const reasons: (FinishReason | null)[] = new Array<FinishReason | null>(rows).fill(null);
@@ -51,7 +67,7 @@ export async function decodeLoop(args: DecodeLoopArgs): Promise<SearchResult> {
     for (;;) {
       if (stepLogits) stepLogits.push((await logits.read()) as Float32Array);
       processLogitsGpu(logits, sequences, L, c, c.do_sample);
-      const picked = rng ? await pickSampled(logits, c, rng) : await pickGreedy(logits);
+      const picked = rngFor ? await pickSampled(logits, c, rngFor) : await pickGreedy(logits);
       logits.dispose();
       logits = null;
       for (let r = 0; r < rows; r++) {

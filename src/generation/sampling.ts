@@ -56,8 +56,8 @@ export function sortRow(row: ArrayLike<number>): { values: Float64Array; ids: In
   return { values: Float64Array.from(order, (i) => row[i]!), ids: Int32Array.from(order) };
 }
 
-/** Samples one token per row of processed scores [R, V] (temperature already applied). */
-export async function pickSampled(scores: Tensor, c: GenerationConfig, rng: Random): Promise<number[]> {
+/** Samples one token per row of processed scores [R, V] (temperature already applied); row r draws from rngFor(r). */
+export async function pickSampled(scores: Tensor, c: GenerationConfig, rngFor: (row: number) => Random): Promise<number[]> {
   const [R, V] = scores.shape as [number, number];
   const k = c.top_k === 0 ? V : Math.min(c.top_k, V);
   const out: number[] = [];
@@ -65,7 +65,7 @@ export async function pickSampled(scores: Tensor, c: GenerationConfig, rng: Rand
     const { values, indices } = topk(scores, k);
     try {
       const [vals, ids] = await Promise.all([values.read(), indices.read()]);
-      for (let r = 0; r < R; r++) out.push(sampleCandidates(vals.subarray(r * k, (r + 1) * k), ids.subarray(r * k, (r + 1) * k), c, rng));
+      for (let r = 0; r < R; r++) out.push(sampleCandidates(vals.subarray(r * k, (r + 1) * k), ids.subarray(r * k, (r + 1) * k), c, rngFor(r)));
     } finally {
       values.dispose();
       indices.dispose();
@@ -75,7 +75,7 @@ export async function pickSampled(scores: Tensor, c: GenerationConfig, rng: Rand
   const all = await scores.read();
   for (let r = 0; r < R; r++) {
     const { values, ids } = sortRow(all.subarray(r * V, (r + 1) * V));
-    out.push(sampleCandidates(values.subarray(0, k), ids.subarray(0, k), c, rng));
+    out.push(sampleCandidates(values.subarray(0, k), ids.subarray(0, k), c, rngFor(r)));
   }
   return out;
 }

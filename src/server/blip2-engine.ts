@@ -45,26 +45,26 @@ function finishReason(r: ModelFinishReason): FinishReason {
 }
 
 /**
- * Requests that may share one model call: the same generation settings, and no sampling. The sampler draws
- * for all rows of a call from one seeded stream, so a sampled request batched with others would get other
- * draws than alone; each runs by itself, and its seed gives the same answer whatever else was queued.
+ * Requests that may share one model call: the same generation settings but for the seed. A sampled
+ * request draws from a stream of its own seed (`row_seeds`), so it gets the same answer whatever else was
+ * queued with it.
  */
 function groupByParams(requests: readonly GenerateRequest[]): number[][] {
   const groups = new Map<string, number[]>();
   requests.forEach((r, i) => {
-    const key = r.params.temperature > 0 ? `sampled ${i}` : JSON.stringify(r.params);
+    const key = JSON.stringify({ ...r.params, seed: 0 });
     groups.set(key, [...(groups.get(key) ?? []), i]);
   });
   return [...groups.values()];
 }
 
-function generationOptions(p: GenerationParams) {
+function generationOptions(p: GenerationParams, seeds: readonly number[]) {
   return {
     max_new_tokens: p.maxNewTokens,
     num_beams: p.numBeams,
     num_return_sequences: p.n,
     do_sample: p.temperature > 0,
-    ...(p.temperature > 0 ? { temperature: p.temperature, top_p: p.topP, top_k: p.topK, seed: p.seed } : {}),
+    ...(p.temperature > 0 ? { temperature: p.temperature, top_p: p.topP, top_k: p.topK, row_seeds: [...seeds] } : {}),
     repetition_penalty: p.repetitionPenalty,
     stop: [...p.stop],
   };
@@ -111,7 +111,7 @@ export class Blip2Engine implements Engine {
       let rows: GenerationResult[];
       try {
         rows = await this.pipeline.generate({
-          ...generationOptions(params),
+          ...generationOptions(params, group.map((i) => requests[i]!.params.seed)),
           images: group.map((i) => images[i]!),
           prompts: group.map((i) => requests[i]!.prompt),
           // Beam search knows its best beam only at the end (and refuses a token callback): its text comes

@@ -63,6 +63,9 @@ describe('generation config', () => {
     [{ eos_token_id: -1 }, /eos_token_id/],
     [{ stop: [''] }, /stop/],
     [{ seed: 1.5 }, /seed/],
+    [{ row_seeds: [1, 2.5] }, /row_seeds must be a non-empty list of integers/],
+    [{ row_seeds: [] }, /row_seeds/],
+    [{ seed: 1, row_seeds: [2] }, /either seed or row_seeds/],
   ];
   for (const [options, message] of bad) {
     it(`rejects ${JSON.stringify(options)}`, () => {

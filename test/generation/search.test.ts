@@ -152,6 +152,19 @@ describe('sampling', () => {
     expect(c.sequences).not.toEqual(a.sequences);
   });
 
+  it('row_seeds: each prompt draws from its own stream, so it samples the same alone or batched', async () => {
+    const seeds = [5, 9, 13];
+    const together = await sampled({ row_seeds: seeds, num_return_sequences: 2 });
+    for (let b = 0; b < PROMPTS.length; b++) {
+      const alone = await sampled({ row_seeds: [seeds[b]!], num_return_sequences: 2 }, [PROMPTS[b]!]);
+      expect(together.new_tokens.slice(2 * b, 2 * b + 2)).toEqual(alone.new_tokens);
+      // One prompt: its stream is the one `seed` gives.
+      expect((await sampled({ seed: seeds[b]!, num_return_sequences: 2 }, [PROMPTS[b]!])).new_tokens).toEqual(alone.new_tokens);
+    }
+    expect(new Set(together.new_tokens.map((t) => t.join(','))).size).toBeGreaterThan(3);
+    await expect(sampled({ row_seeds: [1, 2] })).rejects.toThrow(/row_seeds has 2 seeds for 3 prompts/);
+  });
+
   it('top_k 1 is greedy', async () => {
     const fn = fakeLogitsFn(V, { eos: EOS, scale: 1.5 });
     const s = await sampled({ seed: 3, top_k: 1 });

@@ -289,13 +289,28 @@ describe('blip2 serve with the real engine on the tiny checkpoint', () => {
     expect(Math.max(...batches)).toBeGreaterThan(1);
   });
 
-  it('gives a seeded sampled request the same choices alone and batched with another sampled request', async () => {
-    const sampled = (c: FixtureCase) => ({ ...caseBody(c), temperature: 1, seed: 5, n: 2 });
+  it('gives seeded sampled requests the same choices alone and batched into one model call', async () => {
+    const sampled = (c: FixtureCase, seed: number) => ({ ...caseBody(c), temperature: 1, seed, n: 2 });
     const choices = (r: { json: () => Record<string, any> }) => (r.json().choices as { message: { content: string } }[]).map((ch) => ch.message.content);
-    const alone = await post(server, sampled(tinyCase('case0')));
+    const alone = await post(server, sampled(tinyCase('case0'), 5));
+    const otherAlone = await post(server, sampled(tinyCase('case3'), 9));
     expect(alone.status).toBe(200);
-    const [, together] = await behindBusyEngine([sampled(tinyCase('case3')), sampled(tinyCase('case0'))]);
-    expect(choices(together!)).toEqual(choices(alone));
+    // Count the model's generate calls: both sampled requests (other seeds, same settings) share one.
+    const pipeline = engine.inner.pipeline;
+    const generate = pipeline.generate.bind(pipeline);
+    let modelCalls = 0;
+    pipeline.generate = ((...args: Parameters<typeof generate>) => {
+      modelCalls++;
+      return generate(...args);
+    }) as typeof pipeline.generate;
+    try {
+      const [other, together] = await behindBusyEngine([sampled(tinyCase('case3'), 9), sampled(tinyCase('case0'), 5)]);
+      expect(choices(together!)).toEqual(choices(alone));
+      expect(choices(other!)).toEqual(choices(otherAlone));
+      expect(modelCalls).toBe(2); // the busy greedy request, then the two sampled ones together
+    } finally {
+      pipeline.generate = generate;
+    }
     expect(new Set(choices(alone)).size).toBe(2);
   });
 
