@@ -64,6 +64,9 @@ export class ShardedCheckpoint implements TensorSource {
   readBytes(name: string, start?: number, length?: number): Promise<Uint8Array> {
     return this.file(name).readBytes(name, start, length);
   }
+  readBytesInto(name: string, start: number, target: Uint8Array): Promise<void> {
+    return this.file(name).readBytesInto(name, start, target);
+  }
   async close(): Promise<void> {
     await Promise.all([...this.shards.values()].map((s) => s.close()));
   }

@@ -22,6 +22,8 @@ export interface TensorSource {
   info(name: string): TensorInfo;
   /** Raw little-endian bytes of a whole tensor, or of `length` bytes from `start` within it. */
   readBytes(name: string, start?: number, length?: number): Promise<Uint8Array>;
+  /** `target.length` raw bytes from `start` within the tensor, into `target` (no allocation where the source allows). */
+  readBytesInto(name: string, start: number, target: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,15 @@ export class SafetensorsFile implements TensorSource {
       throw new SafetensorsError(`${name}: byte range ${start}+${len} outside the tensor (${i.byteLength} bytes)`);
     }
     return this.source.read(i.byteOffset + start, len);
+  }
+
+  async readBytesInto(name: string, start: number, target: Uint8Array): Promise<void> {
+    const i = this.info(name);
+    if (start < 0 || start + target.length > i.byteLength) {
+      throw new SafetensorsError(`${name}: byte range ${start}+${target.length} outside the tensor (${i.byteLength} bytes)`);
+    }
+    if (this.source.readInto) await this.source.readInto(i.byteOffset + start, target);
+    else target.set(await this.source.read(i.byteOffset + start, target.length));
   }
 
   async close(): Promise<void> {
@@ -164,15 +175,15 @@ export async function readTyped(src: TensorSource, name: string): Promise<{ info
 }
 
 /** Converts raw bytes of `dtype` to float32 values. */
-export function toFloat32(dtype: StDType, bytes: Uint8Array): Float32Array {
+export function toFloat32(dtype: StDType, bytes: Uint8Array, out?: Float32Array): Float32Array {
   const v = viewAs(dtype, bytes);
   switch (dtype) {
     case 'F32':
       return v as Float32Array;
     case 'F16':
-      return f16ArrayToF32(v as Uint16Array);
+      return f16ArrayToF32(v as Uint16Array, out);
     case 'BF16':
-      return bf16ArrayToF32(v as Uint16Array);
+      return bf16ArrayToF32(v as Uint16Array, out);
     case 'I64':
     case 'U64':
       return Float32Array.from(v as BigInt64Array, (x) => Number(x));
@@ -181,15 +192,17 @@ export function toFloat32(dtype: StDType, bytes: Uint8Array): Float32Array {
   }
 }
 
-/** Converts raw bytes of a float dtype to binary16 bits (round to nearest even). */
-export function toFloat16Bits(dtype: StDType, bytes: Uint8Array): Uint16Array {
+/** Converts raw bytes of a float dtype to binary16 bits (round to nearest even), into `out` when given. */
+export function toFloat16Bits(dtype: StDType, bytes: Uint8Array, out?: Uint16Array): Uint16Array {
   switch (dtype) {
     case 'F16':
       return viewAs(dtype, bytes) as Uint16Array;
     case 'BF16':
-      return bf16ArrayToF16(viewAs(dtype, bytes) as Uint16Array);
+      return bf16ArrayToF16(viewAs(dtype, bytes) as Uint16Array, out);
+    case 'F32':
+      return f32ArrayToF16(viewAs(dtype, bytes) as Float32Array, out);
     default:
-      return f32ArrayToF16(toFloat32(dtype, bytes));
+      return f32ArrayToF16(toFloat32(dtype, bytes), out);
   }
 }
 

@@ -89,18 +89,55 @@ function plannedBytes(source: TensorSource, p: Plan): number {
   return p.from.kind === 'tensor' ? source.info(p.from.name).byteLength : source.info(p.from.q).byteLength + source.info(p.from.v).byteLength;
 }
 
-/** Streams a tensor (or part of one) from the checkpoint into `dst` at element `dstOffset`, chunk by chunk. */
-async function upload(gpu: Gpu, source: TensorSource, name: string, dst: Tensor, dstOffset: number, chunkElements: number, onBytes: (n: number) => void): Promise<void> {
+/** One chunk of a checkpoint tensor and where it goes: `count` elements from element `start` of `name`. */
+interface Piece {
+  name: string;
+  start: number;
+  count: number;
+  dst: Tensor;
+  dstElement: number;
+}
+
+/** The chunks of tensor `name`, written into `dst` from element `dstElement` on. */
+function piecesOf(source: TensorSource, name: string, dst: Tensor, dstElement: number, chunkElements: number): Piece[] {
   const info = source.info(name);
-  const item = ST_DTYPE_BYTES[info.dtype];
-  const count = info.byteLength / item;
-  const outBytes = dst.dtype === 'f16' ? 2 : 4;
-  for (let e = 0; e < count; e += chunkElements) {
-    const n = Math.min(chunkElements, count - e);
-    const raw = await source.readBytes(name, e * item, n * item);
-    const data = dst.dtype === 'f16' ? toFloat16Bits(info.dtype, raw) : toFloat32(info.dtype, raw);
-    gpu.write(dst.buffer, dst.byteOffset + (dstOffset + e) * outBytes, data);
-    onBytes(n * item);
+  const count = info.byteLength / ST_DTYPE_BYTES[info.dtype];
+  const pieces: Piece[] = [];
+  for (let e = 0; e < count; e += chunkElements) pieces.push({ name, start: e, count: Math.min(chunkElements, count - e), dst, dstElement: dstElement + e });
+  return pieces;
+}
+
+/**
+ * Streams `pieces` from the checkpoint onto the GPU: the next chunk is read while the current one is converted
+ * and written, through two read buffers and one conversion buffer that live for the whole load (fresh buffers
+ * per chunk cost more in page faults and garbage collection than the conversion itself).
+ */
+async function streamPieces(gpu: Gpu, source: TensorSource, pieces: readonly Piece[], chunkElements: number, onPiece: (p: Piece, bytes: number) => Promise<void>): Promise<void> {
+  const itemBytes = (p: Piece) => ST_DTYPE_BYTES[source.info(p.name).dtype];
+  const widest = pieces.reduce((m, p) => Math.max(m, itemBytes(p)), 1);
+  const reads = [new Uint8Array(chunkElements * widest), new Uint8Array(chunkElements * widest)];
+  const halves = new Uint16Array(chunkElements);
+  const floats = new Float32Array(chunkElements);
+  const read = (i: number): Promise<Uint8Array> => {
+    const p = pieces[i]!;
+    const target = reads[i % 2]!.subarray(0, p.count * itemBytes(p));
+    return source.readBytesInto(p.name, p.start * itemBytes(p), target).then(() => target);
+  };
+  let next: Promise<Uint8Array> | null = pieces.length ? read(0) : null;
+  try {
+    for (let i = 0; i < pieces.length; i++) {
+      const raw = await next!;
+      next = i + 1 < pieces.length ? read(i + 1) : null;
+      const p = pieces[i]!;
+      const dtype = source.info(p.name).dtype;
+      const data = p.dst.dtype === 'f16' ? toFloat16Bits(dtype, raw, halves.subarray(0, p.count)) : toFloat32(dtype, raw, floats.subarray(0, p.count));
+      // writeBuffer copies `data` before returning, so the buffers can be reused at once.
+      gpu.write(p.dst.buffer, p.dst.byteOffset + p.dstElement * (p.dst.dtype === 'f16' ? 2 : 4), data);
+      await onPiece(p, raw.length);
+    }
+  } finally {
+    // A failure leaves at most one read in flight: let it settle rather than reject unobserved.
+    await next?.catch(() => undefined);
   }
 }
 
@@ -116,29 +153,30 @@ export async function loadWeights(model: Module, source: TensorSource, gpu: Gpu,
   let sinceSync = 0;
   const created: Tensor[] = [];
   try {
+    const pieces: Piece[] = [];
     for (const p of plan) {
       const dtype: DType = p.param.role === 'matmul' ? options.dtype : 'f32';
       const t = keep(Tensor.empty(gpu, p.param.shape, dtype, { persistent: true, label: p.key }));
       created.push(t);
-      const onBytes = (n: number) => {
-        loadedBytes += n;
-        sinceSync += n;
-        options.onProgress?.({ key: p.key, loadedBytes, totalBytes });
-      };
       if (p.from.kind === 'tensor') {
-        await upload(gpu, source, p.from.name, t, 0, chunk, onBytes);
+        pieces.push(...piecesOf(source, p.from.name, t, 0, chunk));
       } else {
         // Older checkpoints: qkv bias = cat(q_bias, zeros, v_bias).
         const third = p.param.shape[0]! / 3;
         t.write(new Float32Array(t.size));
-        await upload(gpu, source, p.from.q, t, 0, chunk, onBytes);
-        await upload(gpu, source, p.from.v, t, 2 * third, chunk, onBytes);
+        pieces.push(...piecesOf(source, p.from.q, t, 0, chunk), ...piecesOf(source, p.from.v, t, 2 * third, chunk));
       }
+    }
+    const keyOf = new Map(plan.map((p, i) => [created[i]!, p.key]));
+    await streamPieces(gpu, source, pieces, chunk, async (piece, bytes) => {
+      loadedBytes += bytes;
+      sinceSync += bytes;
+      options.onProgress?.({ key: keyOf.get(piece.dst)!, loadedBytes, totalBytes });
       if (sinceSync > 256 * 1024 * 1024) {
         await gpu.sync();
         sinceSync = 0;
       }
-    }
+    });
     await gpu.sync();
   } catch (e) {
     for (const t of created) t.dispose();

@@ -23,15 +23,19 @@ class FileSource implements ByteSource {
     }
   }
   async read(offset: number, length: number): Promise<Uint8Array> {
-    checkRange(this.name, this.size, offset, length);
     const out = new Uint8Array(length);
+    await this.readInto(offset, out);
+    return out;
+  }
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    const length = target.length;
+    checkRange(this.name, this.size, offset, length);
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await this.handle.read(out, done, length - done, offset + done);
+      const { bytesRead } = await this.handle.read(target, done, length - done, offset + done);
       if (bytesRead === 0) throw new Error(`${this.name}: unexpected end of file at ${offset + done}`);
       done += bytesRead;
     }
-    return out;
   }
   async close(): Promise<void> {
     await this.handle.close();

@@ -9,6 +9,11 @@ export interface ByteSource {
   readonly size: number;
   /** Reads exactly `length` bytes at `offset`, or rejects. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Reads exactly `target.length` bytes at `offset` into `target`, or rejects. Optional: sources that can fill
+   * a caller's buffer spare a fresh allocation per read (loading streams gigabytes through one buffer).
+   */
+  readInto?(offset: number, target: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -10,7 +10,8 @@ import type { Gpu } from '../../src/gpu/gpu.js';
 import { SafetensorsFile, readFloat32, type TensorSource } from '../../src/io/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors-writer.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
-import { CheckpointMismatchError, type LoadProgress } from '../../src/model/loader.js';
+import { CheckpointMismatchError, loadWeights, type LoadProgress } from '../../src/model/loader.js';
+import { f16ArrayToF32, f32ArrayToF16 } from '../../src/util/half.js';
 import { disposeTree, Tensor, tidy } from '../../src/tensor.js';
 import { maxAbsDiff, testGpu } from '../helpers.js';
 import { TINY } from '../paths.js';
@@ -100,6 +101,37 @@ describe('loading checkpoints', () => {
     });
     const model = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype: 'f32' });
     expect(model.language_model.lm_head.weight).toBe(model.language_model.model.decoder.embed_tokens.weight);
+    model.dispose();
+  });
+
+  it('streams in small chunks through reused buffers exactly, and a read failure mid-load leaves nothing behind', async () => {
+    const model = await Blip2ForConditionalGeneration.fromPretrained(TINY, { gpu, dtype: 'f32' });
+    // Odd chunk sizes: pieces end mid-row and every tensor spans several reads through the same two buffers.
+    await loadWeights(model, source, gpu, { dtype: 'f16', chunkElements: 998 });
+    for (const key of ['language_model.model.decoder.embed_tokens.weight', 'vision_model.encoder.layers.0.mlp.fc1.weight', 'vision_model.encoder.layers.0.mlp.fc1.bias']) {
+      const [, param] = model.namedParameters().find(([k]) => k === key)!;
+      const want = await readFloat32(source, key);
+      const got = await param.value.read();
+      expect(maxAbsDiff(got, param.value.dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(want)) : want), key).toBe(0);
+    }
+    await gpu.sync();
+    const before = gpu.stats().liveBytes;
+    let reads = 0;
+    const failing: TensorSource = {
+      keys: () => source.keys(),
+      has: (n) => source.has(n),
+      info: (n) => source.info(n),
+      readBytes: (n, start, length) => source.readBytes(n, start, length),
+      readBytesInto: async (n, start, target) => {
+        if (++reads === 40) throw new Error('disk went away');
+        return source.readBytesInto(n, start, target);
+      },
+      close: async () => {},
+    };
+    await expect(loadWeights(model, failing, gpu, { dtype: 'f16', chunkElements: 998 })).rejects.toThrow(/disk went away/);
+    await gpu.sync();
+    expect(gpu.stats().liveBytes).toBe(before);
+    expect(reads).toBeGreaterThanOrEqual(40);
     model.dispose();
   });
 
