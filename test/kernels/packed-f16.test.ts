@@ -4,14 +4,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/gpu.js';
-import { copy } from '../../src/kernels/copy.js';
+import { copy, packF16Into } from '../../src/kernels/copy.js';
 import { embedding } from '../../src/kernels/embedding.js';
 import type { VariantKind } from '../../src/kernels/linear-problem.js';
 import { linearWithVariant } from '../../src/kernels/linear.js';
 import { embeddingCpu } from '../../src/cpu/embedding.js';
 import { linearRef } from '../../src/cpu/linear.js';
 import { Tensor } from '../../src/tensor.js';
-import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
+import { f16BitsToF32, f32ArrayToF16, f32ToF16Bits } from '../../src/util/half.js';
 import { randn, testGpu, toleranceRatio } from '../helpers.js';
 
 let gpu: Gpu;
@@ -55,6 +55,25 @@ describe('f16 weights without shader-f16', () => {
       });
     }
   }
+
+  it('packs f32 into f16 bits on the GPU exactly as the host rounds them (weight loading)', async () => {
+    // Ties to even both ways, just above and below ties, subnormals, the largest half, overflow to infinity, -0.
+    const edge = [1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -11 + 2 ** -20, 1 - 2 ** -12, 2 ** -24, 3 * 2 ** -26, 2 ** -25, 65504, 65519, 65520, -1e6, -0, 0.1, -7.25];
+    const values = Float32Array.from([...edge, ...randn(1000, 3).map((v) => v * 0.02)]);
+    const x = Tensor.from(gpu, values, [values.length]);
+    const y = Tensor.empty(gpu, [values.length + 10], 'f16');
+    y.write(new Uint16Array(values.length + 10).fill(0x7777));
+    // Into the middle of y, at a 4-byte but not 256-byte aligned offset; the halves around it stay untouched.
+    packF16Into(x, values.length, y.buffer, y.byteOffset + 6 * 2);
+    const got = await y.readF16Bits();
+    expect(Array.from(got.subarray(6, 6 + values.length))).toEqual(Array.from(f32ArrayToF16(values)));
+    expect(Array.from(got.subarray(0, 6)).every((h) => h === 0x7777)).toBe(true);
+    expect(Array.from(got.subarray(6 + values.length)).every((h) => h === 0x7777)).toBe(true);
+    expect(() => packF16Into(x, 3, y.buffer, y.byteOffset)).toThrow(/even/);
+    expect(() => packF16Into(x, 2, y.buffer, y.byteOffset + 2)).toThrow(/4-byte/);
+    x.dispose();
+    y.dispose();
+  });
 
   it('embedding gathers rows of an f16 table into f32, exactly, also across split bindings', async () => {
     const small = await testGpu({ disableF16: true, maxStorageBufferBindingSize: 4096 });
