@@ -6,6 +6,7 @@ import { Gpu } from '../../src/gpu/gpu.js';
 import { SafetensorsFile, readFloat32, readIntegers } from '../../src/io/safetensors.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
 import { Tensor } from '../../src/tensor.js';
+import { f32ArrayToF16 } from '../../src/util/half.js';
 
 const dir = process.argv[2] ?? 'test/fixtures/tiny-blip2';
 const cases = (JSON.parse(readFileSync(`${dir}/cases.json`, 'utf8')) as { cases: { name: string }[] }).cases;
@@ -15,6 +16,20 @@ let failures = 0;
 // f16 weights run everywhere (read as packed pairs without shader-f16).
 for (const dtype of ['f32', 'f16'] as const) {
   const model = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype });
+  if (dtype === 'f16') {
+    // On a GPU the loader packs f32 into f16 with a kernel (elsewhere on the host): the bits must equal round-to-nearest-even.
+    const weights = await SafetensorsFile.open(`${dir}/model.safetensors`);
+    let differing = 0;
+    for (const [key, param] of model.namedParameters()) {
+      if (param.value.dtype !== 'f16' || !weights.has(key)) continue;
+      const got = await param.value.readF16Bits();
+      const want = f32ArrayToF16(await readFloat32(weights, key));
+      for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) differing++;
+    }
+    await weights.close();
+    if (differing) failures++;
+    console.log(`${differing ? 'FAIL' : 'PASS'} f16 weights as loaded on this device equal the host's conversion${differing ? ` (${differing} halves differ)` : ''}`);
+  }
   for (const c of cases) {
     const info = ex.info(`${c.name}.pixel_values`);
     const pixel_values = Tensor.from(gpu, await readFloat32(ex, `${c.name}.pixel_values`), info.shape);
