@@ -41,8 +41,9 @@ export interface VariantChoice {
   vec?: boolean;
   /**
    * gemv-coop: reduce with subgroup operations instead of workgroup memory. gemv-rows: share each
-   * step's x values across the subgroup by broadcast (8-lane subgroups, f32 x, f16 weights).
-   * Default: whenever the device allows.
+   * step's x values across the subgroup by broadcast (8-lane subgroups, f32 x, f16 weights). regblock:
+   * load the block's 8 rows of A one per lane and broadcast them (8-lane subgroups, B as [N, K], vector
+   * loads). Default: whenever the device allows.
    */
   subgroups?: boolean;
   /** tiled: tile configuration. */
