@@ -3,6 +3,8 @@
 // One workgroup per row; threads own output dims. No workgroup memory, no barriers.
 // Defines: OT (output element type), WG.
 
+#include exp_common
+
 struct Params {
   rows: u32,        // batch * queries * heads
   splits: u32,
@@ -26,13 +28,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var big_m = -3.0e38;
   for (var s = 0u; s < p.splits; s++) { big_m = max(big_m, part[base + s * stride]); }
   var big_l = 0.0;
-  for (var s = 0u; s < p.splits; s++) { big_l += part[base + s * stride + 1u] * exp(part[base + s * stride] - big_m); }
+  for (var s = 0u; s < p.splits; s++) { big_l += part[base + s * stride + 1u] * exp_precise(part[base + s * stride] - big_m); }
   let inv = select(0.0, 1.0 / big_l, big_l > 0.0);
 
   for (var c = lid; c < d; c += ${WG}u) {
     var o = 0.0;
     for (var s = 0u; s < p.splits; s++) {
-      o += part[base + s * stride + 2u + c] * exp(part[base + s * stride] - big_m);
+      o += part[base + s * stride + 2u + c] * exp_precise(part[base + s * stride] - big_m);
     }
     out[p.o_off + row * d + c] = ${OT}(o * inv);
   }

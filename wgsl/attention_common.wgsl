@@ -8,6 +8,8 @@
 // Defines: QT, KT, VT, MT, OT (element types; attention_probs defines no VT and binds no v), MASK,
 // VEC4 (every q/k/v offset, row stride and head_dim is a multiple of 4: q/k/v are bound as vec4 arrays).
 
+#include exp_common
+
 // Scores are clamped at FLOOR, so -inf and float32's lowest mask value become an ordinary (tiny) score:
 // a query whose visible keys are all masked gets uniform weights instead of NaN.
 const FLOOR: f32 = -3.0e38;

@@ -52,11 +52,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var block_max = FLOOR;
     for (var j = 0u; j < ${WG}u; j++) { block_max = max(block_max, s_s[j]); }
     let m_new = max(m, block_max);
-    let alpha = exp(m - m_new);
+    let alpha = exp_precise(m - m_new);
     m = m_new;
     l *= alpha;
     for (var t = 0u; t < DIMS_PER_THREAD; t++) { acc[t] *= alpha; }
-    w_s[lid] = exp(s - m);
+    w_s[lid] = exp_precise(s - m);
     workgroupBarrier();
 
     let n = min(${WG}u, end - kb);

@@ -75,14 +75,14 @@ fn main(
     }
     let s = select(EXCLUDED, masked_score(dot_qk, b, j), j < own_end);
     if (s > m) {
-      let alpha = exp(m - s);
+      let alpha = exp_precise(m - s);
       l *= alpha;
       for (var c = 0u; c < ${NC}u; c++) {
         for (var e = 0u; e < LANES; e++) { acc[c][e] *= alpha; }
       }
       m = s;
     }
-    let w = exp(s - m);
+    let w = exp_precise(s - m);
     l += w;
     let v_base = v_index(b, j, h) / 4u;
     for (var c = 0u; c < ${NC}u; c++) {

@@ -45,7 +45,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   var local_sum = 0.0;
   for (var j = lid; j < p.kv_len; j += ${WG}u) {
-    let e = exp(out[o_base + j] - row_max);
+    let e = exp_precise(out[o_base + j] - row_max);
     out[o_base + j] = e;
     local_sum += e;
   }

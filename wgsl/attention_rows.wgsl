@@ -54,12 +54,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let s = masked_score(lane_sum(dot), b, j);
     if (s > m) {
       // A new maximum: rescale what was accumulated against the old one (rare after the first keys).
-      let alpha = exp(m - s);
+      let alpha = exp_precise(m - s);
       l *= alpha;
       for (var c = 0u; c < groups; c++) { acc[c] *= alpha; }
       m = s;
     }
-    let w = exp(s - m);
+    let w = exp_precise(s - m);
     l += w;
     let v_base = v_index(b, j, h) / W;
     for (var c = 0u; c < groups; c++) { acc[c] += w * Lanes(v[v_base + c]); }

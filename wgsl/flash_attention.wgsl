@@ -82,12 +82,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var tile_max = FLOOR;
     for (var j = 0u; j < ${BK}u; j++) { tile_max = max(tile_max, s_tile[r * SS + j]); }
     let m_new = max(m, tile_max);
-    let alpha = exp(m - m_new);
+    let alpha = exp_precise(m - m_new);
     m = m_new;
     l *= alpha;
     for (var t = 0u; t < DIMS_PER_THREAD; t++) { acc[t] *= alpha; }
     for (var j = 0u; j < ${BK}u; j++) {
-      let w = exp(s_tile[r * SS + j] - m);
+      let w = exp_precise(s_tile[r * SS + j] - m);
       l += w;
       for (var t = 0u; t < DIMS_PER_THREAD; t++) { acc[t] += w * f32(v_tile[j * ${DP}u + lane + t * ${TPR}u]); }
     }

@@ -136,13 +136,15 @@ fn ld_b1(e: u32) -> f32 {
 }
 #endif
 
+#include exp_common
+
 // erfc(z) for z >= 0: the Chebyshev fit of Numerical Recipes (6.2), relative error below 1.2e-7, so
 // GELU stays accurate to ~1e-7 even far into the negative tail where 1 + erf(x) cancels.
 fn erfc_nonneg(z: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.5 * z);
   let r = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
     t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
-  return t * exp(r);
+  return t * exp_precise(r);
 }
 
 // HF `gelu`: 0.5 x (1 + erf(x / sqrt 2)), written through erfc of |x| to avoid cancellation.

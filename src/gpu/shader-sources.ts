@@ -18,6 +18,7 @@ export const SHADER_NAMES = [
   'softmax',
   'topk',
   'elementwise',
+  'exp_common',
   'embedding',
   'im2col',
   'rows',

@@ -3,11 +3,12 @@
  * Tolerances: the fixture README calls atol about 1e-4 on intermediate states and 1e-4 to 5e-4 on logits a
  * reasonable check for a float32 reimplementation (HF itself moves by up to 4e-6 on states and 5.5e-5 on
  * logits between two of its own attention back-ends). Measured here on lavapipe (tiny-blip2, case1): vision
- * 8e-6, Q-Former 4e-5, projection 1.1e-4 (values up to 6.4), per-layer LM states up to 1.7e-4 (values up to
- * 10), logits 3.4e-4 (values up to 13): the fixture's x3-scaled random weights amplify rounding layer by layer
- * (the vision model's f32 rounding, 1.4e-6 relative per layer, grows about x5 through the Q-Former), so the
- * projected states get the per-layer states' bound. Each stage is also checked alone, fed HF's own input to
- * it, where nothing is amplified: those bounds are ten times tighter (STAGE_TOL).
+ * 8e-6, Q-Former 3e-5, projection 9.4e-5 (values up to 6.4), per-layer LM states up to 1.7e-4 (values up to
+ * 10), logits 3.6e-4 (values up to 13): the fixture's x3-scaled random weights amplify rounding layer by layer
+ * (the vision model's f32 rounding grows about x5 through the Q-Former; attention and GELU use exp_precise
+ * because lavapipe's own exp, 2.8e-7 relative near 0, pushed the projection past 1e-4). Each stage is also
+ * checked alone, fed HF's own input to it, where nothing is amplified: those bounds are ten times tighter
+ * (STAGE_TOL).
  * The f16-weight path is checked against the same references with looser, stated bounds and must pick the
  * same greedy token.
  */
@@ -20,7 +21,7 @@ import { disposeTree, Tensor, tidy } from '../../src/tensor.js';
 import { maxAbsDiff, testGpu } from '../helpers.js';
 import { loadFixtures, readFloat32, readIntegers } from '../support/fixtures.js';
 
-const F32_TOL = { vision: 1e-4, pooler: 1e-4, qformer: 1e-4, projection: 2.5e-4, inputs_embeds: 2.5e-4, logits: 5e-4, hidden: 2.5e-4 };
+const F32_TOL = { vision: 1e-4, pooler: 1e-4, qformer: 1e-4, projection: 1e-4, inputs_embeds: 1e-4, logits: 5e-4, hidden: 2.5e-4 };
 // Q-Former fed HF's vision states (measured 7.9e-6), projection fed HF's Q-Former states (1.4e-6).
 const STAGE_TOL = { qformer: 2e-5, projection: 1e-5 };
 // f16 weights (f32 activations): rounding weights to 11-bit mantissas moved logits by up to 0.114 here (max |logit| 14).
