@@ -130,8 +130,9 @@ async function streamPieces(
   const itemBytes = (p: Piece) => ST_DTYPE_BYTES[source.info(p.name).dtype];
   const widest = pieces.reduce((m, p) => Math.max(m, itemBytes(p)), 1);
   const reads = [new Uint8Array(chunkElements * widest), new Uint8Array(chunkElements * widest)];
-  const halves = new Uint16Array(chunkElements);
-  const floats = new Float32Array(chunkElements);
+  // Conversion targets, made on first use: a GPU-packed f16 load needs neither, an f32 load of f32 data no floats.
+  let halves: Uint16Array | null = null;
+  let floats: Float32Array | null = null;
   // f32 pieces bound for f16 weights go up as they are and are packed on the GPU (whole pairs, 4-byte aligned).
   const staging = convertOnGpu ? Tensor.empty(gpu, [chunkElements], 'f32') : null;
   const packsOnGpu = (p: Piece, dtype: string) =>
@@ -155,7 +156,10 @@ async function streamPieces(
         gpu.write(staging!.buffer, staging!.byteOffset, raw);
         packF16Into(staging!, p.count, p.dst.buffer, dstByte);
       } else {
-        const data = p.dst.dtype === 'f16' ? toFloat16Bits(dtype, raw, halves.subarray(0, p.count)) : toFloat32(dtype, raw, floats.subarray(0, p.count));
+        const data =
+          p.dst.dtype === 'f16'
+            ? toFloat16Bits(dtype, raw, (halves ??= new Uint16Array(chunkElements)).subarray(0, p.count))
+            : toFloat32(dtype, raw, dtype === 'F32' ? undefined : (floats ??= new Float32Array(chunkElements)).subarray(0, p.count));
         gpu.write(p.dst.buffer, dstByte, data);
       }
       await onPiece(p, raw.length);

@@ -14,7 +14,7 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.destroy());
 
-async function expOnGpu(xs: Float32Array): Promise<Float32Array> {
+async function expOnGpu(xs: Float32Array<ArrayBuffer>): Promise<Float32Array> {
   const dev = gpu.device;
   const lib = readFileSync(fileURLToPath(new URL('../../wgsl/exp_common.wgsl', import.meta.url)), 'utf8');
   const code = `${lib}
