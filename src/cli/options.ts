@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { checkGenerationParams, defaultGenerationParams, type GenerationParams } from '../server/engine.js';
+import { GENERATION_RANGES, inRange, rangeMessage, type RangedParam } from '../server/generation-ranges.js';
 import { DEFAULT_MODEL } from '../io/hub.js';
 import { UsageError } from './io.js';
 
@@ -40,10 +41,43 @@ export interface Parsed {
   positionals: string[];
 }
 
+/**
+ * `--temperature -1` would be read by `parseArgs` as a missing value followed by an option `-1`; a value that
+ * looks like a negative number after an option that takes a value is joined to it (`--temperature=-1`), so that
+ * it parses and meets the range check. Anything else after such an option keeps parseArgs' own handling.
+ */
+function joinNegativeNumbers(args: readonly string[], options: OptionSpecs): string[] {
+  const takesValue = (arg: string): string | null => {
+    const long = /^--([^=]+)$/.exec(arg);
+    if (long) return options[long[1]!]?.type === 'string' ? long[1]! : null;
+    const short = /^-([A-Za-z])$/.exec(arg);
+    if (!short) return null;
+    const name = Object.keys(options).find((k) => options[k]!.short === short[1]);
+    return name && options[name]!.type === 'string' ? name : null;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = takesValue(arg);
+    const next = args[i + 1];
+    if (name && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 /** Parses `args` strictly against `options`; unknown flags and missing values are usage errors. */
 export function parse(command: string, args: readonly string[], options: OptionSpecs): Parsed {
   try {
-    const { values, positionals } = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: joinNegativeNumbers(args, options), options, allowPositionals: true, strict: true });
     return { values: values as Parsed['values'], positionals };
   } catch (e) {
     const message = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
@@ -60,15 +94,20 @@ export function flag(p: Parsed, key: string): boolean {
   return p.values[key] === true;
 }
 
-/** A number option: integer or not, within [lo, hi]. */
-export function numberOption(command: string, p: Parsed, key: string, lo: number, hi: number, integer: boolean): number | undefined {
+/** A number option: integer or not, within [lo, hi] (or (lo, hi] with `loOpen`). */
+export function numberOption(command: string, p: Parsed, key: string, lo: number, hi: number, integer: boolean, loOpen = false): number | undefined {
   const raw = str(p, key);
   if (raw === undefined) return undefined;
+  const range = { lo, hi, integer, loOpen };
   const v = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < lo || v > hi) {
-    throw new UsageError(`--${key} must be ${integer ? 'an integer' : 'a number'} in [${lo}, ${hi}] (got '${raw}')`, command);
-  }
+  if (raw.trim() === '' || !inRange(range, v)) throw new UsageError(rangeMessage(`--${key}`, range, `'${raw}'`), command);
   return v;
+}
+
+/** A generation flag, checked against the range the server applies to the same field. */
+function generationOption(command: string, p: Parsed, param: RangedParam): number | undefined {
+  const r = GENERATION_RANGES[param];
+  return numberOption(command, p, r.cli.slice(2), r.lo, r.hi, r.integer, r.loOpen);
 }
 
 export interface ModelSettings {
@@ -88,23 +127,26 @@ export function modelSettings(command: string, p: Parsed, env: Readonly<Record<s
 }
 
 export function generationSettings(command: string, p: Parsed): GenerationParams {
-  const temperature = numberOption(command, p, 'temperature', 0, 100, false);
-  const topP = numberOption(command, p, 'top-p', 0, 1, false);
-  const topK = numberOption(command, p, 'top-k', 0, 1_000_000, true);
+  const temperature = generationOption(command, p, 'temperature');
+  const topP = generationOption(command, p, 'topP');
+  const topK = generationOption(command, p, 'topK');
   const params = defaultGenerationParams({
-    maxNewTokens: numberOption(command, p, 'max-new-tokens', 1, 100_000, true) ?? 30,
-    numBeams: numberOption(command, p, 'num-beams', 1, 64, true) ?? 1,
+    maxNewTokens: generationOption(command, p, 'maxNewTokens') ?? 30,
+    numBeams: generationOption(command, p, 'numBeams') ?? 1,
     // Greedy unless sampling is asked for; top-p / top-k alone imply temperature 1.
     temperature: temperature ?? (topP !== undefined || topK ? 1 : 0),
     topP: topP ?? 1,
     topK: topK ?? 0,
-    seed: numberOption(command, p, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true) ?? 0,
-    repetitionPenalty: numberOption(command, p, 'repetition-penalty', 0, 100, false) ?? 1,
-    n: numberOption(command, p, 'num-return-sequences', 1, 64, true) ?? 1,
+    seed: generationOption(command, p, 'seed') ?? 0,
+    repetitionPenalty: generationOption(command, p, 'repetitionPenalty') ?? 1,
+    n: generationOption(command, p, 'n') ?? 1,
     stop: (p.values.stop as string[] | undefined) ?? [],
   });
   const problem = checkGenerationParams(params);
-  if (problem) throw new UsageError(problem.replace(/\b(maxNewTokens|numBeams|topP|topK|repetitionPenalty)\b/g, (k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`), command);
+  if (problem) {
+    const flags = Object.fromEntries(Object.entries(GENERATION_RANGES).map(([k, r]) => [k, r.cli]));
+    throw new UsageError(problem.replace(/\b(maxNewTokens|numBeams|topP|topK|repetitionPenalty)\b/g, (k) => flags[k] ?? k), command);
+  }
   return params;
 }
 

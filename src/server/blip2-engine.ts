@@ -7,6 +7,7 @@ import type { FinishReason as ModelFinishReason } from '../generation/types.js';
 import { GenerationConfigError } from '../generation/config.js';
 import { Blip2, type GenerationResult } from '../pipeline.js';
 import { ImageInputError, loadImage, type RawPixels } from '../processing/index.js';
+import { contextOverflow } from './context-limit.js';
 import {
   EngineInputError,
   type Engine,
@@ -84,8 +85,12 @@ export class Blip2Engine implements Engine {
     return this.pipeline.processor.tokenizer.encode(text, { addSpecialTokens: false }).length;
   }
 
+  async promptTokens(prompt: string): Promise<number> {
+    return this.readTokens(prompt);
+  }
+
   /** Tokens the model reads for `prompt`: image query tokens, BOS and the prompt. */
-  private promptTokens(prompt: string): number {
+  private readTokens(prompt: string): number {
     const { processor, model } = this.pipeline;
     return processor.encodePrompt(prompt).length + (processor.numQueryTokens === null ? model.config.num_query_tokens : 0);
   }
@@ -99,9 +104,8 @@ export class Blip2Engine implements Engine {
         if (e instanceof ImageInputError) throw new EngineInputError(`the image cannot be used: ${e.message}`, i, 'invalid_image');
         throw e;
       }
-      if (this.promptTokens(r.prompt) + r.params.maxNewTokens > this.contextLength) {
-        throw new EngineInputError(`the prompt plus ${r.params.maxNewTokens} new tokens exceeds the context of ${this.contextLength} tokens`, i, 'context_length_exceeded');
-      }
+      const overflow = contextOverflow(this.readTokens(r.prompt), r.params.maxNewTokens, this.contextLength, 'the new-token limit');
+      if (overflow) throw new EngineInputError(overflow, i, 'context_length_exceeded');
     }
     const results: GenerateResult[] = new Array(requests.length);
     for (const group of groupByParams(requests)) {
@@ -141,7 +145,7 @@ export class Blip2Engine implements Engine {
           });
         results[requestIndex] = {
           sequences,
-          promptTokens: this.promptTokens(requests[requestIndex]!.prompt),
+          promptTokens: this.readTokens(requests[requestIndex]!.prompt),
           completionTokens: sequences.reduce((n, s) => n + s.tokenIds.length, 0),
         };
       });

@@ -4,6 +4,7 @@
  */
 
 import type { RawPixels } from '../processing/index.js';
+import { GENERATION_RANGES, inRange, rangeMessage, type RangedParam } from './generation-ranges.js';
 
 /** Encoded image bytes (PNG, JPEG, ...) or decoded pixels (gray, gray+alpha, RGB or RGBA). */
 export type ImageInput = Uint8Array | RawPixels;
@@ -83,6 +84,11 @@ export interface Engine {
   /** Tokens of `text` by the model's tokenizer, without special tokens. */
   countTokens(text: string): Promise<number>;
   /**
+   * Tokens the model reads for `prompt`: image query tokens, BOS and the prompt (what `GenerateResult.promptTokens`
+   * reports), so that callers can check `prompt + max new tokens` against `contextLength` before generating.
+   */
+  promptTokens(prompt: string): Promise<number>;
+  /**
    * Runs a batch; results come back in request order. A request whose input is bad rejects the batch with an
    * `EngineInputError` that names its index, so the caller can retry the others.
    */
@@ -143,21 +149,11 @@ export function defaultGenerationParams(overrides: Partial<GenerationParams> = {
   };
 }
 
-/** Checks the parameters' ranges; returns an error message, or null when they are valid. */
+/** Checks the parameters' ranges (`generation-ranges.ts`); returns an error message, or null when they are valid. */
 export function checkGenerationParams(p: GenerationParams): string | null {
-  const intIn = (v: number, lo: number, hi: number) => Number.isInteger(v) && v >= lo && v <= hi;
-  if (!intIn(p.maxNewTokens, 1, 1_000_000)) return `maxNewTokens must be a positive integer (got ${p.maxNewTokens})`;
-  if (!intIn(p.numBeams, 1, 64)) return `numBeams must be an integer in [1, 64] (got ${p.numBeams})`;
-  if (!(Number.isFinite(p.temperature) && p.temperature >= 0 && p.temperature <= 100)) {
-    return `temperature must be in [0, 100] (got ${p.temperature})`;
+  for (const key of Object.keys(GENERATION_RANGES) as RangedParam[]) {
+    if (!inRange(GENERATION_RANGES[key], p[key])) return rangeMessage(key, GENERATION_RANGES[key], String(p[key]));
   }
-  if (!(Number.isFinite(p.topP) && p.topP > 0 && p.topP <= 1)) return `topP must be in (0, 1] (got ${p.topP})`;
-  if (!intIn(p.topK, 0, 1_000_000)) return `topK must be a non-negative integer (got ${p.topK})`;
-  if (!Number.isSafeInteger(p.seed)) return `seed must be an integer (got ${p.seed})`;
-  if (!(Number.isFinite(p.repetitionPenalty) && p.repetitionPenalty > 0)) {
-    return `repetitionPenalty must be > 0 (got ${p.repetitionPenalty})`;
-  }
-  if (!intIn(p.n, 1, 64)) return `n must be an integer in [1, 64] (got ${p.n})`;
   if (p.numBeams > 1 && p.n > p.numBeams) return `n (${p.n}) cannot exceed numBeams (${p.numBeams})`;
   if (p.numBeams === 1 && p.temperature === 0 && p.n > 1) {
     return `n > 1 needs sampling (temperature > 0) or beam search (numBeams >= n); greedy decoding has one answer`;

@@ -16,6 +16,7 @@ import {
   type ImageInput,
 } from './engine.js';
 import { ImageInputError, loadImage } from '../processing/index.js';
+import { contextOverflow } from './context-limit.js';
 import { IncrementalDetokenizer } from './text-stream.js';
 
 const EOS = 0;
@@ -117,6 +118,10 @@ export class FakeEngine implements Engine {
     return text.match(/[\p{L}\p{N}]+|[^\p{L}\p{N}\s]/gu)?.length ?? 0;
   }
 
+  async promptTokens(prompt: string): Promise<number> {
+    return IMAGE_AND_BOS_TOKENS + (await this.countTokens(prompt));
+  }
+
   async generate(requests: readonly GenerateRequest[], options: GenerateOptions = {}): Promise<GenerateResult[]> {
     this.batchSizes.push(requests.length);
     const tracks: Track[] = [];
@@ -125,10 +130,9 @@ export class FakeEngine implements Engine {
       const problem = checkGenerationParams(req.params);
       if (problem) throw new EngineInputError(problem, r, 'invalid_parameters');
       const bytes = await imagePixels(req.image, r);
-      const prompt = IMAGE_AND_BOS_TOKENS + (await this.countTokens(req.prompt));
-      if (prompt + req.params.maxNewTokens > this.contextLength) {
-        throw new EngineInputError(`prompt (${prompt}) + maxNewTokens exceeds the context (${this.contextLength})`, r, 'context_length_exceeded');
-      }
+      const prompt = await this.promptTokens(req.prompt);
+      const overflow = contextOverflow(prompt, req.params.maxNewTokens, this.contextLength, 'the new-token limit');
+      if (overflow) throw new EngineInputError(overflow, r, 'context_length_exceeded');
       promptTokens.push(prompt);
       for (let c = 0; c < req.params.n; c++) {
         const detok = new IncrementalDetokenizer(fakeDecode, req.params.stop);

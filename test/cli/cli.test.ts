@@ -143,7 +143,7 @@ describe('blip2 CLI (in process)', () => {
     [['caption'], /needs at least one IMAGE/],
     [['caption', CHELSEA, '--nope'], /Unknown option '--nope'/],
     [['caption', CHELSEA, '--dtype', 'f8'], /--dtype must be f16 or f32/],
-    [['caption', CHELSEA, '--temperature=-1'], /--temperature must be a number in \[0, 100\]/],
+    [['caption', CHELSEA, '--temperature=-1'], /--temperature must be a number in \[0, 2\]/],
     [['caption', CHELSEA, '--top-p', '2'], /--top-p must be a number/],
     [['caption', CHELSEA, '-n', '3'], /n > 1 needs sampling/],
     [['caption', CHELSEA, '--num-beams', '2', '-n', '3'], /cannot exceed --num-beams/],
