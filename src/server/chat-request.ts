@@ -4,6 +4,7 @@
  */
 import type { GenerationParams } from './engine.js';
 import { ApiError, badParam } from './errors.js';
+import { GENERATION_RANGES, inRange, rangeMessage, type RangedParam } from './generation-ranges.js';
 import { captionPrompt, chatPrompt, vqaPrompt, type ChatTurn } from '../processing/index.js';
 
 export interface ChatRequestLimits {
@@ -19,8 +20,12 @@ export interface ChatRequest {
   model: string;
   /** `image_url.url`: a data URL or an http(s) URL. */
   imageUrl: string;
+  /** Where the image is in the body, as error `param`s name it: `messages[0].content[1].image_url.url`. */
+  imageParam: string;
   prompt: string;
   params: GenerationParams;
+  /** The field that set `params.maxNewTokens` (`max_completion_tokens` or `max_tokens`), null for the default. */
+  maxTokensField: 'max_completion_tokens' | 'max_tokens' | null;
   stream: boolean;
   includeUsage: boolean;
 }
@@ -35,21 +40,12 @@ function present(body: Json, key: string): boolean {
   return body[key] !== undefined && body[key] !== null;
 }
 
-function integer(body: Json, key: string, lo: number, hi: number): number | undefined {
+/** A numeric field, checked against the range shared with the CLI (`hi` lowers the upper bound: server limits). */
+function ranged(body: Json, param: RangedParam, key = GENERATION_RANGES[param].api, hi = Infinity): number | undefined {
   if (!present(body, key)) return undefined;
+  const range = { ...GENERATION_RANGES[param], hi: Math.min(hi, GENERATION_RANGES[param].hi) };
   const v = body[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-    throw badParam(key, `'${key}' must be an integer in [${lo}, ${hi}] (got ${JSON.stringify(v)})`);
-  }
-  return v;
-}
-
-function number(body: Json, key: string, lo: number, hi: number, loOpen = false): number | undefined {
-  if (!present(body, key)) return undefined;
-  const v = body[key];
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi || (loOpen && v === lo)) {
-    throw badParam(key, `'${key}' must be a number in ${loOpen ? '(' : '['}${lo}, ${hi}] (got ${JSON.stringify(v)})`);
-  }
+  if (!inRange(range, v)) throw badParam(key, rangeMessage(`'${key}'`, range, JSON.stringify(v)));
   return v;
 }
 
@@ -79,10 +75,16 @@ function rejectUnsupported(body: Json): void {
 interface Conversation {
   turns: { question: string; answer: string }[];
   question: string;
-  imageUrl: string;
+  image: ImagePart;
 }
 
-function contentParts(content: unknown, index: number, role: string): { texts: string[]; images: string[] } {
+interface ImagePart {
+  url: string;
+  /** Its path in the body, for errors. */
+  param: string;
+}
+
+function contentParts(content: unknown, index: number, role: string): { texts: string[]; images: ImagePart[] } {
   const param = `messages[${index}].content`;
   if (typeof content === 'string') return { texts: [content], images: [] };
   if (content === null || content === undefined) {
@@ -91,7 +93,7 @@ function contentParts(content: unknown, index: number, role: string): { texts: s
   }
   if (!Array.isArray(content)) throw badParam(param, `${param} must be a string or an array of content parts`);
   const texts: string[] = [];
-  const images: string[] = [];
+  const images: ImagePart[] = [];
   content.forEach((part: unknown, j) => {
     const where = `${param}[${j}]`;
     if (!isObject(part)) throw badParam(where, `${where} must be an object`);
@@ -99,10 +101,12 @@ function contentParts(content: unknown, index: number, role: string): { texts: s
       if (typeof part.text !== 'string') throw badParam(`${where}.text`, `${where}.text must be a string`);
       texts.push(part.text);
     } else if (part.type === 'image_url') {
+      // The OpenAI form is {image_url: {url}}; a bare string is accepted as well.
+      const param = isObject(part.image_url) ? `${where}.image_url.url` : `${where}.image_url`;
       const url = isObject(part.image_url) ? part.image_url.url : part.image_url;
-      if (typeof url !== 'string' || url.length === 0) throw badParam(`${where}.image_url.url`, `${where}.image_url.url must be a non-empty string`);
+      if (typeof url !== 'string' || url.length === 0) throw badParam(param, `${param} must be a non-empty string`);
       if (role !== 'user') throw badParam(where, `images are only accepted in user messages (${where} is in a ${role} message)`);
-      images.push(url);
+      images.push({ url, param });
     } else {
       throw badParam(`${where}.type`, `content part type ${JSON.stringify(part.type)} is not supported (use 'text' or 'image_url')`);
     }
@@ -115,7 +119,7 @@ function readConversation(messages: unknown): Conversation {
   if (!Array.isArray(messages) || messages.length === 0) throw badParam('messages', "'messages' must be a non-empty array");
   const turns: ChatTurn[] = [];
   let pending: string[] | null = null;
-  let imageUrl: string | null = null;
+  let image: ImagePart | null = null;
   messages.forEach((m: unknown, i) => {
     if (!isObject(m)) throw badParam(`messages[${i}]`, `messages[${i}] must be an object`);
     const role = m.role;
@@ -124,9 +128,9 @@ function readConversation(messages: unknown): Conversation {
       throw badParam(`messages[${i}].role`, `role ${JSON.stringify(role)} is not supported (use user, assistant or system)`);
     }
     const { texts, images } = contentParts(m.content, i, role);
-    if (images.length > 0) {
-      if (imageUrl !== null || images.length > 1) throw badParam('messages', 'BLIP-2 takes exactly one image per conversation', 'too_many_images');
-      imageUrl = images[0]!;
+    for (const part of images) {
+      if (image !== null) throw badParam(part.param, `BLIP-2 takes exactly one image per conversation (the first is ${image.param})`, 'too_many_images');
+      image = part;
     }
     if (role === 'user') {
       pending = [...(pending ?? []), ...texts];
@@ -137,8 +141,8 @@ function readConversation(messages: unknown): Conversation {
     }
   });
   if (pending === null) throw badParam('messages', 'the last message must be a user message');
-  if (imageUrl === null) throw badParam('messages', 'no image: add an image_url content part to a user message', 'missing_image');
-  return { turns, question: (pending as string[]).join(' ').trim(), imageUrl };
+  if (image === null) throw badParam('messages', 'no image: add an image_url content part to a user message', 'missing_image');
+  return { turns, question: (pending as string[]).join(' ').trim(), image };
 }
 
 /** Ends a sentence with a period unless it already ends with punctuation (as the chat template does). */
@@ -175,24 +179,24 @@ function readStop(body: Json): string[] {
 }
 
 function readParams(body: Json, limits: ChatRequestLimits): GenerationParams {
-  const maxCompletion = integer(body, 'max_completion_tokens', 1, limits.maxTokens);
-  const maxTokens = integer(body, 'max_tokens', 1, limits.maxTokens);
-  const temperatureGiven = number(body, 'temperature', 0, 2);
-  const topP = number(body, 'top_p', 0, 1, true);
-  const topK = integer(body, 'top_k', 0, 1_000_000);
+  const maxCompletion = ranged(body, 'maxNewTokens', 'max_completion_tokens', limits.maxTokens);
+  const maxTokens = ranged(body, 'maxNewTokens', 'max_tokens', limits.maxTokens);
+  const temperatureGiven = ranged(body, 'temperature');
+  const topP = ranged(body, 'topP');
+  const topK = ranged(body, 'topK');
   // The checkpoint's own default is greedy decoding; sampling starts when the client asks for it.
   const temperature = temperatureGiven ?? (topP !== undefined || topK ? 1 : 0);
-  const numBeams = integer(body, 'num_beams', 1, 16) ?? 1;
-  const n = integer(body, 'n', 1, limits.maxN) ?? 1;
+  const numBeams = ranged(body, 'numBeams') ?? 1;
+  const n = ranged(body, 'n', 'n', limits.maxN) ?? 1;
   const params: GenerationParams = {
     maxNewTokens: maxCompletion ?? maxTokens ?? limits.defaultMaxTokens,
     numBeams,
     temperature,
     topP: topP ?? 1,
     topK: topK ?? 0,
-    seed: integer(body, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) ?? 0,
+    seed: ranged(body, 'seed') ?? 0,
     stop: readStop(body),
-    repetitionPenalty: number(body, 'repetition_penalty', 0, 10, true) ?? 1,
+    repetitionPenalty: ranged(body, 'repetitionPenalty') ?? 1,
     n,
   };
   if (numBeams > 1 && n > numBeams) throw badParam('n', `'n' (${n}) cannot exceed 'num_beams' (${numBeams})`);
@@ -200,6 +204,11 @@ function readParams(body: Json, limits: ChatRequestLimits): GenerationParams {
     throw badParam('n', "'n' > 1 needs sampling (temperature > 0) or beam search (num_beams >= n); greedy decoding has one answer");
   }
   return params;
+}
+
+/** The `model` a body asks for, when it names one: checked before anything else, as OpenAI does. */
+export function requestedModel(body: unknown): string | null {
+  return isObject(body) && typeof body.model === 'string' && body.model.length > 0 ? body.model : null;
 }
 
 /** Parses a request body (already JSON-decoded). Throws `ApiError` (400) with the offending field. */
@@ -216,9 +225,11 @@ export function parseChatRequest(body: unknown, limits: ChatRequestLimits): Chat
   }
   return {
     model: body.model,
-    imageUrl: conversation.imageUrl,
+    imageUrl: conversation.image.url,
+    imageParam: conversation.image.param,
     prompt: buildPrompt(conversation),
     params: readParams(body, limits),
+    maxTokensField: present(body, 'max_completion_tokens') ? 'max_completion_tokens' : present(body, 'max_tokens') ? 'max_tokens' : null,
     stream,
     includeUsage,
   };

@@ -1,7 +1,8 @@
 /** `POST /v1/chat/completions`: from a validated request to an OpenAI-shaped response, plain or streamed. */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseChatRequest, type ChatRequest } from './chat-request.js';
+import { parseChatRequest, requestedModel, type ChatRequest } from './chat-request.js';
+import { contextOverflow } from './context-limit.js';
 import { EngineInputError, type Engine, type GenerateResult } from './engine.js';
 import { ApiError } from './errors.js';
 import { SseStream, readJsonBody, sendJson } from './http-io.js';
@@ -17,11 +18,11 @@ export interface CompletionContext {
   settings: ServerSettings;
   /** Model names a request may use. */
   modelNames: ReadonlySet<string>;
+  /** The model id responses carry (the first served name), whatever alias the request used. */
+  servedModel: string;
   /** Receives failures that reach clients only as a generic 500, so that operators can see them. */
   reportError: (e: unknown) => void;
 }
-
-const IMAGE_PARAM = 'messages.content.image_url.url';
 
 async function loadImage(ctx: CompletionContext, request: ChatRequest, signal: AbortSignal): Promise<Uint8Array> {
   const { limits } = ctx.settings;
@@ -30,43 +31,55 @@ async function loadImage(ctx: CompletionContext, request: ChatRequest, signal: A
     { allowPrivate: ctx.settings.allowPrivateImageUrls, resolver: ctx.settings.resolver ?? systemResolver },
     { maxBytes: limits.maxImageBytes, timeoutMs: limits.imageFetchTimeoutMs, maxRedirects: limits.maxRedirects },
     signal,
+    request.imageParam,
   );
   try {
     checkPixelLimit(readImageHeader(bytes), limits.maxImagePixels);
   } catch (e) {
-    throw e instanceof ImageInputError ? imageError(e) : e;
+    throw e instanceof ImageInputError ? imageError(e, request.imageParam) : e;
   }
   return bytes;
 }
 
-/** The status for a bad image: not an image at all 415, too big 413, broken 422. */
-export function imageError(e: ImageInputError): ApiError {
+/**
+ * An image that cannot be used is a 400 `invalid_request_error` whatever the reason, as OpenAI and vLLM answer
+ * (the official clients raise BadRequestError); the code says which reason.
+ */
+export function imageError(e: ImageInputError, param: string): ApiError {
   switch (e.code) {
     case 'not-an-image':
     case 'unsupported':
-      return new ApiError(415, e.message, 'unsupported_image_format', IMAGE_PARAM);
+      return new ApiError(400, e.message, 'unsupported_image_format', param);
     case 'too-large':
-      return new ApiError(413, e.message, 'image_too_large', IMAGE_PARAM);
+      return new ApiError(400, e.message, 'image_too_large', param);
     default:
-      return new ApiError(422, `the image cannot be used: ${e.message}`, 'invalid_image', IMAGE_PARAM);
+      return new ApiError(400, `the image cannot be used: ${e.message}`, 'invalid_image', param);
   }
 }
 
 async function checkTokens(ctx: CompletionContext, request: ChatRequest): Promise<void> {
   const { limits } = ctx.settings;
-  const promptTokens = await ctx.engine.countTokens(request.prompt);
-  if (promptTokens > limits.maxPromptTokens) {
-    throw new ApiError(400, `the conversation is ${promptTokens} tokens, more than the limit of ${limits.maxPromptTokens}`, 'context_length_exceeded', 'messages');
+  const textTokens = await ctx.engine.countTokens(request.prompt);
+  if (textTokens > limits.maxPromptTokens) {
+    throw new ApiError(400, `the conversation is ${textTokens} tokens, more than the limit of ${limits.maxPromptTokens}`, 'context_length_exceeded', 'messages');
   }
   const context = ctx.engine.contextLength;
-  if (context !== undefined && promptTokens + request.params.maxNewTokens > context) {
-    throw new ApiError(
-      400,
-      `the conversation (${promptTokens} tokens) plus max_tokens (${request.params.maxNewTokens}) exceeds the model's context of ${context} tokens`,
-      'context_length_exceeded',
-      'messages',
-    );
-  }
+  if (context === undefined) return;
+  const maxName = request.maxTokensField ?? 'max_tokens';
+  const overflow = contextOverflow(await ctx.engine.promptTokens(request.prompt), request.params.maxNewTokens, context, maxName, request.maxTokensField === null);
+  if (overflow) throw new ApiError(400, overflow, 'context_length_exceeded', 'messages');
+}
+
+/** What the engine said about one request's input, as the client's error. */
+function engineInputError(e: EngineInputError, request: ChatRequest): ApiError {
+  if (e.code === 'context_length_exceeded') return new ApiError(400, e.message, e.code, 'messages');
+  if (e.code === 'invalid_parameters') return new ApiError(400, e.message, e.code);
+  return new ApiError(400, e.message, e.code, request.imageParam);
+}
+
+/** OpenAI's answer for a model it does not serve: 404 `model_not_found`, of type `invalid_request_error`. */
+export function modelNotFound(model: string, served: string): ApiError {
+  return new ApiError(404, `the model '${model}' does not exist; this server serves '${served}'`, 'model_not_found', 'model', 'invalid_request_error');
 }
 
 /** Maps what the engine or the queue threw to the client's error. */
@@ -75,11 +88,7 @@ export function toApiError(e: unknown, timedOut: boolean): ApiError {
   if (timedOut) return new ApiError(503, 'the request took longer than the server allows', 'request_timeout');
   if (e instanceof QueueFullError) return new ApiError(429, `${e.message}; retry later`, 'rate_limit_exceeded', null, 'rate_limit_error', { 'retry-after': '1' });
   if (e instanceof SchedulerClosedError) return new ApiError(503, 'the server is shutting down', 'server_shutting_down', null, 'server_error', { connection: 'close' });
-  if (e instanceof EngineInputError) {
-    if (e.code === 'context_length_exceeded') return new ApiError(400, e.message, e.code, 'messages');
-    if (e.code === 'invalid_parameters') return new ApiError(400, e.message, e.code);
-    return new ApiError(422, e.message, e.code, IMAGE_PARAM);
-  }
+  if (e instanceof EngineInputError) return new ApiError(400, e.message, e.code, e.code === 'context_length_exceeded' ? 'messages' : null);
   return new ApiError(500, 'the model failed to generate a response', 'internal_error');
 }
 
@@ -136,17 +145,20 @@ export async function handleChatCompletion(
 ): Promise<number> {
   const { settings } = ctx;
   const body = await readJsonBody(req, settings.limits.maxBodyBytes);
+  // An unknown model is a 404 whatever else is wrong with the request, as OpenAI answers.
+  const model = requestedModel(body);
+  if (model !== null && !ctx.modelNames.has(model)) throw modelNotFound(model, ctx.servedModel);
   const request = parseChatRequest(body, settings.limits);
-  if (!ctx.modelNames.has(request.model)) {
-    throw new ApiError(404, `the model '${request.model}' does not exist; this server serves '${ctx.engine.modelId}'`, 'model_not_found', 'model');
-  }
   await checkTokens(ctx, request);
   const image = await loadImage(ctx, request, signal);
-  const ids: ResponseIds = { id: `chatcmpl-${randomUUID().replace(/-/g, '')}`, created: Math.floor(Date.now() / 1000), model: request.model };
+  const ids: ResponseIds = { id: `chatcmpl-${randomUUID().replace(/-/g, '')}`, created: Math.floor(Date.now() / 1000), model: ctx.servedModel };
   const job = { image, prompt: request.prompt, params: request.params };
+  const inputError = (e: unknown) => {
+    throw e instanceof EngineInputError ? engineInputError(e, request) : e;
+  };
 
   if (!request.stream) {
-    const result = await ctx.scheduler.submit(job, { signal });
+    const result = await ctx.scheduler.submit(job, { signal }).catch(inputError);
     sendJson(res, 200, completionBody(ids, result));
     return 200;
   }
@@ -177,7 +189,7 @@ export async function handleChatCompletion(
   });
   let result: GenerateResult;
   try {
-    result = await pending;
+    result = await pending.catch(inputError);
   } catch (e) {
     // Before the stream opened, the caller answers with a plain JSON error.
     if (!started) throw e;

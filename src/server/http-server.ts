@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { handleChatCompletion, toApiError, type CompletionContext } from './completions.js';
+import { handleChatCompletion, modelNotFound, toApiError, type CompletionContext } from './completions.js';
 import type { Engine } from './engine.js';
 import { ApiError } from './errors.js';
 import { sendError, sendJson } from './http-io.js';
@@ -20,11 +20,25 @@ function keyMatches(header: string | undefined, apiKey: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/**
+ * An error message as it may go to the log: data URLs and long base64 runs (a JSON parser's excerpt of a body
+ * can hold some) are cut out, and the message is capped.
+ */
+function loggable(message: string): string {
+  const cut = message
+    .replace(/data:[^,\s]{0,100},[A-Za-z0-9+/=\s]*/gi, 'data:…')
+    .replace(/[A-Za-z0-9+/=]{40,}/g, '…')
+    .replace(/\s+/g, ' ');
+  return cut.length > 300 ? `${cut.slice(0, 299)}…` : cut;
+}
+
 export class Blip2Server {
   private readonly http: Server;
   private readonly scheduler: Scheduler;
   private readonly context: CompletionContext;
   private closing: Promise<void> | null = null;
+  /** The served model ids, listed by /v1/models; the first is the one responses carry. */
+  readonly servedNames: readonly string[];
   private readonly created = Math.floor(Date.now() / 1000);
   private inFlight = 0;
   private boundPort = 0;
@@ -38,10 +52,21 @@ export class Blip2Server {
       maxConcurrent: settings.maxConcurrentBatches,
       maxQueue: settings.maxQueue,
     });
-    const names = new Set([engine.modelId]);
+    // vLLM's --served-model-name: the names clients may use, the first one in responses. Without them the
+    // engine's id is served, and its last path segment (`blip2-opt-2.7b` of `Salesforce/blip2-opt-2.7b`) is accepted too.
+    const explicit = settings.servedModelNames?.filter((n) => n.length > 0) ?? [];
+    this.servedNames = explicit.length ? [...new Set(explicit)] : [engine.modelId];
+    const names = new Set(this.servedNames);
     const base = engine.modelId.split('/').filter(Boolean).pop();
-    if (base) names.add(base);
-    this.context = { engine, scheduler: this.scheduler, settings, modelNames: names, reportError: (e) => this.reportError(e) };
+    if (!explicit.length && base) names.add(base);
+    this.context = {
+      engine,
+      scheduler: this.scheduler,
+      settings,
+      modelNames: names,
+      servedModel: this.servedNames[0]!,
+      reportError: (e) => this.reportError(e),
+    };
     this.http = createServer((req, res) => void this.handle(req, res));
     // Generation can be slow; Node's default request timeout (5 min) must not cut a long stream.
     this.http.requestTimeout = 0;
@@ -102,24 +127,27 @@ export class Blip2Server {
     this.settings.log?.(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   }
 
-  private log(req: IncomingMessage, status: number, started: number): void {
-    this.settings.log?.(`${req.method} ${req.url} ${status} ${Date.now() - started} ms`);
+  /** One line per request; a refused one also says why (type, code, param, message: never image data). */
+  private log(req: IncomingMessage, status: number, started: number, error?: ApiError): void {
+    const why = error ? ` ${error.type} ${error.code ?? '-'}${error.param ? ` (${error.param})` : ''}: ${loggable(error.message)}` : '';
+    this.settings.log?.(`${req.method} ${req.url} ${status} ${Date.now() - started} ms${why}`);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     this.inFlight++;
     let status = 500;
+    let error: ApiError | undefined;
     try {
       status = await this.route(req, res);
     } catch (e) {
-      const error = e instanceof ApiError ? e : toApiError(e, false);
+      error = e instanceof ApiError ? e : toApiError(e, false);
       if (error.status === 500 && !(e instanceof ApiError)) this.reportError(e);
       status = error.status;
       sendError(res, error);
     } finally {
       this.inFlight--;
-      this.log(req, status, started);
+      this.log(req, status, started, error);
     }
   }
 
@@ -135,7 +163,7 @@ export class Blip2Server {
     }
     if (path === '/health') {
       only('GET');
-      sendJson(res, 200, { status: 'ok', model: this.engine.modelId, queued: this.scheduler.waiting, running_batches: this.scheduler.runningBatches });
+      sendJson(res, 200, { status: 'ok', model: this.servedNames[0], queued: this.scheduler.waiting, running_batches: this.scheduler.runningBatches });
       return 200;
     }
     if (!path.startsWith('/v1/') && path !== '/v1') throw new ApiError(404, `no route ${path}`, 'not_found');
@@ -147,14 +175,14 @@ export class Blip2Server {
     }
     if (path === '/v1/models') {
       only('GET');
-      sendJson(res, 200, { object: 'list', data: [this.modelEntry()] });
+      sendJson(res, 200, { object: 'list', data: this.servedNames.map((id) => this.modelEntry(id)) });
       return 200;
     }
     if (path.startsWith('/v1/models/')) {
       only('GET');
       const id = decodeURIComponent(path.slice('/v1/models/'.length));
-      if (!this.context.modelNames.has(id)) throw new ApiError(404, `the model '${id}' does not exist`, 'model_not_found', 'model');
-      sendJson(res, 200, this.modelEntry());
+      if (!this.context.modelNames.has(id)) throw modelNotFound(id, this.context.servedModel);
+      sendJson(res, 200, this.modelEntry(this.servedNames.includes(id) ? id : this.context.servedModel));
       return 200;
     }
     if (path === '/v1/chat/completions') {
@@ -164,8 +192,8 @@ export class Blip2Server {
     throw new ApiError(404, `no route ${path}`, 'not_found');
   }
 
-  private modelEntry() {
-    return { id: this.engine.modelId, object: 'model', created: this.created, owned_by: 'blip2-webgpu' };
+  private modelEntry(id: string) {
+    return { id, object: 'model', created: this.created, owned_by: 'blip2-webgpu' };
   }
 
   private async completion(req: IncomingMessage, res: ServerResponse): Promise<number> {

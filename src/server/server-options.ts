@@ -26,6 +26,11 @@ export interface ServerSettings {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /**
+   * Model ids clients may use (vLLM's `--served-model-name`); the first is the one `/v1/models` lists first and
+   * responses carry. Default: the engine's `modelId`.
+   */
+  servedModelNames?: readonly string[];
   /** When set, every /v1 request needs `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
   /** Most requests in one engine batch. */

@@ -116,7 +116,7 @@ describe('BLIP-2 prompts and chat requests', () => {
     [{ messages: [] }, 'messages'],
     [{ model: '' }, 'model'],
     [{ messages: [{ role: 'user', content: 'no image' }] }, 'messages'],
-    [{ messages: [{ role: 'user', content: [image, image] }] }, 'messages'],
+    [{ messages: [{ role: 'user', content: [image, image] }] }, 'messages[0].content[1].image_url.url'],
     [{ messages: [{ role: 'user', content: [image] }, { role: 'assistant', content: 'x' }] }, 'messages'],
     [{ messages: [{ role: 'assistant', content: 'x' }, { role: 'user', content: [image] }] }, 'messages[0]'],
     [{ messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role'],

@@ -38,6 +38,9 @@ class RecordingEngine implements Engine {
   countTokens(text: string) {
     return this.inner.countTokens(text);
   }
+  promptTokens(prompt: string) {
+    return this.inner.promptTokens(prompt);
+  }
   async generate(requests: readonly GenerateRequest[], options?: GenerateOptions) {
     await this.hold;
     const results = await this.inner.generate(requests, options);
@@ -318,17 +321,29 @@ describe('blip2 serve with the real engine on the tiny checkpoint', () => {
     const good = caseBody(tinyCase('case1'));
     const withImage = (bytes: Uint8Array) => ({ ...good, messages: [userMessage(bytesDataUrl(bytes), 'what is it?')] });
 
-    expectOpenAiError(await post(server, withImage(new TextEncoder().encode('these bytes are not an image'))), 415, 'unsupported_image_format');
+    expectOpenAiError(await post(server, withImage(new TextEncoder().encode('these bytes are not an image'))), 400, 'unsupported_image_format');
     await expectStillServing();
-    expectOpenAiError(await post(server, withImage(pngHeader(20_000, 20_000))), 413, 'image_too_large');
+    expectOpenAiError(await post(server, withImage(pngHeader(20_000, 20_000))), 400, 'image_too_large');
     await expectStillServing();
     expectOpenAiError(await post(server, { ...good, model: 'gpt-4o' }), 404, 'model_not_found');
     await expectStillServing();
     expectOpenAiError(await post(server, { ...good, max_tokens: 513 }), 400, 'invalid_value');
-    // 64 positions: the question's 20 text tokens plus 50 new ones do not fit...
-    expectOpenAiError(await post(server, { ...good, max_tokens: 50 }), 400, 'context_length_exceeded');
-    // ...nor do 40 once the engine counts the 8 image query tokens and BOS as well.
-    expectOpenAiError(await post(server, { ...good, max_tokens: 40 }), 400, 'context_length_exceeded');
+    // One message for a prompt that leaves too little room, counting what usage.prompt_tokens counts (image
+    // query tokens and BOS too) and naming the largest max_tokens that fits; that one then works.
+    const context = engine.contextLength;
+    const promptTokens = usageOf(tinyCase('case1')).prompt_tokens;
+    const room = context - promptTokens;
+    for (const maxTokens of [room + 1, context - 1]) {
+      const r = await post(server, { ...good, max_tokens: maxTokens });
+      expectOpenAiError(r, 400, 'context_length_exceeded');
+      expect(r.json().error.message).toBe(
+        `the prompt is ${promptTokens} tokens (image tokens included) and max_tokens is ${maxTokens}: ${promptTokens + maxTokens} tokens, ` +
+          `more than the model's context of ${context}; max_tokens can be at most ${room} for this prompt`,
+      );
+    }
+    const fits = await post(server, { ...good, max_tokens: room });
+    expect(fits.status).toBe(200);
+    expect(fits.json().usage.prompt_tokens).toBe(promptTokens);
     await expectStillServing();
 
     // An image whose header passes the server's checks but whose data the engine cannot decode fails alone
@@ -336,13 +351,13 @@ describe('blip2 serve with the real engine on the tiny checkpoint', () => {
     const brokenPng = new Uint8Array([...pngHeader(64, 64), ...new Uint8Array(100).fill(7)]);
     const before = server.batchSizes.length;
     const [broken, ...others] = await behindBusyEngine([withImage(brokenPng), ...['case0', 'case5'].map((n) => caseBody(tinyCase(n)))]);
-    expectOpenAiError(broken!, 422, 'invalid_image');
+    expectOpenAiError(broken!, 400, 'invalid_image');
     expect(others.map((r) => r.json().choices[0].message.content)).toEqual(['case0', 'case5'].map((n) => greedyAnswerOf(tinyCase(n))));
     expect(server.batchSizes.slice(before)).toEqual([1, 3, 2]);
 
     await expect(client.chat.completions.create({ ...good, model: 'nope' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     // A streamed request that fails before its first token gets a plain JSON error, not an event stream.
-    await expect(client.chat.completions.create({ ...withImage(brokenPng), stream: true })).rejects.toBeInstanceOf(OpenAI.UnprocessableEntityError);
+    await expect(client.chat.completions.create({ ...withImage(brokenPng), stream: true })).rejects.toBeInstanceOf(OpenAI.BadRequestError);
     await expectStillServing();
   });
 

@@ -164,12 +164,12 @@ describe('OpenAI-compatible server with the fake engine', () => {
     expectOpenAiError(await post(server, '{"model": "x", "messages": [', {}), 400, 'invalid_json');
     expectOpenAiError(await post(server, { model: MODEL, messages: [{ role: 'user', content: 'no image here' }] }), 400, 'missing_image');
     expectOpenAiError(await post(server, { ...ok, messages: [imageMessage('data:image/png;base64,@@not*base64!!')] }), 400, 'invalid_base64');
-    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(new TextEncoder().encode('plain text, not an image')))] }), 415, 'unsupported_image_format');
-    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(pngHeader(100, 100).subarray(0, 20)))] }), 422, 'invalid_image');
+    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(new TextEncoder().encode('plain text, not an image')))] }), 400, 'unsupported_image_format');
+    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(pngHeader(100, 100).subarray(0, 20)))] }), 400, 'invalid_image');
     const brokenPng = new Uint8Array([...pngHeader(100, 100), ...new Uint8Array(200).fill(7)]);
-    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(brokenPng))] }), 422, 'invalid_image');
-    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(pngHeader(5000, 5000)))] }), 413, 'image_too_large');
-    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(new Uint8Array(500_000)))] }), 413, 'image_too_large');
+    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(brokenPng))] }), 400, 'invalid_image');
+    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(pngHeader(5000, 5000)))] }), 400, 'image_too_large');
+    expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(new Uint8Array(500_000)))] }), 400, 'image_too_large');
     expectOpenAiError(await post(server, { ...ok, model: 'gpt-4o' }), 404, 'model_not_found');
     expectOpenAiError(await post(server, { ...ok, messages: [imageMessage(dataUrl(CHELSEA), 'word '.repeat(100))] }), 400, 'context_length_exceeded');
     expectOpenAiError(await post(server, { ...ok, max_tokens: 101 }), 400);

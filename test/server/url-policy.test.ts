@@ -130,7 +130,7 @@ describe('URL checks', () => {
       ).rejects.toMatchObject({ code: 'image_url_not_allowed' });
       await expect(
         fetchImageUrl(`${images.url}/chelsea.png`, { allowPrivate: true, resolver: allowOnlyFirstHop }, { maxBytes: 1000, timeoutMs: 5000, maxRedirects: 0 }),
-      ).rejects.toMatchObject({ status: 413 });
+      ).rejects.toMatchObject({ status: 400, code: 'image_too_large' });
       const ok = await fetchImageUrl(`${images.url}/redirect`, { allowPrivate: true, resolver: allowOnlyFirstHop }, { maxBytes: 1e6, timeoutMs: 5000, maxRedirects: 1 });
       expect(ok.length).toBeGreaterThan(1000);
     } finally {
