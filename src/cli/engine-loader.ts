@@ -3,9 +3,10 @@
  * bar), then create the engine through an engine module. The module is the BLIP-2 engine by default;
  * `BLIP2_ENGINE_MODULE` (a path or URL) replaces it, which is how tests run the CLI with the fake engine.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HubError, resolveModel, type ResolvedModel } from '../io/hub.js';
+import { hideDawnStartupWarnings } from '../platform/node.js';
 import type { Engine, EngineFactory, ProgressEvent } from '../server/engine.js';
 import { CliError, type CliIo } from './io.js';
 import type { ModelSettings } from './options.js';
@@ -52,7 +53,21 @@ async function engineFactory(io: CliIo): Promise<EngineFactory> {
   return mod.createEngine as EngineFactory;
 }
 
+/**
+ * The model's id as clients and output see it: the repo id of a hub model, the folder's name for a local one
+ * (never a path of this machine); a folder inside a Hugging Face cache (`models--org--name/snapshots/<commit>`)
+ * is its repo id.
+ */
+export function servedModelId(model: ResolvedModel): string {
+  if (model.source !== 'local') return model.modelId;
+  const cached = /(?:^|[\\/])models--([^\\/]+?)--([^\\/]+)[\\/]snapshots[\\/][^\\/]+[\\/]*$/.exec(model.dir);
+  if (cached) return `${cached[1]}/${cached[2]}`;
+  return basename(model.dir.replace(/[\\/]+$/, '')) || model.modelId;
+}
+
 export async function loadEngine(o: LoadOptions): Promise<LoadedEngine> {
+  // Dawn's adapter-enumeration warnings are noise to users (Mesa drivers print them on every run); --verbose keeps them.
+  if (!o.verbose) hideDawnStartupWarnings();
   const progress = progressWanted(o);
   const t0 = Date.now();
   let bar: ProgressBar | null = null;
@@ -84,7 +99,7 @@ export async function loadEngine(o: LoadOptions): Promise<LoadedEngine> {
     : undefined;
   let engine: Engine;
   try {
-    engine = await factory({ modelDir: model.dir, modelId: model.modelId, dtype: o.settings.dtype, onProgress });
+    engine = await factory({ modelDir: model.dir, modelId: servedModelId(model), dtype: o.settings.dtype, onProgress });
   } finally {
     (loadBar as ProgressBar | null)?.finish();
   }

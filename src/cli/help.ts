@@ -7,16 +7,16 @@ const MODEL_FLAGS = `Model:
       --dtype f16|f32       weight precision on the GPU (default f16)
       --progress            show progress bars even when stderr is not a terminal`;
 
-const GENERATION_FLAGS = `Generation:
-      --max-new-tokens N    longest answer in tokens (default 30)
-      --num-beams N         beam search width (default 1: greedy or sampling)
-      --temperature T       > 0 samples (default 0: greedy)
-      --top-p P             nucleus sampling mass (implies sampling)
+const GENERATION_FLAGS = `Generation (the same ranges as the server's API fields):
+      --max-new-tokens N    longest answer in tokens (default 30; prompt + N must fit the model's context)
+      --num-beams N         beam search width, 1-16 (default 1: greedy or sampling)
+      --temperature T       0-2; > 0 samples (default 0: greedy)
+      --top-p P             nucleus sampling mass, (0, 1] (implies sampling)
       --top-k K             sample among the K likeliest tokens (implies sampling)
-      --seed N              sampling seed (default 0)
-      --repetition-penalty R  > 1 discourages repeats (default 1)
+      --seed N              sampling seed (default 0; negative values too)
+      --repetition-penalty R  (0, 10]; > 1 discourages repeats (default 1)
       --stop TEXT           end the answer before TEXT (repeatable)
-  -n, --num-return-sequences N  answers per image (beam search or sampling)`;
+  -n, --num-return-sequences N  answers per image, 1-64 (beam search or sampling)`;
 
 const OUTPUT_FLAGS = `Output:
       --json                one JSON object per result and line: text, token_ids, finish_reason, ...
@@ -39,13 +39,17 @@ Options:
   -V, --version    version
 
 IMAGE is a file path, an http(s) URL or a data: URI.
-Environment: HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE, BLIP2_MODEL, BLIP2_API_KEY.
-Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.
+Environment: HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE, BLIP2_MODEL, BLIP2_API_KEY,
+BLIP2_EXIT_WITH_PARENT (1: stop when the parent process exits; default on under npx/npm).
+Exit status: 0 success, 1 failure (also: some image or question got no answer), 2 usage error
+(including a value out of range), 130 interrupted.
 `;
 
 export const CAPTION_HELP = `Usage: blip2 caption IMAGE... [options]
 
-Captions each image; several images run as one batch (see --batch-size).
+Captions each image; several images run as one batch (see --batch-size). An image that cannot
+be used gets an error line (--json: a record with "error") and the others still get their
+captions; the exit status is then 1.
 
       --prompt TEXT         caption prefix the model continues, e.g. "a photo of"
       --batch-size N        images per batch (default 8)
@@ -72,7 +76,8 @@ export const CHAT_HELP = `Usage: blip2 chat IMAGE [options]
 
 Reads one question per line from stdin (a terminal or a pipe) and answers each, keeping the
 conversation: "Question: {q1} Answer: {a1}. Question: {q2} Answer:". The oldest turns are
-dropped when the conversation outgrows the model's context.
+dropped when the conversation outgrows the model's context; a question too long to fit even
+alone gets an error (--json: a record with "error") and the session goes on (exit status 1).
 Commands: /reset forgets the conversation, /quit (or end of input, Ctrl-D) ends it.
 
 ${MODEL_FLAGS}
@@ -86,10 +91,13 @@ export const SERVE_HELP = `Usage: blip2 serve [options]
 
 OpenAI-compatible server: POST /v1/chat/completions (plain or streamed), GET /v1/models, GET /health.
 SIGINT/SIGTERM stop it gracefully: no new requests, in-flight ones finish (see --shutdown-timeout).
+Under npx/npm exec (which do not forward signals) it also stops when npx exits.
 
       --host HOST           address to listen on (default 127.0.0.1)
       --port N              port (default 8000; 0 picks a free one)
       --api-key KEY         require "Authorization: Bearer KEY" (default $BLIP2_API_KEY; none if unset)
+      --served-model-name NAME [NAME...]  model ids clients use; the first is in responses
+                            (default: the repo id, or the model folder's name)
       --max-batch N         most requests per engine batch (default 8)
       --max-queue N         most waiting requests; more get 429 (default 64)
       --max-image-bytes N   largest image file (default 20971520)
@@ -107,7 +115,7 @@ ${MODEL_FLAGS}
 
 Output:
   -v, --verbose             log errors with stack traces
-  -q, --quiet               no request log
+  -q, --quiet               no request log (only the "listening on" line and errors)
   -h, --help                this help
 `;
 

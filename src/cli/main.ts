@@ -11,6 +11,7 @@ import { downloadCommand } from './commands/download.js';
 import { askCommand, captionCommand } from './commands/generate.js';
 import { serveCommand } from './commands/serve.js';
 import { MAIN_HELP } from './help.js';
+import { exitWithParentWanted, watchParent } from './parent-watch.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, processIo, writeLine, type CliIo } from './io.js';
 
 type Command = (io: CliIo, args: readonly string[]) => Promise<number>;
@@ -75,6 +76,14 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
 
 /** Entry point of the `blip2` binary. */
 export async function main(): Promise<void> {
+  // A reader that went away (a closed pipe, a parent that exited) must not crash the CLI with EPIPE.
+  process.stderr.on('error', () => {});
+  if (exitWithParentWanted(process.env)) {
+    watchParent((pid) => {
+      writeLine(process.stderr, `blip2: the parent process ${pid} exited; stopping as on SIGTERM`);
+      process.kill(process.pid, 'SIGTERM');
+    });
+  }
   process.exitCode = await runCli(process.argv.slice(2));
 }
 

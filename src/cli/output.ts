@@ -3,7 +3,7 @@ import type { GenerateResult } from '../server/engine.js';
 import { writeLine, type CliIo } from './io.js';
 
 export interface ResultRecord {
-  /** The image path (caption/ask/chat). */
+  /** The image as shown (`displayImage`: a data: URI shortened). */
   image: string;
   prompt: string;
   /** The chat question, when there is one. */
@@ -11,8 +11,29 @@ export interface ResultRecord {
   result: GenerateResult;
 }
 
-/** `{image, prompt, text, token_ids, finish_reason, prompt_tokens, completion_tokens[, sequences]}` */
-export function jsonLine(r: ResultRecord): string {
+/** An image or question that got no answer, and why. */
+export interface ErrorRecord {
+  image: string;
+  prompt?: string;
+  question?: string;
+  error: string;
+}
+
+export type OutputRecord = ResultRecord | ErrorRecord;
+
+/**
+ * `{image, prompt, text, token_ids, finish_reason, prompt_tokens, completion_tokens[, sequences]}`, or
+ * `{image, [prompt,] [question,] error}` for one that got no answer.
+ */
+export function jsonLine(r: OutputRecord): string {
+  if ('error' in r) {
+    return JSON.stringify({
+      image: r.image,
+      ...(r.prompt !== undefined ? { prompt: r.prompt } : {}),
+      ...(r.question !== undefined ? { question: r.question } : {}),
+      error: r.error,
+    });
+  }
   const [best] = r.result.sequences;
   const record: Record<string, unknown> = {
     image: r.image,
@@ -30,13 +51,17 @@ export function jsonLine(r: ResultRecord): string {
   return JSON.stringify(record);
 }
 
-/** Prints results: JSON lines, or the text(s), prefixed with the image path when several images ran. */
-export function printResults(io: CliIo, records: readonly ResultRecord[], how: { json: boolean; withImage: boolean }): void {
+/**
+ * Prints results: JSON lines, or the text(s), prefixed with the image when several images ran. Errors are
+ * on stderr already; with --json they also get their record here, in order.
+ */
+export function printResults(io: CliIo, records: readonly OutputRecord[], how: { json: boolean; withImage: boolean }): void {
   for (const r of records) {
     if (how.json) {
       writeLine(io.stdout, jsonLine(r));
       continue;
     }
+    if ('error' in r) continue;
     const prefix = how.withImage ? `${r.image}: ` : '';
     for (const s of r.result.sequences) writeLine(io.stdout, `${prefix}${s.text}`);
   }

@@ -212,10 +212,13 @@ export async function downloadModel(repoId: string, options: HubOptions = {}): P
     if (cached) return { dir: cached.dir, modelId: repoId, source: 'cache', commit: cached.commit, downloaded: [] };
     const commit = await readRef(s.repoDir, s.revision);
     const missing = commit ? await missingModelFiles(snapshotDir(s.repoDir, commit)).catch(() => ['(unreadable index)']) : [];
+    // Name the setting that blocks the download: `blip2 download` itself cannot help while it is set.
+    const setting = options.offline === undefined ? `HF_HUB_OFFLINE=${env.HF_HUB_OFFLINE?.trim()} is set (offline mode)` : 'offline mode is on';
+    const fix = options.offline === undefined ? 'unset HF_HUB_OFFLINE (or set it to 0) where the hub is reachable' : 'turn offline mode off where the hub is reachable';
     throw new HubError(
       `${repoId}@${s.revision} is not in the cache (${s.cacheDir})` +
         (missing.length ? `: missing ${missing.join(', ')}` : '') +
-        '; offline mode (HF_HUB_OFFLINE) allows no download. Run `blip2 download` with network access first.',
+        `, and ${setting}, which forbids downloading it: ${fix} to download it (\`blip2 download ${repoId}\`)`,
     );
   }
   let listing;

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { checkRange } from './browser.js';
 import type { ByteSink, ByteSource, Platform } from './types.js';
 import { browserPlatform } from './browser.js';
+import { withNativeStderrSilenced } from './native-stderr.js';
 
 class FileSource implements ByteSource {
   private constructor(
@@ -43,6 +44,16 @@ class FileSource implements ByteSource {
 }
 
 let dawnGpu: GPU | null = null;
+let hideStartupWarnings = false;
+
+/**
+ * Keeps the lines Dawn's Vulkan backend prints to stderr while it enumerates adapters (the "artificially reduced"
+ * limit warnings of Mesa drivers) off the terminal; for the CLI, whose `--quiet` promises nothing but errors.
+ * Takes effect when the WebGPU entry point is created, i.e. before the first device. See native-stderr.ts.
+ */
+export function hideDawnStartupWarnings(): void {
+  hideStartupWarnings = true;
+}
 
 export const nodePlatform: Platform = {
   kind: 'node',
@@ -63,7 +74,11 @@ export const nodePlatform: Platform = {
     for (const [k, v] of Object.entries(mod.globals)) {
       if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
     }
-    dawnGpu = mod.create(options?.dawnToggles ?? []);
+    const gpu = mod.create(options?.dawnToggles ?? []);
+    // Dawn enumerates adapters (and prints its warnings) inside the first requestAdapter() call; later calls reuse
+    // what it found, so this first, discarded request is the only one that needs the silence.
+    if (hideStartupWarnings) withNativeStderrSilenced(() => void gpu.requestAdapter().catch(() => null));
+    dawnGpu = gpu;
     return dawnGpu;
   },
   async readText(url) {

@@ -191,7 +191,12 @@ export const createEngine: EngineFactory = async (options) => {
   }
   if (config.model_type !== 'blip-2') throw new Error(`${configPath}: model_type is ${JSON.stringify(config.model_type)}, expected "blip-2"`);
   for (let i = 1; i <= 4; i++) options.onProgress?.({ phase: 'load', label: `part ${i}`, done: i, total: 4 });
-  // Tests slow the fake down through the environment, because the CLI gives them no other way in.
+  // Tests slow the fake down and shrink its context through the environment, because the CLI gives them no other way in.
   const delay = Number(process.env.BLIP2_FAKE_TOKEN_DELAY_MS ?? 0);
-  return new FakeEngine({ modelId: options.modelId, tokenDelayMs: Number.isFinite(delay) ? delay : 0 });
+  const context = Number(process.env.BLIP2_FAKE_CONTEXT_LENGTH ?? 0);
+  return new FakeEngine({
+    modelId: options.modelId,
+    tokenDelayMs: Number.isFinite(delay) ? delay : 0,
+    contextLength: Number.isInteger(context) && context > 0 ? context : undefined,
+  });
 };

@@ -99,7 +99,7 @@ describe('blip2 CLI (child process, from sources)', () => {
     const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
     const image = `data:image/png;base64,${readFileSync(CHELSEA).toString('base64')}`;
     const inFlight = client.chat.completions.create({
-      model: TINY,
+      model: 'tiny-blip2', // a local folder is served by its name, never by its path
       messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: image } }, { type: 'text', text: 'slow?' }] }],
       max_tokens: 12,
     });

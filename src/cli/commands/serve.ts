@@ -21,7 +21,26 @@ const SERVE_OPTIONS = {
   'request-timeout': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
   'allow-private-image-urls': { type: 'boolean' },
+  'served-model-name': { type: 'string', multiple: true },
 } as const;
+
+/**
+ * vLLM's `--served-model-name NAME [NAME ...]` takes several names after one flag; the names that follow it are
+ * joined to it here (`serve` has no positional arguments to confuse them with). Repeating the flag works too.
+ */
+function joinServedNames(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    out.push(args[i]!);
+    if (args[i] !== '--served-model-name') continue;
+    out.pop();
+    let j = i + 1;
+    for (; j < args.length && !args[j]!.startsWith('-'); j++) out.push(`--served-model-name=${args[j]}`);
+    if (j === i + 1) out.push(args[i]!); // no name: parseArgs reports the missing value
+    i = j - 1;
+  }
+  return out;
+}
 
 function settingsFrom(io: CliIo, p: Parsed): ServerSettingsInput {
   const n = (key: string, lo: number, hi: number) => numberOption('serve', p, key, lo, hi, true);
@@ -29,6 +48,8 @@ function settingsFrom(io: CliIo, p: Parsed): ServerSettingsInput {
     const v = numberOption('serve', p, key, 0.001, 86_400, false);
     return v === undefined ? undefined : Math.round(v * 1000);
   };
+  const servedModelNames = (p.values['served-model-name'] as string[] | undefined) ?? [];
+  if (servedModelNames.some((n) => n.trim() === '')) throw new UsageError('--served-model-name must not be empty', 'serve');
   const host = typeof p.values.host === 'string' ? p.values.host : '127.0.0.1';
   if (!host.trim()) throw new UsageError('--host must not be empty', 'serve');
   const apiKey = typeof p.values['api-key'] === 'string' ? p.values['api-key'] : io.env.BLIP2_API_KEY || undefined;
@@ -51,12 +72,13 @@ function settingsFrom(io: CliIo, p: Parsed): ServerSettingsInput {
     maxQueue: n('max-queue', 0, 1_000_000) ?? 64,
     allowPrivateImageUrls: flag(p, 'allow-private-image-urls'),
     shutdownGraceMs: seconds('shutdown-timeout') ?? 30_000,
+    servedModelNames,
     limits,
   };
 }
 
 export async function serveCommand(io: CliIo, args: readonly string[]): Promise<number> {
-  const p = parse('serve', args, { ...COMMON_OPTIONS, ...MODEL_OPTIONS, ...SERVE_OPTIONS });
+  const p = parse('serve', joinServedNames(args), { ...COMMON_OPTIONS, ...MODEL_OPTIONS, ...SERVE_OPTIONS });
   if (p.values.help) {
     io.stdout.write(SERVE_HELP);
     return EXIT_OK;
@@ -88,7 +110,7 @@ export async function serveCommand(io: CliIo, args: readonly string[]): Promise<
   if (settings.allowPrivateImageUrls && !out.quiet) {
     writeLine(io.stderr, 'warning: --allow-private-image-urls lets clients make this server fetch from its own network');
   }
-  writeLine(io.stderr, `blip2 serve: ${engine.modelId} listening on ${server.url}`);
+  writeLine(io.stderr, `blip2 serve: ${server.servedNames.join(', ')} listening on ${server.url}`);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
