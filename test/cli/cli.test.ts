@@ -8,7 +8,7 @@ import { defaultGenerationParams } from '../../src/server/engine.js';
 import { FakeEngine } from '../../src/server/fake-engine.js';
 import { TINY, fixturePath } from '../paths.js';
 import { repoFromFolder, startMockHub } from '../support/mock-hub.js';
-import { ROOT, cli, cliInProcess, collect, startCli } from './run.js';
+import { ROOT, cli, cliInProcess, collect, listeningUrl, startCli } from './run.js';
 
 const CHELSEA = fixturePath('tiny-blip2', 'chelsea.png');
 const CAMERA = fixturePath('tiny-blip2', 'camera.png');
@@ -87,15 +87,7 @@ describe('blip2 CLI (child process, from sources)', () => {
   it('serves the OpenAI API and shuts down gracefully on SIGTERM, finishing the request in flight', async () => {
     const child = startCli(['serve', ...MODEL, '--port', '0'], { BLIP2_FAKE_TOKEN_DELAY_MS: '40' });
     const done = collect(child);
-    const url = await new Promise<string>((resolve, reject) => {
-      let seen = '';
-      child.stderr!.on('data', (d: Buffer) => {
-        seen += d.toString();
-        const m = /listening on (http:\/\/\S+)/.exec(seen);
-        if (m) resolve(m[1]!);
-      });
-      child.once('exit', () => reject(new Error(`serve exited early: ${seen}`)));
-    });
+    const url = await listeningUrl(child);
     const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
     const image = `data:image/png;base64,${readFileSync(CHELSEA).toString('base64')}`;
     const inFlight = client.chat.completions.create({

@@ -17,7 +17,7 @@ import { FakeEngine } from '../../src/server/fake-engine.js';
 import { GENERATION_RANGES, rangeText, type ParamRange } from '../../src/server/generation-ranges.js';
 import { Blip2Server } from '../../src/server/http-server.js';
 import { TINY, fixturePath } from '../paths.js';
-import { FAKE_ENGINE, MAIN, ROOT, cliInProcess, collect, startCli } from './run.js';
+import { FAKE_ENGINE, MAIN, ROOT, cliInProcess, collect, listeningUrl, startCli } from './run.js';
 
 const CHELSEA = fixturePath('tiny-blip2', 'chelsea.png');
 const CAMERA = fixturePath('tiny-blip2', 'camera.png');
@@ -234,18 +234,6 @@ describe('served model ids and offline downloads', () => {
     }
   });
 });
-
-function listeningUrl(child: ReturnType<typeof startCli>): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let seen = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      seen += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(seen);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', () => reject(new Error(`serve exited early: ${seen}`)));
-  });
-}
 
 function exited(pid: number): boolean {
   try {

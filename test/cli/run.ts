@@ -53,3 +53,16 @@ export async function cliInProcess(args: string[], env: Record<string, string> =
   });
   return { code, stdout: out, stderr: err };
 }
+
+/** The base URL a `blip2 serve` child prints once it listens (rejects if it exits first). */
+export function listeningUrl(child: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let seen = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      seen += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(seen);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', () => reject(new Error(`serve exited early: ${seen}`)));
+  });
+}
