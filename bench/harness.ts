@@ -18,27 +18,13 @@ export interface BenchCase {
   flops?: number;
   /** Bytes that must move per run(), for GB/s and the bandwidth roofline. */
   bytes?: number;
+  /** Set for a peer's implementation (e.g. 'tensorflow.js'): reports mark its rows as a peer's. */
+  peer?: string;
   setup(gpu: Gpu): Promise<BenchInstance> | BenchInstance;
 }
 
-/** One measured case, as written to the JSON report. */
-export interface BenchResult {
-  kernel: string;
-  shape: string;
-  dtype: string;
-  /** Milliseconds per run(): GPU time from timestamp queries where the device has them (see `timing`), else
-   *  wall-clock time; null when the case could not run. */
-  ms: number | null;
-  /** Wall-clock milliseconds per run, completion included (host recording + GPU). */
-  wall_ms?: number;
-  timing?: 'gpu-timestamps' | 'wall';
-  gflops?: number;
-  gbps?: number;
-  /** Fraction of the roofline bound (the tighter of compute and bandwidth) this case reached. */
-  roofline_fraction?: number;
-  /** Set instead of the numbers when the case could not run. */
-  error?: string;
-}
+/** One measured case, as written to the JSON report (bench/report-schema.ts). */
+export type { KernelResult as BenchResult } from './report-schema.js';
 
 /**
  * Optional extension of BenchInstance for work that is not on the engine's device (peers): waits until

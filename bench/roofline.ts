@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import type { Capabilities } from '../src/gpu/capabilities.js';
 
 /**
@@ -34,47 +32,40 @@ const GPU_PRESETS: GpuPreset[] = [
   { match: /h200/i, name: 'NVIDIA H200 SXM', gflops: 66_900, gflops_f16: 133_800, gbps: 4_800 },
 ];
 
-/** Clock of the host CPU in GHz (os.cpus() reports 0 in some VMs; /proc/cpuinfo still knows). */
-function cpuGhz(): number {
-  const speeds = os.cpus().map((c) => c.speed).filter((s) => s > 0);
-  if (speeds.length) return Math.max(...speeds) / 1000;
-  try {
-    const m = /cpu MHz\s*:\s*([\d.]+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return Number(m[1]) / 1000;
-  } catch {
-    // not Linux
-  }
-  return 0;
-}
-
-/** Host memory bandwidth, measured: the best of a few 64 MiB copies, bytes read + written. */
-function measureHostCopyGbps(): number {
+/** Host memory bandwidth, measured: the best of a few 64 MiB copies, bytes read + written (Node and browsers). */
+export function measureHostCopyGbps(): number {
   const n = 64 * 1024 * 1024;
-  const src = Buffer.alloc(n, 1);
-  const dst = Buffer.alloc(n);
+  const src = new Uint8Array(n).fill(1);
+  const dst = new Uint8Array(n);
   let best = Infinity;
   for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
-    src.copy(dst);
+    dst.set(src);
     best = Math.min(best, performance.now() - t0);
   }
   return (2 * n) / (best * 1e6);
 }
 
+/** What the roofline needs to know of the host CPU (software adapters run on it). */
+export interface HostCpu {
+  cores: number;
+  /** Clock in GHz; 0 when unknown (browsers cannot tell). */
+  ghz: number;
+}
+
 /**
  * A CPU rasteriser's ceiling: cores x f32 SIMD lanes x 2 FMA pipes x 2 flops x clock. lavapipe
  * (llvmpipe) reports its vector width in the device name ('256-bits'); SwiftShader works 4 lanes wide.
+ * Without a known clock the compute peak is 0 (unknown).
  */
-function cpuPreset(kind: 'llvmpipe' | 'swiftshader', lanes: number): Roofline {
-  const cores = os.cpus().length;
-  const ghz = cpuGhz();
-  const gflops = cores * lanes * 2 * 2 * ghz;
+function cpuPreset(kind: 'llvmpipe' | 'swiftshader', lanes: number, cpu: HostCpu): Roofline {
+  const gflops = cpu.cores * lanes * 2 * 2 * cpu.ghz;
   const gbps = measureHostCopyGbps();
   return {
     gflops,
     gbps,
     source:
-      `preset ${kind} on this host: ${cores} cores x ${lanes} f32 lanes x 2 FMA pipes x 2 flops x ${ghz.toFixed(2)} GHz; ` +
+      `preset ${kind} on this host: ${cpu.cores} cores x ${lanes} f32 lanes x 2 FMA pipes x 2 flops x ${cpu.ghz > 0 ? `${cpu.ghz.toFixed(2)} GHz` : 'unknown clock (0)'}; ` +
       `bandwidth = host memcpy measured now (read + written)`,
   };
 }
@@ -85,7 +76,7 @@ export interface RooflineFlags {
 }
 
 /** The roofline for `caps`: flags first, then a preset for the adapter, else unknown (0). */
-export function roofline(caps: Capabilities, flags: RooflineFlags): Roofline {
+export function roofline(caps: Capabilities, flags: RooflineFlags, cpu: HostCpu): Roofline {
   const a = caps.adapter;
   const text = `${a.vendor} ${a.architecture} ${a.device} ${a.description}`;
   let preset: Roofline | null = null;
@@ -94,9 +85,9 @@ export function roofline(caps: Capabilities, flags: RooflineFlags): Roofline {
     preset = { gflops: gpu.gflops, gflops_f16: gpu.gflops_f16, gbps: gpu.gbps, source: `preset ${gpu.name} (datasheet, no tensor cores)` };
   } else if (/llvmpipe|lavapipe/i.test(text)) {
     const bits = /(\d+)[- ]bits/i.exec(text);
-    preset = cpuPreset('llvmpipe', bits ? Number(bits[1]) / 32 : 8);
+    preset = cpuPreset('llvmpipe', bits ? Number(bits[1]) / 32 : 8, cpu);
   } else if (/swiftshader/i.test(text)) {
-    preset = cpuPreset('swiftshader', 4);
+    preset = cpuPreset('swiftshader', 4, cpu);
   }
   if (flags.peakGflops !== undefined || flags.peakGbps !== undefined) {
     return {

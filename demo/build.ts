@@ -1,10 +1,12 @@
 // Builds the browser demo into one static folder: index.html, style.css, main.js (the engine bundled by
-// esbuild) and wgsl/ (the shaders, found next to main.js through setShaderBaseUrl). Host it anywhere.
+// esbuild), bench.html + bench.js (the benchmark page, bench/ bundled) and wgsl/ (the shaders, found next to
+// the scripts through setShaderBaseUrl). Host it anywhere.
 //   npx tsx demo/build.ts [--out DIR] [--minify]
 import { copyFileSync, cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
+import { projectInfo } from '../bench/environment-node.js';
 
 export const DEMO_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const REPO_ROOT = join(DEMO_DIR, '..');
@@ -20,17 +22,19 @@ export async function buildDemo(options: BuildDemoOptions = {}): Promise<string>
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   await build({
-    entryPoints: [join(DEMO_DIR, 'main.ts')],
+    entryPoints: { main: join(DEMO_DIR, 'main.ts'), bench: join(DEMO_DIR, 'bench.ts') },
     bundle: true,
     format: 'esm',
     platform: 'browser',
     target: 'es2022',
-    outfile: join(outDir, 'main.js'),
+    outdir: outDir,
     sourcemap: true,
     minify: options.minify ?? false,
     logLevel: 'error',
+    // Benchmark reports name the code that ran: the git state at build time.
+    define: { __BLIP2_BUILD__: JSON.stringify(projectInfo()) },
   });
-  for (const file of ['index.html', 'style.css']) copyFileSync(join(DEMO_DIR, file), join(outDir, file));
+  for (const file of ['index.html', 'bench.html', 'style.css']) copyFileSync(join(DEMO_DIR, file), join(outDir, file));
   cpSync(join(REPO_ROOT, 'wgsl'), join(outDir, 'wgsl'), { recursive: true });
   return outDir;
 }

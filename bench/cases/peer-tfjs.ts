@@ -18,20 +18,27 @@ interface TfWebGpuBackend {
 
 let tfReady: Promise<Tf> | null = null;
 
-/** Loads tfjs with the 'webgpu' backend on Dawn. The backend registers itself only if navigator.gpu exists at import. */
+/**
+ * Loads tfjs with the 'webgpu' backend: on the page's navigator.gpu in a browser, on Dawn in Node. The backend
+ * registers itself only if navigator.gpu exists when it is imported.
+ */
 function loadTf(): Promise<Tf> {
   tfReady ??= (async () => {
-    const dawn = (await import('webgpu')) as unknown as { create(flags: string[]): GPU; globals: object };
-    for (const [k, v] of Object.entries(dawn.globals)) {
-      if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+    if (!(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) {
+      // A computed specifier keeps browser bundlers away from the Node-only Dawn package.
+      const dawnModule = 'webgpu';
+      const dawn = (await import(/* @vite-ignore */ dawnModule)) as { create(flags: string[]): GPU; globals: object };
+      for (const [k, v] of Object.entries(dawn.globals)) {
+        if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+      }
+      const gpu = dawn.create([]);
+      const existing = (globalThis as { navigator?: object }).navigator;
+      Object.defineProperty(globalThis, 'navigator', {
+        value: Object.create(existing ?? null, { gpu: { value: gpu, enumerable: true } }),
+        configurable: true,
+        writable: true,
+      });
     }
-    const gpu = dawn.create([]);
-    const existing = (globalThis as { navigator?: object }).navigator;
-    Object.defineProperty(globalThis, 'navigator', {
-      value: Object.create(existing ?? null, { gpu: { value: gpu, enumerable: true } }),
-      configurable: true,
-      writable: true,
-    });
     const tf = await import('@tensorflow/tfjs-core');
     await import('@tensorflow/tfjs-backend-webgpu');
     if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs could not start its webgpu backend');
@@ -45,6 +52,7 @@ function tfMatmulCase(M: number, K: number, N: number): BenchCase {
   const transposeB = M === 1;
   return {
     kernel: 'peer-tfjs',
+    peer: 'tensorflow.js',
     shape: `${M}x${K}->${N}`,
     dtype: 'f32',
     flops: 2 * M * N * K,

@@ -46,7 +46,25 @@ export interface GpuStats extends PoolStats {
   pipelines: number;
 }
 
+/** What the adapter offers (not only what the device was created with): benchmark reports record it. */
+export interface AdapterOffer {
+  features: string[];
+  limits: Record<string, number>;
+}
+
 const REQUESTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups' as GPUFeatureName, 'timestamp-query'];
+
+function describeOffer(adapter: GPUAdapter): AdapterOffer {
+  const limits: Record<string, number> = {};
+  // GPUSupportedLimits' fields are getters on the prototype: walk it, not Object.keys.
+  for (let proto: object | null = adapter.limits; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      const v = (adapter.limits as unknown as Record<string, unknown>)[key];
+      if (typeof v === 'number' && !(key in limits)) limits[key] = v;
+    }
+  }
+  return { features: [...adapter.features].map(String).sort(), limits };
+}
 
 /**
  * The device, its capabilities and the machinery every kernel shares: buffer pool, pipeline cache,
@@ -78,6 +96,8 @@ export class Gpu {
     readonly caps: Capabilities,
     private readonly shaderSources: Map<string, string>,
     options: GpuOptions,
+    /** The adapter's own features and limits. */
+    readonly adapterOffer: AdapterOffer = { features: [], limits: {} },
   ) {
     this.pool = new BufferPool(device, caps.maxBufferSize, options.maxPooledBytes, () => this.encoder !== null);
     this.uniforms = new StagingArena(device, caps.minUniformBufferOffsetAlignment, GPUBufferUsage.UNIFORM, 'uniforms');
@@ -156,7 +176,7 @@ export class Gpu {
       device.destroy();
       throw e;
     }
-    return new Gpu(device, caps, sources, options);
+    return new Gpu(device, caps, sources, options, describeOffer(adapter));
   }
 
   // ---------------------------------------------------------------- state and errors
