@@ -50,7 +50,7 @@ export async function runBenchInBrowser(request: BrowserBenchRequest, log: (line
     tab.on('console', (m) => {
       const text = m.text();
       if (text.startsWith('[bench] ')) log(`  ${text.slice(8)}`);
-      else if (m.type() === 'error' || m.type() === 'warning') log(`  browser ${m.type()}: ${text}`);
+      else if (m.type() === 'error') log(`  browser ${m.type()}: ${text}`);
     });
     await tab.goto(`${site.url}/bench.html`);
     await tab.waitForFunction(() => 'blip2Bench' in globalThis);

@@ -213,7 +213,7 @@ export function formatModelRun(run: ModelRun): string {
     ['decode tokens/s', e ? e.decode_tokens_per_s.toFixed(2) : '', s.decode_ms_per_token ? (1000 / s.decode_ms_per_token).toFixed(2) : ''],
   ];
   const m = run.memory;
-  const gib = (b: number | undefined) => (b === undefined ? '' : `${(b / 2 ** 30).toFixed(3)} GiB`);
+  const gib = (b: number | undefined) => (b === undefined ? '' : b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(2)} MiB`);
   rows.push(['weights on the device', gib(m.weights_bytes), ''], ['peak device memory', gib(m.peak_device_bytes), '']);
   if (m.peak_host_bytes !== undefined) rows.push(['peak host memory (RSS)', gib(m.peak_host_bytes), '']);
   const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length)));

@@ -1,8 +1,10 @@
 /**
  * Writes a random-weight BLIP-2 checkpoint with the real blip2-opt-2.7b config, key names, shapes and shard
  * layout (two fp32 safetensors shards, as on the hub), for benchmarks and memory checks without the real weights.
+ * `--layers V,Q,T` keeps the real widths, heads and vocabulary but only V vision, Q Q-Former and T OPT layers:
+ * a "real-dims" model small enough for a browser tab (2,2,2: 1.5 GB fp32 on disk, 0.75 GB in f16).
  *
- *   npx tsx bench/random-checkpoint.ts OUT_DIR [--config-dir test/fixtures/hf/blip2-opt-2.7b]
+ *   npx tsx bench/random-checkpoint.ts OUT_DIR [--config-dir test/fixtures/hf/blip2-opt-2.7b] [--layers V,Q,T]
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,15 +48,38 @@ function randomTensor(key: string, shape: readonly number[]): Float32Array {
   return out;
 }
 
-export async function writeRandomCheckpoint(outDir: string, configDir = DEFAULT_CONFIG_DIR, log: (s: string) => void = () => {}): Promise<void> {
+/** Layer counts of a reduced ("real-dims") checkpoint. */
+export interface LayerCounts {
+  vision: number;
+  qformer: number;
+  text: number;
+}
+
+/** 'V,Q,T' -> counts (each a positive integer). */
+export function parseLayers(spec: string): LayerCounts {
+  const n = spec.split(',').map(Number);
+  if (n.length !== 3 || n.some((v) => !Number.isInteger(v) || v < 1)) throw new Error(`--layers wants three positive integers V,Q,T (vision, Q-Former, OPT), got '${spec}'`);
+  return { vision: n[0]!, qformer: n[1]!, text: n[2]! };
+}
+
+export async function writeRandomCheckpoint(outDir: string, configDir = DEFAULT_CONFIG_DIR, log: (s: string) => void = () => {}, layers?: LayerCounts): Promise<void> {
   mkdirSync(outDir, { recursive: true });
-  const configJson = JSON.parse(readFileSync(join(configDir, 'config.json'), 'utf8')) as unknown;
+  const configJson = JSON.parse(readFileSync(join(configDir, 'config.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+  if (layers) {
+    configJson.vision_config = { ...configJson.vision_config, num_hidden_layers: layers.vision };
+    configJson.qformer_config = { ...configJson.qformer_config, num_hidden_layers: layers.qformer };
+    configJson.text_config = { ...configJson.text_config, num_hidden_layers: layers.text };
+  }
   const model = new Blip2ForConditionalGeneration(parseBlip2Config(configJson));
   const shapes = new Map(model.namedParameters().map(([k, p]) => [k, p.shape]));
   const index = JSON.parse(readFileSync(join(configDir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+  const weightMap: Record<string, string> = {};
   const shards = new Map<string, string[]>();
   for (const [key, shard] of Object.entries(index.weight_map)) {
+    // A reduced model drops the keys of the layers it does not have; the rest must all be parameters.
+    if (!shapes.has(key) && layers && /\.layers?\.\d+\./.test(key)) continue;
     if (!shapes.has(key)) throw new Error(`index key ${key} is not a model parameter`);
+    weightMap[key] = shard;
     if (!shards.has(shard)) shards.set(shard, []);
     shards.get(shard)!.push(key);
   }
@@ -69,11 +94,13 @@ export async function writeRandomCheckpoint(outDir: string, configDir = DEFAULT_
     log(`writing ${shard} (${keys.length} tensors)`);
     await writeSafetensors(join(outDir, shard), tensors, { format: 'pt' });
   }
-  writeFileSync(join(outDir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: index.weight_map }, null, 2));
-  for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'merges.txt', 'preprocessor_config.json', 'processor_config.json']) {
+  writeFileSync(join(outDir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
+  for (const f of ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'merges.txt', 'preprocessor_config.json', 'processor_config.json']) {
     if (existsSync(join(configDir, f))) copyFileSync(join(configDir, f), join(outDir, f));
   }
-  writeFileSync(join(outDir, 'RANDOM_WEIGHTS.md'), 'Random weights with the real blip2-opt-2.7b config, key names, shapes and shard layout. Written by bench/random-checkpoint.ts; useful for speed and memory measurements only.\n');
+  const what = layers ? `the real blip2-opt-2.7b widths, heads and vocabulary but ${layers.vision} vision, ${layers.qformer} Q-Former and ${layers.text} OPT layers` : 'the real blip2-opt-2.7b config';
+  writeFileSync(join(outDir, 'RANDOM_WEIGHTS.md'), `Random weights with ${what}, key names, shapes and shard layout. Written by bench/random-checkpoint.ts; useful for speed and memory measurements only.\n`);
 }
 
 // Run as a script (tsx bench/random-checkpoint.ts, or its bundle), not when imported by bench/model.ts.
@@ -84,7 +111,8 @@ if (/random-checkpoint\.(ts|js|mjs)$/.test(process.argv[1] ?? '')) {
     process.exit(2);
   }
   const i = process.argv.indexOf('--config-dir');
+  const l = process.argv.indexOf('--layers');
   const t0 = Date.now();
-  await writeRandomCheckpoint(out, i > 0 ? process.argv[i + 1] : undefined, (s) => console.error(s));
+  await writeRandomCheckpoint(out, i > 0 ? process.argv[i + 1] : undefined, (s) => console.error(s), l > 0 ? parseLayers(process.argv[l + 1] ?? '') : undefined);
   console.error(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
