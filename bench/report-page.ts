@@ -174,9 +174,11 @@ function modelSections(): HTMLElement[] {
   const out: HTMLElement[] = [];
   for (const group of modelGroups(reports)) {
     const metrics = metricsOf(group.columns.map((c) => c.run));
+    // Without a run of this model in the baseline report, the table's first run is its baseline.
+    const groupBaseline = group.columns.some((c) => c.reportIndex === baseline) ? baseline : group.columns[0]!.reportIndex;
     const head = el('tr', {}, el('th', {}, 'metric'));
     for (const c of group.columns) {
-      const th = el('th', { colspan: '2', class: c.reportIndex === baseline ? 'baseline' : '' }, c.title);
+      const th = el('th', { colspan: '2', class: c.reportIndex === groupBaseline ? 'baseline' : '' }, c.title);
       if (c.peer) th.append(' ', peerBadge());
       if (c.run.error) th.append(el('div', { class: 'error', title: c.run.error }, 'failed'));
       head.append(th);
@@ -185,7 +187,7 @@ function modelSections(): HTMLElement[] {
       const tr = el('tr', { 'data-metric': m.key }, el('th', { scope: 'row' }, m.label));
       for (const [ci, c] of group.columns.entries()) {
         const value = m.get(c.run);
-        const base = baselineRun(group.columns, baseline, c.run);
+        const base = baselineRun(group.columns, groupBaseline, c.run);
         const attrs = { 'data-report': String(c.reportIndex), 'data-column': String(ci) };
         tr.append(numCell(value, m.unit, { ...attrs, 'data-field': 'value' }), numCell(metricRatio(m, base ? m.get(base) : undefined, value), 'ratio', { ...attrs, 'data-field': 'ratio' }));
       }
@@ -237,7 +239,7 @@ function modelSections(): HTMLElement[] {
       section(
         `model-${group.model}`,
         `Model: ${group.model}`,
-        el('p', {}, `${what}. Cold: one caption right after loading (pipeline compilation included); warm: medians of the runs after it. Ratios: speed against the baseline's run of this model (same dtype where it has one); memory has none.`),
+        el('p', {}, `${what}. Cold: one caption right after loading (pipeline compilation included); warm: medians of the runs after it. Ratios: speed against ${groupBaseline === baseline ? "the baseline's" : `${labels[groupBaseline]}'s (the baseline report has none)`} run of this model, same dtype where it has one; memory has none.`),
         el('div', { class: 'scroll' }, el('table', { class: 'model-table', 'data-model': group.model }, el('thead', {}, head), el('tbody', {}, ...body))),
         el('h3', {}, 'Stages per run'),
         el('p', {}, 'Bars: warm medians; black ticks: the cold first caption (pipeline compilation included).'),

@@ -65,7 +65,8 @@ export function resolveBaseline(reports: readonly BenchReport[], baseline: strin
 export async function reportHtml(reports: BenchReport[], options: ReportPageOptions = {}): Promise<string> {
   if (!reports.length) throw new Error('no reports to compare');
   const baseline = resolveBaseline(reports, options.baseline);
-  const title = options.title ?? `Benchmarks: ${uniqueLabels(reports).join(' · ')}`;
+  const labels = uniqueLabels(reports);
+  const title = options.title ?? (labels.length <= 4 ? `Benchmarks: ${labels.join(' · ')}` : `Benchmarks: ${labels.length} reports`);
   const embedded = scriptSafe(JSON.stringify({ reports, baseline, title }));
   const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
   return `<!doctype html>
