@@ -25,7 +25,8 @@ export async function runBenchInBrowser(request: BrowserBenchRequest, log: (line
   const { modelDir, imagePath, ...options } = request;
   const out = mkdtempSync(join(tmpdir(), 'blip2-bench-page-'));
   const routes: Record<string, string> = {};
-  const page: PageRunOptions = { ...options, cpuGhz: options.cpuGhz ?? hostInfo().cpu_ghz };
+  const hostAtStart = hostInfo();
+  const page: PageRunOptions = { ...options, cpuGhz: options.cpuGhz ?? hostAtStart.cpu_ghz };
   if (modelDir) {
     routes['/model/'] = resolve(modelDir);
     page.model = './model/';
@@ -62,7 +63,7 @@ export async function runBenchInBrowser(request: BrowserBenchRequest, log: (line
     );
     if (pageErrors.length) throw new Error(`the benchmark page reported errors: ${pageErrors.join('; ')}`);
     // The page cannot read the CPU model, clock or OS; this driver runs on the same machine.
-    report.host = { ...report.host, ...hostInfo(), cpu_cores: report.host.cpu_cores ?? hostInfo().cpu_cores, source: 'driver' };
+    report.host = { ...report.host, ...hostAtStart, cpu_cores: report.host.cpu_cores ?? hostAtStart.cpu_cores, source: 'driver' };
     report.runtime = { ...report.runtime, browser_flags: '--enable-unsafe-webgpu --headless=new (playwright-core)' };
     if (modelDir && report.model) for (const m of report.model) m.model.source = resolve(modelDir);
     return validateReport(report);

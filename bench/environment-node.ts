@@ -72,6 +72,7 @@ export function hostInfo(): HostInfo {
     cpu_ghz: Number(cpuGhz().toFixed(3)),
     cpu_simd: cpuSimd(),
     memory_bytes: os.totalmem(),
+    ...(os.platform() !== 'win32' ? { load_average: os.loadavg().map((v) => Number(v.toFixed(2))) } : {}),
     source: 'self',
   };
 }

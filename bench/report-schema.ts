@@ -61,6 +61,8 @@ export interface HostInfo {
   /** 'avx512', 'avx2', ... where the runtime can tell. */
   cpu_simd?: string;
   memory_bytes?: number;
+  /** os.loadavg() (1, 5, 15 min) when the run started: a loaded machine gives slower, noisier numbers. */
+  load_average?: number[];
   /** Who filled the host fields in a browser run: the page itself, or the Node driver on the same machine. */
   source?: 'self' | 'driver';
 }

@@ -91,7 +91,7 @@ export function readmeMeasured(reports: Reports): string {
     [
       'load (15 GB fp32 checkpoint, f16 weights)',
       `${range(h.map((r) => r.load_s! * 1000), fmtS)} (transformers: ${hf16?.load_s != null ? fmtS(hf16.load_s * 1000) : '?'})`,
-      `${range(l.map((r) => r.load_s! * 1000), fmtS)} (latest: ${fmtS(l[l.length - 1]!.load_s! * 1000)})`,
+      `${fmtS(l[l.length - 1]!.load_s! * 1000)} (latest run; all runs: ${range(l.map((r) => r.load_s! * 1000), fmtS)})`,
     ],
   ];
   const sources = [...README_SOURCES.h200.ours, README_SOURCES.h200.peer, ...README_SOURCES.lavapipe.ours].map((n) => `\`${n}\``).join(', ');
@@ -126,7 +126,7 @@ function adapterLine(report: BenchReport): string {
   const roof = report.roofline;
   const parts = [`Adapter \`${a?.label ?? '?'}\``];
   if (report.runtime.kind === 'browser') parts.push(`in ${report.runtime.browser ?? 'a browser'}`);
-  if (report.host.cpu_model) parts.push(`on ${report.host.cpu_model} (${report.host.cpu_cores ?? '?'} cores${report.host.cpu_simd ? `, ${report.host.cpu_simd}` : ''})`);
+  if (report.host.cpu_model) parts.push(`on ${report.host.cpu_model} (${report.host.cpu_cores ?? '?'} cores${report.host.cpu_simd ? `, ${report.host.cpu_simd}` : ''}${report.host.load_average ? `, load average ${report.host.load_average[0]} at the start` : ''})`);
   const lines = [`${parts.join(' ')}; features: ${a?.features.length ? a.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || 'none of shader-f16/subgroups/timestamps' : '?'}.`];
   if (roof) lines.push(`Roofline ${formatNumber(roof.gflops, 'gflops')} GFLOP/s, ${formatNumber(roof.gbps, 'gbps')} GB/s (${roof.source}).`);
   lines.push(`Timing: ${report.timing}; ${report.created.slice(0, 10)}${report.project.commit ? `, commit ${report.project.commit.slice(0, 10)}` : ''}.`);
@@ -216,15 +216,20 @@ export function benchmarkBlocks(reports: Reports): Record<string, string> {
   return blocks;
 }
 
-const BLOCK = /(<!-- generated: ([\w-]+) \(scripts\/measured-docs\.ts\) -->\n)([\s\S]*?)(\n<!-- end: \2 -->)/g;
+const BLOCK = /(<!-- generated: ([\w-]+) \(scripts\/measured-docs\.ts\) -->)\n([\s\S]*?)\n?(<!-- end: \2 -->)/g;
 
-/** `text` with every generated block replaced; throws on a block it cannot make. */
+/** `text` with every generated block replaced; throws on a block it cannot make and on a block the file lacks. */
 export function fillBlocks(text: string, blocks: Record<string, string>, file: string): string {
-  return text.replace(BLOCK, (_m, open: string, name: string, _old: string, close: string) => {
+  const seen = new Set<string>();
+  const out = text.replace(BLOCK, (_m, open: string, name: string, _old: string, close: string) => {
     const body = blocks[name];
     if (body === undefined) throw new Error(`${file}: no generator for block '${name}'`);
-    return `${open}${body}${close}`;
+    seen.add(name);
+    return `${open}\n${body}\n${close}`;
   });
+  const missing = Object.keys(blocks).filter((b) => !seen.has(b));
+  if (missing.length) throw new Error(`${file}: no place for the generated block(s) ${missing.join(', ')} (add <!-- generated: NAME (scripts/measured-docs.ts) --> ... <!-- end: NAME -->)`);
+  return out;
 }
 
 export interface GeneratedFile {

@@ -74,6 +74,8 @@ def host_info():
                 host["memory_bytes"] = int(line.split()[1]) * 1024
     except OSError:
         pass
+    if hasattr(os, "getloadavg"):
+        host["load_average"] = [round(v, 2) for v in os.getloadavg()]
     return host
 
 
