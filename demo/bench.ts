@@ -6,14 +6,9 @@ import { formatKernelTable } from '../bench/kernel-runner.js';
 import { formatModelRun } from '../bench/model-run.js';
 import type { BenchReport } from '../bench/report-schema.js';
 import { adapterLabel, getGpu, setShaderBaseUrl } from '../src/index.js';
+import { $ } from './dom.js';
 
 setShaderBaseUrl(new URL('./wgsl/', import.meta.url));
-
-function $<T extends HTMLElement = HTMLElement>(id: string): T {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`the page has no #${id}`);
-  return el as T;
-}
 
 const ui = {
   adapter: $('adapter'),

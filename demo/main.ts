@@ -1,18 +1,13 @@
 // The browser demo: load a BLIP-2 folder (URL or dropped files), pick an image, caption it and chat about it
 // with streamed tokens. Plain DOM; everything the engine does runs in this tab on WebGPU.
 import { adapterLabel, Blip2, getGpu, setShaderBaseUrl, type ChatTurn, type Gpu, type ImageInput, type LoadProgress, type SingleResult, type TextOptions } from '../src/index.js';
+import { $ } from './dom.js';
 import { DROPPED_FOLDER, filesFromDrop, installDroppedFilesPlatform, setDroppedFiles } from './dropped-files.js';
 import { formatBytes, formatGeneration, formatMs } from './format.js';
 
 // The build copies wgsl/ next to main.js.
 setShaderBaseUrl(new URL('./wgsl/', import.meta.url));
 installDroppedFilesPlatform();
-
-function $<T extends HTMLElement = HTMLElement>(id: string): T {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`the page has no #${id}`);
-  return el as T;
-}
 
 const ui = {
   adapter: $('adapter'),
