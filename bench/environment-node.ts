@@ -1,12 +1,24 @@
 /** The Node side of bench/environment.ts: OS, CPU, Node and Dawn versions, and the git commit of this checkout. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Environment } from './environment.js';
 import type { HostInfo, ProjectInfo } from './report-schema.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
+/** The checkout: the nearest folder above this module with the project's package.json (bundles move the module), else the working directory. */
+function findRoot(): string {
+  let dir = fileURLToPath(new URL('./', import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(`${dir}package.json`) && readJson(`${dir}package.json`)?.name === 'blip2-webgpu') return dir;
+    const parent = fileURLToPath(new URL('../', `file://${dir}`));
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return `${process.cwd()}/`;
+}
+
+const ROOT = findRoot();
 
 function git(args: string[]): string | null {
   try {
@@ -78,7 +90,8 @@ export function hostInfo(): HostInfo {
 }
 
 export function nodeEnvironment(): Environment {
-  const dawn = readJson(`${ROOT}node_modules/webgpu/package.json`);
+  // Dawn for Node: the project's node_modules, or the trimmed copy GPU-machine bundles carry (bench/device/build.mjs).
+  const dawn = [`${ROOT}node_modules/webgpu/package.json`, `${ROOT}.dev/node_modules/webgpu/package.json`].map(readJson).find((j) => j !== null) ?? null;
   return {
     project: projectInfo(),
     runtime: { kind: 'node', node: process.version, ...(dawn ? { dawn: `webgpu ${String(dawn.version)}` } : {}) },

@@ -10,7 +10,6 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
-import { runBenchInBrowser } from './browser-driver.js';
 import { allCases } from './cases/index.js';
 import { adapterInfo, makeReport } from './environment.js';
 import { nodeEnvironment } from './environment-node.js';
@@ -84,8 +83,9 @@ async function inNode(o: Options): Promise<BenchReport> {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
+  // The browser driver (esbuild, playwright-core) loads only when asked for: GPU-machine bundles leave it out.
   const report = o.browser
-    ? await runBenchInBrowser({ suite: 'kernels', label: o.label, filter: o.filter, timeMs: o.timeMs, peakGflops: o.peakGflops, peakGbps: o.peakGbps })
+    ? await (await import('./browser-driver.js')).runBenchInBrowser({ suite: 'kernels', label: o.label, filter: o.filter, timeMs: o.timeMs, peakGflops: o.peakGflops, peakGbps: o.peakGbps })
     : await inNode(o);
   if (o.browser) console.log(`adapter: ${report.adapter?.label ?? '?'}\nroofline: ${report.roofline?.source ?? '?'}`);
   console.log(`\n${formatKernelTable(report.kernels ?? [])}`);

@@ -16,7 +16,6 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
-import { runBenchInBrowser } from './browser-driver.js';
 import { adapterInfo, makeReport } from './environment.js';
 import { nodeEnvironment } from './environment-node.js';
 import { formatModelRun, runModelBench } from './model-run.js';
@@ -97,8 +96,9 @@ async function inNode(): Promise<BenchReport> {
   }
 }
 
+// The browser driver (esbuild, playwright-core) loads only when asked for: GPU-machine bundles leave it out.
 const report = args.browser
-  ? await runBenchInBrowser({ suite: 'model', label: args.label, modelDir: checkpoint, imagePath: args.image, dtype, tokens, runs, prompt: args.prompt, randomWeights })
+  ? await (await import('./browser-driver.js')).runBenchInBrowser({ suite: 'model', label: args.label, modelDir: checkpoint, imagePath: args.image, dtype, tokens, runs, prompt: args.prompt, randomWeights })
   : await inNode();
 for (const run of report.model ?? []) {
   console.log(`\n${run.model.name}, ${run.variant.dtype} weights, ${report.adapter?.label ?? report.label}`);

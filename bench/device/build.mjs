@@ -1,21 +1,19 @@
 // Prepares everything a GPU machine without Node or npm needs to run the benchmarks (bench/device/run.sh):
-// esbuild bundles of bench/kernels.ts (with every bench/cases file as its own bundle, which kernels.ts loads
-// from ./cases/), bench/model.ts and the Node platform module, a trimmed `webgpu` package and an xz-compressed
+// esbuild bundles of bench/kernels.ts (its cases included, from bench/cases/index.ts), bench/model.ts and the Node
+// platform module (the --browser driver stays out: no browser there), a trimmed `webgpu` package and an xz-compressed
 // Node binary. Output: .dev/ (git-ignored), carried to the device with the call.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const out = '.dev';
 rmSync(`${out}/b`, { recursive: true, force: true });
-mkdirSync(`${out}/b/cases`, { recursive: true });
-const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['webgpu', 'sharp'], logLevel: 'warning',
+mkdirSync(`${out}/b`, { recursive: true });
+const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['webgpu', 'sharp', 'playwright-core', 'esbuild', './browser-driver.js'], logLevel: 'warning',
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } };
 await build({ ...common, entryPoints: { kernels: 'bench/kernels.ts', model: 'bench/model.ts', 'random-checkpoint': 'bench/random-checkpoint.ts', probe: 'bench/device/probe.ts', parity: 'bench/device/parity.ts' }, outdir: `${out}/b`, outExtension: { '.js': '.mjs' } });
 // getPlatform() imports './node.js' next to itself.
 await build({ ...common, entryPoints: { node: 'src/platform/node.ts' }, outdir: `${out}/b` });
-const cases = readdirSync('bench/cases').filter((f) => f.endsWith('.ts'));
-await build({ ...common, entryPoints: cases.map((f) => `bench/cases/${f}`), outdir: `${out}/b/cases` });
 writeFileSync(`${out}/b/package.json`, '{"type":"module"}\n');
 
 const w = `${out}/node_modules/webgpu`;

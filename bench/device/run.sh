@@ -38,7 +38,7 @@ CKPT=${CKPT:-/tmp/blip2-random}
 
 for dtype in ${MODEL_DTYPES:-f16 f32}; do
   step "model benchmark (ours, $dtype weights)"
-  timeout ${MODEL_TIMEOUT:-150} $NODE --max-old-space-size=8192 .dev/b/model.mjs --checkpoint "$CKPT" --dtype $dtype --json "$OUT/model-$dtype.json" --runs 3 --tokens 20
+  timeout ${MODEL_TIMEOUT:-150} $NODE --max-old-space-size=8192 .dev/b/model.mjs --checkpoint "$CKPT" --dtype $dtype --json "$OUT/model-$dtype.json" --runs 3 --tokens 20 --image test/fixtures/tiny-blip2/chelsea.png --label "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) node"
 done
 
 step "HF transformers reference"
