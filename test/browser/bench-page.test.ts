@@ -1,9 +1,15 @@
 // `bench:kernels --browser` / `bench:model --browser`: the benchmark page of the demo build, driven in headless
 // Chromium (SwiftShader), returns reports in the common schema; the model's cold caption is transformers' greedy caption.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runBenchInBrowser } from '../../bench/browser-driver.js';
+import { buildDemo } from '../../demo/build.js';
+import { serveDemo } from '../../demo/serve.js';
+import { launchChromium } from '../support/browser.js';
 import { validateReport, type BenchReport } from '../../bench/report-schema.js';
 import { loadFixtures } from '../support/fixtures.js';
 
@@ -61,5 +67,39 @@ describe('benchmark page in headless Chromium', () => {
     expect(run.memory.weights_bytes).toBeGreaterThan(0);
     expect(run.memory.peak_device_bytes).toBeGreaterThanOrEqual(run.memory.weights_bytes!);
     expect(run.load_s).toBeGreaterThan(0);
+  });
+});
+
+describe('benchmark page, used by hand', () => {
+  it('runs from its form, shows progress and the table, and offers the report as a JSON download', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'blip2-bench-ui-'));
+    const site = await serveDemo({ port: 0, distDir: await buildDemo({ outDir: out }) });
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(`${site.url}/bench.html`);
+      await page.waitForFunction(() => document.getElementById('adapter')!.textContent !== '–');
+      expect(await page.textContent('#adapter')).toMatch(/swiftshader/i);
+      expect(await page.inputValue('#model-url')).toBe('./models/tiny-blip2/');
+      await page.fill('#filter', '^argmax');
+      await page.fill('#time', '50');
+      await page.fill('#label', 'by hand');
+      await page.click('#run-kernels');
+      await page.waitForSelector('#download:not([hidden])', { timeout: 60_000 });
+      expect(await page.textContent('#status')).toBe('done: kernels benchmark, by hand');
+      expect(await page.textContent('#log')).toMatch(/\[1\/1\] argmax 1x50304 f32: [\d.]+ ms[\s\S]*kernel +shape/);
+      expect(await page.getAttribute('#download', 'download')).toBe('bench-kernels-by_hand.json');
+      const downloaded = await page.evaluate(async () => (await fetch((document.getElementById('download') as HTMLAnchorElement).href)).json());
+      const report = validateReport(downloaded);
+      expect(report.label).toBe('by hand');
+      expect(report.kernels!.map((k) => k.kernel)).toEqual(['argmax']);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await site.close();
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });
