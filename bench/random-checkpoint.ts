@@ -62,14 +62,33 @@ export function parseLayers(spec: string): LayerCounts {
   return { vision: n[0]!, qformer: n[1]!, text: n[2]! };
 }
 
+/**
+ * config.json text with `num_hidden_layers` set in each sub-config, edited as text: a JSON round trip would write
+ * 1.0 as 1, which transformers' strict config classes refuse for float fields (initializer_factor).
+ */
+export function withLayerCounts(configText: string, layers: LayerCounts): string {
+  let text = configText;
+  for (const [section, n] of [['vision_config', layers.vision], ['qformer_config', layers.qformer], ['text_config', layers.text]] as const) {
+    const open = new RegExp(`"${section}"\\s*:\\s*\\{`).exec(text);
+    if (!open) throw new Error(`config.json has no ${section}`);
+    const start = open.index + open[0].length;
+    let depth = 1;
+    let end = start;
+    for (; end < text.length && depth > 0; end++) depth += text[end] === '{' ? 1 : text[end] === '}' ? -1 : 0;
+    const body = text.slice(start, end - 1);
+    // Only the sub-config's own key, not one of a nested object.
+    const own = /^(\s*(?:"[^"]*"\s*:\s*(?:"[^"]*"|[^{},\[\]]+|\[[^\]]*\])\s*,\s*)*?)"num_hidden_layers"\s*:\s*\d+/.exec(body);
+    const edited = own ? body.replace(/"num_hidden_layers"\s*:\s*\d+/, `"num_hidden_layers": ${n}`) : `\n    "num_hidden_layers": ${n},${body}`;
+    text = text.slice(0, start) + edited + text.slice(end - 1);
+  }
+  return text;
+}
+
 export async function writeRandomCheckpoint(outDir: string, configDir = DEFAULT_CONFIG_DIR, log: (s: string) => void = () => {}, layers?: LayerCounts): Promise<void> {
   mkdirSync(outDir, { recursive: true });
-  const configJson = JSON.parse(readFileSync(join(configDir, 'config.json'), 'utf8')) as Record<string, Record<string, unknown>>;
-  if (layers) {
-    configJson.vision_config = { ...configJson.vision_config, num_hidden_layers: layers.vision };
-    configJson.qformer_config = { ...configJson.qformer_config, num_hidden_layers: layers.qformer };
-    configJson.text_config = { ...configJson.text_config, num_hidden_layers: layers.text };
-  }
+  const configSource = readFileSync(join(configDir, 'config.json'), 'utf8');
+  const configText = layers ? withLayerCounts(configSource, layers) : configSource;
+  const configJson = JSON.parse(configText) as unknown;
   const model = new Blip2ForConditionalGeneration(parseBlip2Config(configJson));
   const shapes = new Map(model.namedParameters().map(([k, p]) => [k, p.shape]));
   const index = JSON.parse(readFileSync(join(configDir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
@@ -95,7 +114,7 @@ export async function writeRandomCheckpoint(outDir: string, configDir = DEFAULT_
     await writeSafetensors(join(outDir, shard), tensors, { format: 'pt' });
   }
   writeFileSync(join(outDir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
-  writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
+  writeFileSync(join(outDir, 'config.json'), configText);
   for (const f of ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'merges.txt', 'preprocessor_config.json', 'processor_config.json']) {
     if (existsSync(join(configDir, f))) copyFileSync(join(configDir, f), join(outDir, f));
   }
