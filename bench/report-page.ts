@@ -143,7 +143,7 @@ function rooflineChart(): HTMLElement | null {
     marginLeft: 60,
     x: { type: 'log', label: 'arithmetic intensity (flop / byte) →', domain: [lo, hi], grid: true },
     y: { type: 'log', label: '↑ achieved GFLOP/s', grid: true },
-    color: { legend: true, domain: labels },
+    color: { legend: true, domain: labels.filter((_, i) => reports[i]!.kernels?.length) },
     symbol: { legend: true, domain: ['ours', 'peer'], range: ['circle', 'triangle'] },
     marks: [
       Plot.line(ceilings, { x: 'intensity', y: 'gflops', stroke: 'report', strokeDasharray: '6,3', strokeOpacity: 0.8, ariaDescription: 'roofline ceilings' }),
@@ -257,7 +257,7 @@ function notesSection(): HTMLElement | null {
 
 function render(): void {
   const main = document.getElementById('main')!;
-  main.replaceChildren(...[reportsTable(), kernelsSection(), rooflineChart(), ...modelSections(), notesSection()].filter((s): s is HTMLElement => s !== null));
+  main.replaceChildren(...[reportsTable(), rooflineChart(), kernelsSection(), ...modelSections(), notesSection()].filter((s): s is HTMLElement => s !== null));
   document.body.dataset.rendered = String(Number(document.body.dataset.rendered ?? '0') + 1);
   document.body.dataset.baseline = String(baseline);
 }

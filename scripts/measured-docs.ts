@@ -198,6 +198,11 @@ function modelComparison(reports: BenchReport[]): string {
     metric('warm: vision tower', w('vision_ms')),
     metric('warm: prefill + first token', w('prefill_ms')),
     metric('warm: decode per token', w('decode_ms_per_token')),
+    metric('caption ids (greedy)', (run) => run.e2e?.token_ids?.join(' ') ?? ''),
+    metric('load average at the start', (run) => {
+      const c = cols.find((x) => x.run === run)!;
+      return c.r.host.load_average ? String(c.r.host.load_average[0]) : '';
+    }),
   ].join('\n');
 }
 
