@@ -1,10 +1,11 @@
 /**
  * generate() against transformers 5's own generate() on every fixture (test/fixtures/* and BLIP2_FIXTURES):
- * greedy, 3-beam and 3-beam/3-returned token ids exactly, beam scores within 1e-4, greedy step logits
- * within 1e-3 of HF's and within 3e-5 of our own uncached forward over the same tokens, early eos with pad
- * filling, captioning without input_ids, the OPT language model alone (greedy, cached decode, a left-padded
- * batch), decoded texts, a left-padded batch of two images, the legacy layout (queries prepended: the same
- * embeddings, so the same tokens), and f16 weights picking the same greedy tokens.
+ * greedy, 3-beam and 3-beam/3-returned token ids exactly, step logits and beam scores within the fixture's
+ * recorded float32 schedule noise (test/support/tolerances.ts), cached decoding against our own uncached forward,
+ * early eos with pad filling, captioning without input_ids, the OPT language model alone (greedy, cached decode,
+ * a left-padded batch), decoded texts, a left-padded batch of two images, the legacy layout (queries prepended:
+ * the same embeddings, so the same tokens), and f16 weights' greedy tokens wherever the reference's margins
+ * exceed f16's measured logit error (test/support/margins.ts).
  */
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,18 +18,18 @@ import type { SafetensorsFile } from '../../src/io/safetensors.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
 import { Blip2Processor } from '../../src/processing/processor.js';
 import { Tensor, tidy } from '../../src/tensor.js';
-import { maxAbsDiff, testGpu } from '../helpers.js';
+import { testGpu } from '../helpers.js';
 import { loadFixtures, readFloat32, readIntegers, type Fixture, type FixtureCase } from '../support/fixtures.js';
+import { expectMarginClaims, marginClaims } from '../support/margins.js';
+import { greedyTokenCases } from '../support/parity.js';
+import { applies, compareToReference, expectChecks, fmt, RULES, type Check } from '../support/tolerances.js';
 
 /**
- * The model's float32 forward itself differs from HF's by up to 6.5e-4 on these logits (case0 step 2, values
- * up to 14; the same in an uncached forward over the same ids; test/model/parity.test.ts measures 3.4e-4 on
- * the prompt logits): the fixture's x3-scaled random weights amplify rounding layer by layer.
+ * Cached decoding against one uncached forward over the same ids, both ours: another valid schedule of the same
+ * arithmetic (GEMV instead of GEMM, attention over the cache), bounded like one stage (RULES.stage) by the
+ * fixture's noise of the step logits.
  */
-const STEP_LOGITS_TOL = 1e-3;
-/** Cached decoding against a full forward over prompt + generated ids: what the generation loop adds. */
-const CACHED_VS_FULL_TOL = 3e-5;
-const SCORE_TOL = 1e-4;
+const CACHED_VS_FULL = RULES.stage;
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -74,52 +75,58 @@ for (const fx of loadFixtures()) {
 
     const pixelValues = (c: FixtureCase): Tensor => pixels.get(c.name)!;
 
+    const N = fx.maxNewTokens;
     const gen = async (c: FixtureCase, options: Omit<Blip2GenerateArgs, 'pixel_values'>) =>
-      model.generate({ pixel_values: pixelValues(c), input_ids: [c.input_ids], generation_config: base, max_new_tokens: 12, ...options });
+      model.generate({ pixel_values: pixelValues(c), input_ids: [c.input_ids], generation_config: base, max_new_tokens: N, ...options });
+    /** A float tensor of ours against the fixture's, where the fixture records both the tensor and its noise. */
+    const against = async (name: string, got: ArrayLike<number>, rule = RULES.forward): Promise<Check[]> =>
+      fx.hasTensor(name) && applies(fx, name, rule) ? [compareToReference(fx, name, got, await readFloat32(ex, name), rule)] : [];
 
     for (const c of fx.manifest.cases) {
-      it(`${c.name}: greedy ids, step logits and text`, async () => {
+      it(`${c.name}: greedy ids and text exactly; step logits within ${RULES.forward.multiple} x the fixture's noise, and cached within ${CACHED_VS_FULL.multiple} x of uncached`, async () => {
         const out = await gen(c, { output_step_logits: true });
         expect(out.sequences).toEqual(await rows(ex, fx, `${c.name}.greedy.sequences`));
         expect(out.new_tokens[0]).toEqual(c.greedy.new_tokens);
-        const want = await readFloat32(ex, `${c.name}.greedy.step_logits`);
-        const V = want.length / 12;
+        expect(processor.batchDecode(out.sequences, { skipSpecialTokens: true })).toEqual([c.greedy.text]);
+        const steps = out.step_logits!;
+        const V = steps[0]!.length;
+        const cached = new Float32Array(steps.length * V);
+        steps.forEach((row, i) => cached.set(row, i * V));
         const seq = out.sequences[0]!;
         const full = tidy(() => model.call({ pixel_values: pixelValues(c), input_ids: [seq.slice(0, -1)] }).logits);
-        const fullLogits = (await full.read()) as Float32Array;
+        const fullLogits = ((await full.read()) as Float32Array).subarray((c.input_ids.length - 1) * V);
         full.dispose();
-        const L = c.input_ids.length;
-        out.step_logits!.forEach((got, i) => {
-          const d = maxAbsDiff(got, want.subarray(i * V, (i + 1) * V));
-          expect(d, `step ${i}: max abs diff ${d} from HF`).toBeLessThanOrEqual(STEP_LOGITS_TOL);
-          const u = maxAbsDiff(got, fullLogits.subarray((L - 1 + i) * V, (L + i) * V));
-          expect(u, `step ${i}: max abs diff ${u} from the uncached forward`).toBeLessThanOrEqual(CACHED_VS_FULL_TOL);
-        });
-        expect(processor.batchDecode(out.sequences, { skipSpecialTokens: true })).toEqual([c.greedy.text]);
+        const name = `${c.name}.greedy.step_logits`;
+        const checks = await against(name, cached);
+        if (applies(fx, name, CACHED_VS_FULL)) {
+          const self = compareToReference(fx, name, cached, fullLogits, CACHED_VS_FULL);
+          checks.push({ ...self, message: `cached vs our uncached forward: ${self.message}` });
+        }
+        expectChecks(checks);
       });
 
       it(`${c.name}: beam search (3 beams; 3 returned) ids, scores and texts`, async () => {
         const one = await gen(c, { num_beams: 3 });
         expect(one.sequences).toEqual(await rows(ex, fx, `${c.name}.beam.sequences`));
-        const s1 = await readFloat32(ex, `${c.name}.beam.sequences_scores`);
-        expect(Math.abs(one.sequences_scores![0]! - s1[0]!)).toBeLessThanOrEqual(SCORE_TOL);
         expect(processor.batchDecode(one.sequences, { skipSpecialTokens: true })).toEqual([c.beam.text]);
 
         const three = await gen(c, { num_beams: 3, num_return_sequences: 3 });
         expect(three.sequences).toEqual(await rows(ex, fx, `${c.name}.beam3.sequences`));
-        const s3 = await readFloat32(ex, `${c.name}.beam3.sequences_scores`);
-        three.sequences_scores!.forEach((s, i) => expect(Math.abs(s - s3[i]!), `beam ${i}`).toBeLessThanOrEqual(SCORE_TOL));
         expect(processor.batchDecode(three.sequences, { skipSpecialTokens: true })).toEqual(c.beam.beam3_texts);
+        expectChecks([
+          ...(await against(`${c.name}.beam.sequences_scores`, one.sequences_scores!)),
+          ...(await against(`${c.name}.beam3.sequences_scores`, three.sequences_scores!)),
+        ]);
       });
 
       if (fx.manifest.tensors[`${c.name}.greedy_pixel_values_only.sequences`]) {
         it(`${c.name}: captioning without input_ids builds [<image>] * Q + [bos]`, async () => {
-          const out = await model.generate({ pixel_values: pixelValues(c), generation_config: base, max_new_tokens: 12 });
+          const out = await model.generate({ pixel_values: pixelValues(c), generation_config: base, max_new_tokens: N });
           expect(out.sequences).toEqual(await rows(ex, fx, `${c.name}.greedy_pixel_values_only.sequences`));
         });
       }
 
-      if (c.early_eos) {
+      if (c.early_eos && fx.hasTensor(`${c.name}.greedy_eos.sequences`)) {
         const early = c.early_eos;
         it(`${c.name}: an early eos stops greedy, and beams that finish early are padded with ${early.pad_token_id}`, async () => {
           const greedy = await gen(c, { eos_token_id: early.eos_token_id, pad_token_id: early.pad_token_id });
@@ -127,15 +134,18 @@ for (const fx of loadFixtures()) {
           expect(greedy.new_tokens[0]).toEqual(early.greedy_new_tokens);
           expect(greedy.finish_reasons).toEqual(['eos']);
           const beams = await gen(c, { eos_token_id: early.eos_token_id, pad_token_id: early.pad_token_id, num_beams: 3, num_return_sequences: 3 });
-          expect(beams.sequences).toEqual(await rows(ex, fx, `${c.name}.beam3_eos.sequences`));
-          const s = await readFloat32(ex, `${c.name}.beam3_eos.sequences_scores`);
-          beams.sequences_scores!.forEach((x, i) => expect(Math.abs(x - s[i]!)).toBeLessThanOrEqual(SCORE_TOL));
+          if (fx.hasTensor(`${c.name}.beam3_eos.sequences`)) expect(beams.sequences).toEqual(await rows(ex, fx, `${c.name}.beam3_eos.sequences`));
+          // The fixture's rows are padded after the eos; new_tokens end at it.
+          expect(beams.new_tokens).toEqual(early.beam3_new_tokens.map((r) => (r.includes(early.eos_token_id) ? r.slice(0, r.indexOf(early.eos_token_id) + 1) : r)));
+          expectChecks(await against(`${c.name}.beam3_eos.sequences_scores`, beams.sequences_scores!));
         });
       }
     }
 
-    it('a left-padded batch of two images and prompts decodes each row as it would alone', async () => {
-      const [a, b] = [fx.manifest.cases[0]!, fx.manifest.cases[1]!];
+    // Two cases with prompts of different lengths when the fixture has them, so the batch needs padding.
+    const pair = ((cs) => [cs[0]!, cs.find((x) => x.input_ids.length !== cs[0]!.input_ids.length) ?? cs[1]!])(fx.manifest.cases);
+    it.skipIf(fx.manifest.cases.length < 2)('a left-padded batch of two images and prompts decodes each row as it would alone', async () => {
+      const [a, b] = pair;
       const pa = await readFloat32(ex, `${a.name}.pixel_values`);
       const pb = await readFloat32(ex, `${b.name}.pixel_values`);
       const shape = fx.manifest.tensors[`${a.name}.pixel_values`]!.shape;
@@ -145,7 +155,7 @@ for (const fx of loadFixtures()) {
       const pixel_values = Tensor.from(gpu, both, [2, ...shape.slice(1)]);
       const { inputIds, attentionMask } = processor.padLeft([a.input_ids, b.input_ids]);
       try {
-        const out = await model.generate({ pixel_values, input_ids: inputIds, attention_mask: attentionMask, generation_config: base, max_new_tokens: 12 });
+        const out = await model.generate({ pixel_values, input_ids: inputIds, attention_mask: attentionMask, generation_config: base, max_new_tokens: N });
         expect(out.new_tokens).toEqual([a.greedy.new_tokens, b.greedy.new_tokens]);
         expect(out.sequences.map((s) => s.slice(0, inputIds[0]!.length))).toEqual(inputIds);
       } finally {
@@ -153,26 +163,42 @@ for (const fx of loadFixtures()) {
       }
     });
 
-    it('the OPT language model alone: greedy, cached decode logits, left-padded batch', async () => {
-      const opt = fx.manifest.opt_only;
+    const opt = fx.manifest.opt_only;
+    it.skipIf(!opt || !fx.hasTensor('opt.greedy.sequences'))('the OPT language model alone: greedy, cached decode logits, left-padded batch', async () => {
       const lm = model.language_model;
-      const single = await generateCausalLM(lm, { input_ids: [opt.input_ids], generation_config: base, max_new_tokens: 12, output_step_logits: true });
-      expect(single.sequences).toEqual(await rows(ex, fx, 'opt.greedy.sequences'));
-      expect(single.new_tokens[0]).toEqual(opt.kv_tokens);
-      // step_logits[i + 1] is what the cached decode produced after feeding kv token i.
-      const kv = await readFloat32(ex, 'opt.kv.step_logits');
-      const V = lm.config.vocab_size;
-      for (let i = 0; i + 1 < single.step_logits!.length; i++) {
-        const d = maxAbsDiff(single.step_logits![i + 1]!, kv.subarray(i * V, (i + 1) * V));
-        expect(d, `kv step ${i}: ${d}`).toBeLessThanOrEqual(STEP_LOGITS_TOL);
+      const greedy = await rows(ex, fx, 'opt.greedy.sequences');
+      const kvSteps = fx.hasTensor('opt.kv.step_logits') ? fx.tensorShape('opt.kv.step_logits')[0]! : 0;
+      // One token more than the references when the cached-decode logits need it (its logits follow the last kv token).
+      const n = Math.max(opt!.greedy_new_tokens.length, kvSteps + 1);
+      const single = await generateCausalLM(lm, { input_ids: [opt!.input_ids], generation_config: base, max_new_tokens: n, output_step_logits: true });
+      expect(single.sequences[0]!.slice(0, greedy[0]!.length)).toEqual(greedy[0]);
+      expect(single.new_tokens[0]!.slice(0, opt!.kv_tokens.length)).toEqual(opt!.kv_tokens);
+      // opt.kv.step_logits[i] is what the cached decode produced after feeding kv token i: our step i + 1.
+      const checks: Check[] = [];
+      if (kvSteps > 0) {
+        const [S, V] = fx.tensorShape('opt.kv.step_logits') as [number, number];
+        const ours = new Float32Array(S * V);
+        for (let i = 0; i < S; i++) ours.set(single.step_logits![i + 1]!, i * V);
+        checks.push(...(await against('opt.kv.step_logits', ours)));
       }
-      const batch = await generateCausalLM(lm, {
-        input_ids: await rows(ex, fx, 'opt.batch.input_ids'),
-        attention_mask: await rows(ex, fx, 'opt.batch.attention_mask'),
-        generation_config: base,
-        max_new_tokens: 12,
-      });
-      expect(batch.sequences).toEqual(await rows(ex, fx, 'opt.batch.greedy.sequences'));
+      if (fx.hasTensor('opt.text.logits')) {
+        const ids = Tensor.from(gpu, Int32Array.from(opt!.input_ids), [1, opt!.input_ids.length], 'i32');
+        const logits = tidy(() => lm.call({ input_ids: ids, attention_mask: [opt!.input_ids.map(() => 1)] }).logits);
+        checks.push(...(await against('opt.text.logits', await logits.read())));
+        logits.dispose();
+        ids.dispose();
+      }
+      expect(checks.length).toBeGreaterThan(0);
+      expectChecks(checks);
+      if (fx.hasTensor('opt.batch.greedy.sequences')) {
+        const batch = await generateCausalLM(lm, {
+          input_ids: await rows(ex, fx, 'opt.batch.input_ids'),
+          attention_mask: await rows(ex, fx, 'opt.batch.attention_mask'),
+          generation_config: base,
+          max_new_tokens: opt!.batch?.greedy_new_tokens[0]?.length ?? N,
+        });
+        expect(batch.sequences).toEqual(await rows(ex, fx, 'opt.batch.greedy.sequences'));
+      }
     });
 
     it('legacy checkpoints (no image_token_index): the queries are prepended and give the same tokens', async () => {
@@ -185,13 +211,17 @@ for (const fx of loadFixtures()) {
       const legacy = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype: 'f32' });
       try {
         expect(legacy.config.image_token_index).toBeNull();
-        for (const c of fx.manifest.cases.slice(0, 2)) {
+        for (const c of pair) {
           const text = c.input_ids.filter((id) => id !== imageToken);
-          const out = await legacy.generate({ pixel_values: pixelValues(c), input_ids: [text], generation_config: base, max_new_tokens: 12 });
+          const out = await legacy.generate({ pixel_values: pixelValues(c), input_ids: [text], generation_config: base, max_new_tokens: N });
           expect(out.sequences, c.name).toEqual([[...text, ...c.greedy.new_tokens]]);
         }
-        const caption = await legacy.generate({ pixel_values: pixelValues(fx.manifest.cases[0]!), generation_config: base, max_new_tokens: 12 });
-        expect(caption.sequences).toEqual([[base.bos_token_id!, ...fx.manifest.cases[0]!.greedy.new_tokens]]);
+        // Captioning builds [bos] alone in the legacy layout: the tokens of a case whose prompt is empty.
+        const captionCase = fx.manifest.cases.find((c) => c.prompt === '');
+        if (captionCase) {
+          const caption = await legacy.generate({ pixel_values: pixelValues(captionCase), generation_config: base, max_new_tokens: N });
+          expect(caption.sequences).toEqual([[base.bos_token_id!, ...captionCase.greedy.new_tokens]]);
+        }
       } finally {
         legacy.dispose();
         rmSync(dir, { recursive: true, force: true });
@@ -203,14 +233,20 @@ for (const fx of loadFixtures()) {
       expect(gpu.stats().liveBytes).toBe(baseline);
     });
 
-    it('f16 weights pick the same greedy tokens on every case', async (ctx) => {
+    it('f16 weights give the reference greedy tokens at every step whose margin exceeds their measured logit error', async (ctx) => {
       if (!gpu.caps.f16) ctx.skip();
       const model16 = await Blip2ForConditionalGeneration.fromPretrained(fx.dir, { gpu, dtype: 'f16' });
       try {
-        for (const c of fx.manifest.cases) {
-          const out = await model16.generate({ pixel_values: pixelValues(c), input_ids: [c.input_ids], generation_config: base, max_new_tokens: 12 });
-          expect(out.new_tokens[0], c.name).toEqual(c.greedy.new_tokens);
+        const measured = await greedyTokenCases(model16, fx, ex);
+        if (!measured) return ctx.skip();
+        const report = marginClaims({ label: `${fx.name} f16 weights`, ...measured });
+        const hf = fx.f16Reference();
+        if (hf) {
+          const same = hf.cases.filter((c) => c.equals_float32_greedy).length;
+          const moved = hf.max_abs_diff_vs_float32_reference['caseN.logits'];
+          report.lines.push(`  scale: transformers with every parameter rounded to f16 moved logits by ${moved === undefined ? '?' : fmt(moved)} and kept the f32 greedy tokens on ${same} of ${hf.cases.length} cases`);
         }
+        expectMarginClaims(report);
       } finally {
         model16.dispose();
       }
