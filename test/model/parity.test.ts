@@ -10,19 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import type { SafetensorsFile } from '../../src/io/safetensors.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
-import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
 import { testGpu } from '../helpers.js';
 import { loadFixtures, readIntegers } from '../support/fixtures.js';
-import { forwardChecks, layerChecks, stageChecks, withReplacedParameters, type ForwardResult } from '../support/parity.js';
-import { compareToReference, expectChecks, RULES } from '../support/tolerances.js';
+import { f16EmulationChecks, forwardChecks, layerChecks, stageChecks } from '../support/parity.js';
+import { expectChecks, RULES } from '../support/tolerances.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
 afterAll(() => gpu?.destroy());
-
-const roundToF16 = (v: Float32Array) => v.map((x) => f16BitsToF32(f32ToF16Bits(x)));
 
 for (const fx of loadFixtures()) {
   describe(`parity with transformers: ${fx.name}`, () => {
@@ -87,16 +84,7 @@ for (const fx of loadFixtures()) {
 
       it('change nothing but the weights: outputs equal the f32 model run on the same f16-rounded weights', async (ctx) => {
         if (!gpu.caps.f16) ctx.skip();
-        const rounded = [...model16.namedParameters()].filter(([, p]) => p.value.dtype === 'f16').map(([k]) => k);
-        expect(rounded.length).toBeGreaterThan(0);
-        const got: ForwardResult[] = [];
-        for (const c of fx.manifest.cases) got.push(await forwardChecks(model16, fx, ex, c));
-        const want = await withReplacedParameters(model32, rounded, roundToF16, async () => {
-          const out: ForwardResult[] = [];
-          for (const c of fx.manifest.cases) out.push(await forwardChecks(model32, fx, ex, c));
-          return out;
-        });
-        const checks = want.flatMap((w, i) => [...w.values].map(([name, v]) => compareToReference(fx, name, got[i]!.values.get(name)!, v, RULES.stage)));
+        const checks = await f16EmulationChecks(model16, model32, fx, ex);
         expect(checks.length).toBeGreaterThan(0);
         expectChecks(checks);
       });

@@ -6,6 +6,7 @@ import type { Gpu } from '../../src/gpu/gpu.js';
 import type { SafetensorsFile } from '../../src/io/safetensors.js';
 import type { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
 import { expandBatch } from '../../src/model/blip2-vision.js';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/util/half.js';
 import { disposeTree, keep, Tensor, tidy } from '../../src/tensor.js';
 import { readFloat32, type Fixture, type FixtureCase } from './fixtures.js';
 import { decisionError, top2, type TokenCase } from './margins.js';
@@ -279,4 +280,34 @@ export async function greedyTokenCases(
     }
   }
   return { logitError, cases };
+}
+
+/**
+ * f16 weights change nothing but the weights: every stage of `model16` (f16 storage) against `model32` run on
+ * the same parameters rounded to f16 on the host (round to nearest even), under `rule` (default RULES.stage:
+ * two schedules of the same arithmetic). Returns the checks for every case.
+ */
+export async function f16EmulationChecks(
+  model16: Blip2ForConditionalGeneration,
+  model32: Blip2ForConditionalGeneration,
+  fx: Fixture,
+  ex: SafetensorsFile,
+  rule: ToleranceRule = RULES.stage,
+): Promise<Check[]> {
+  const rounded = [...model16.namedParameters()].filter(([, p]) => p.value.dtype === 'f16').map(([k]) => k);
+  if (rounded.length === 0) throw new Error(`${fx.name}: the f16 model holds no f16 parameters`);
+  const got: ForwardResult[] = [];
+  for (const c of fx.manifest.cases) got.push(await forwardChecks(model16, fx, ex, c));
+  const roundToF16 = (v: Float32Array) => v.map((x) => f16BitsToF32(f32ToF16Bits(x)));
+  const want = await withReplacedParameters(model32, rounded, roundToF16, async () => {
+    const out: ForwardResult[] = [];
+    for (const c of fx.manifest.cases) out.push(await forwardChecks(model32, fx, ex, c));
+    return out;
+  });
+  return want.flatMap((w, i) =>
+    [...w.values].map(([name, v]) => {
+      const check = compareToReference(fx, name, got[i]!.values.get(name)!, v, rule);
+      return { ...check, message: `f16 storage vs f32 on the same rounded weights: ${check.message}` };
+    }),
+  );
 }
