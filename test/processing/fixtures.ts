@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixturePath } from '../paths.js';
 
@@ -30,18 +30,8 @@ export interface TokenizerCheck {
   decode: string;
 }
 
-/** Every folder under test/fixtures with a cases.json, plus the folders in $BLIP2_FIXTURES (colon-separated). */
-export function fixtureDirs(): string[] {
-  const root = fixturePath();
-  const dirs = readdirSync(root, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && existsSync(join(root, d.name, 'cases.json')))
-    .map((d) => join(root, d.name));
-  for (const extra of (process.env.BLIP2_FIXTURES ?? '').split(':').filter(Boolean)) {
-    if (!existsSync(join(extra, 'cases.json'))) throw new Error(`BLIP2_FIXTURES: ${extra} has no cases.json`);
-    dirs.push(extra);
-  }
-  return dirs;
-}
+/** Every fixture folder: test/fixtures/* with a cases.json, plus $BLIP2_FIXTURES (test/support/fixtures.ts). */
+export { fixtureDirs } from '../support/fixtures.js';
 
 export function readCases(dir: string): FixtureCases {
   return JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as FixtureCases;

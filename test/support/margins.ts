@@ -12,7 +12,7 @@
  * f32 is not handled here: its tokens must equal the reference everywhere.
  */
 import { expect } from 'vitest';
-import { fmt } from './tolerances.js';
+import { fmt, logFidelity } from './tolerances.js';
 
 /** At most one changed token per ten greedy steps may sit below the error; more fails the claim. */
 export function maxLowMarginFlips(steps: number): number {
@@ -121,6 +121,8 @@ export function marginClaims(args: { label: string; logitError: number; cases: r
 /** Logs the report and fails on any claimed step that differs, or on more low-margin changes than `maxLowMarginFlips`. */
 export function expectMarginClaims(report: MarginReport): void {
   console.log(report.lines.join('\n'));
+  const { label, logitError, steps, claimed, lowMargin, flips, violations } = report;
+  logFidelity({ kind: 'margins', label, logitError, steps, claimed, lowMargin: lowMargin.length, flips: flips.map((f) => `${f.case} step ${f.step} (margin ${fmt(f.margin)})`), violations: violations.length });
   expect(report.violations, report.violations.join('\n')).toEqual([]);
   const few = maxLowMarginFlips(report.steps);
   expect(report.flips.length, `${report.label}: ${report.flips.length} tokens changed below the error margin, more than ${few} (one per ten steps)`).toBeLessThanOrEqual(few);

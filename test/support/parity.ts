@@ -127,7 +127,7 @@ export async function stageChecks(
 
 function missing(fx: Fixture, name: string, what: string): Check {
   const bound = { value: 0, scale: { group: name, value: 0, source: 'structure' }, rule: RULES.forward, magnitude: 0, floor: 0, source: 'structure' };
-  return { name, maxAbs: Infinity, bound, ok: false, ratio: Infinity, message: `${fx.name} ${name}: ${what}` };
+  return { fixture: fx.name, name, maxAbs: Infinity, bound, ok: false, ratio: Infinity, message: `${fx.name} ${name}: ${what}` };
 }
 
 export function argmax(row: ArrayLike<number>): number {
@@ -284,15 +284,15 @@ export async function greedyTokenCases(
 
 /**
  * f16 weights change nothing but the weights: every stage of `model16` (f16 storage) against `model32` run on
- * the same parameters rounded to f16 on the host (round to nearest even), under `rule` (default RULES.stage:
- * two schedules of the same arithmetic). Returns the checks for every case.
+ * the same parameters rounded to f16 on the host (round to nearest even), under `rule` (default
+ * RULES.sameWeights: two schedules of the same arithmetic). Returns the checks for every case.
  */
 export async function f16EmulationChecks(
   model16: Blip2ForConditionalGeneration,
   model32: Blip2ForConditionalGeneration,
   fx: Fixture,
   ex: SafetensorsFile,
-  rule: ToleranceRule = RULES.stage,
+  rule: ToleranceRule = RULES.sameWeights,
 ): Promise<Check[]> {
   const rounded = [...model16.namedParameters()].filter(([, p]) => p.value.dtype === 'f16').map(([k]) => k);
   if (rounded.length === 0) throw new Error(`${fx.name}: the f16 model holds no f16 parameters`);
@@ -306,8 +306,7 @@ export async function f16EmulationChecks(
   });
   return want.flatMap((w, i) =>
     [...w.values].map(([name, v]) => {
-      const check = compareToReference(fx, name, got[i]!.values.get(name)!, v, rule);
-      return { ...check, message: `f16 storage vs f32 on the same rounded weights: ${check.message}` };
+      return compareToReference(fx, name, got[i]!.values.get(name)!, v, rule);
     }),
   );
 }

@@ -13,6 +13,7 @@
  * (f16_reference.json), or whatever a caller's `Scale` reads (training.json records its own). Each check's
  * message names the fixture value that set its bound, so a failure says which number it broke.
  */
+import { appendFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import type { Fixture } from './fixtures.js';
 
@@ -69,6 +70,18 @@ export const scheduleNoise: Scale = tableScale(`cases.json tolerances.${NOISE_SC
   return tol?.[NOISE_SCHEDULE]?.per_tensor_group_max_abs;
 });
 
+/**
+ * A beam score is the mean of the chosen tokens' log-softmax values, and a log-softmax value moves at most twice
+ * as far as the step logits it comes from: so a score's scale is twice the noise of the case's greedy step logits.
+ * (The recorded noise of the scores themselves is an average over a few tokens, 10-20x smaller than that of
+ * the logits they are computed from, and ours measured up to 12x it on tiny-blip2: too thin a scale to bound a
+ * different implementation by.)
+ */
+export const beamScoreScale: Scale = (fx, name) => {
+  const logits = scheduleNoise(fx, name.replace(/\.[a-z0-9_]+\.sequences_scores$/, '.greedy.step_logits'));
+  return logits && { ...logits, value: 2 * logits.value, source: `2 x ${logits.source}` };
+};
+
 /** How far transformers moves each group when every parameter is rounded to f16 (f16_reference.json). */
 export const f16Scale: Scale = tableScale('f16_reference.json max_abs_diff_vs_float32_reference', (fx) => fx.f16Reference()?.max_abs_diff_vs_float32_reference);
 
@@ -93,6 +106,15 @@ export const RULES = {
    * noise of its group, which itself carries HF's upstream noise), so a tighter multiple.
    */
   stage: { multiple: 4, floor: FLOOR_REL, scale: scheduleNoise, why: 'one stage fed HF input' },
+  /** Beam search scores against HF's, by the scale of the step logits they are made of (beamScoreScale). */
+  beamScores: { multiple: 16, floor: FLOOR_REL, scale: beamScoreScale, why: 'beam scores, f32' },
+  /**
+   * Two runs of ours that must agree to rounding: cached decoding against one uncached forward over the same ids
+   * (GEMV instead of GEMM, attention over the cache), and f16 storage against f32 on the same rounded weights.
+   * Bounded like one stage, by the fixture's noise of the tensor compared.
+   */
+  cached: { multiple: 4, floor: FLOOR_REL, scale: scheduleNoise, why: 'cached decode vs our uncached forward' },
+  sameWeights: { multiple: 4, floor: FLOOR_REL, scale: scheduleNoise, why: 'f16 storage vs f32 on the same rounded weights' },
   /**
    * f16 weights against transformers' float32 tensors, as a multiple of transformers' own f16-rounded model:
    * ours rounds only the large matrices (LayerNorms, biases, embeddings stay f32), a different sample of
@@ -114,6 +136,7 @@ export interface Bound {
 }
 
 export interface Check {
+  fixture: string;
   name: string;
   maxAbs: number;
   bound: Bound;
@@ -170,11 +193,24 @@ export function compareToReference(fx: Fixture, name: string, got: ArrayLike<num
   const ratio = bound.scale.value > 0 ? d / bound.scale.value : d === 0 ? 0 : Infinity;
   const size = sameSize ? '' : ` (length ${got.length}, reference ${want.length})`;
   const message = `${fx.name} ${name}: max abs diff ${fmt(d)}${size} ${ok ? '<=' : '>'} bound ${fmt(bound.value)} = ${bound.source}; ${fmt(ratio)} x the recorded scale`;
-  return { name, maxAbs: d, bound, ok, ratio, message };
+  return { fixture: fx.name, name, maxAbs: d, bound, ok, ratio, message };
+}
+
+/**
+ * Where the measurements go when BLIP2_FIDELITY_LOG names a file: one JSON line per asserted check (and per
+ * margin report), which `npm run fidelity` turns into docs/fidelity.md's tables.
+ */
+export function logFidelity(record: Record<string, unknown>): void {
+  const file = process.env.BLIP2_FIDELITY_LOG;
+  if (file) appendFileSync(file, `${JSON.stringify(record)}\n`);
 }
 
 /** Asserts every check passed, listing every miss with the fixture value that set its bound. */
 export function expectChecks(checks: readonly Check[]): void {
+  for (const c of checks) {
+    const { value, scale, rule, magnitude } = c.bound;
+    logFidelity({ kind: 'check', fixture: c.fixture, name: c.name, rule: rule.why, group: scale.group, scale: scale.value, source: scale.source, multiple: rule.multiple, bound: value, magnitude, maxAbs: c.maxAbs, ok: c.ok });
+  }
   const misses = checks.filter((c) => !c.ok).map((c) => c.message);
   expect(misses, misses.join('\n')).toEqual([]);
 }
