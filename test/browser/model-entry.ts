@@ -7,8 +7,10 @@ import { Blip2Processor } from '../../src/processing/processor.js';
 export interface ModelTestOptions {
   /** The model folder's URL. */
   model: string;
-  /** The image's URL. */
+  /** The caption image's URL. */
   image: string;
+  /** The image the question is asked about (default: `image`). */
+  questionImage?: string;
   /** Images run through the processor alone (URLs), to compare the browser's decoding with PIL's. */
   pixelImages: string[];
   /** Where the .wgsl files are served. */
@@ -56,7 +58,7 @@ async function runDtype(options: ModelTestOptions, dtype: 'f16' | 'f32'): Promis
     const streamedCaption: number[] = [];
     const t1 = performance.now();
     const caption = await blip2.caption(options.image, { max_new_tokens: options.maxNewTokens, onToken: (e) => streamedCaption.push(e.token) });
-    const answer = await blip2.ask(options.image, options.question, { max_new_tokens: options.maxNewTokens });
+    const answer = await blip2.ask(options.questionImage ?? options.image, options.question, { max_new_tokens: options.maxNewTokens });
     run = {
       dtype,
       storage,

@@ -245,17 +245,19 @@ export async function withReplacedParameters<T>(
 /**
  * For margin-aware token claims (test/support/margins.ts): every case's greedy generation with `model`, its
  * argmax along the reference's own tokens (one forward over prompt + reference), and the measured decision
- * error of those logits against HF's recorded step logits. Null when the fixture recorded no step logits.
+ * error of those logits against HF's recorded step logits, for every case (or `only` these). Null when the
+ * fixture recorded no step logits.
  */
 export async function greedyTokenCases(
   model: Blip2ForConditionalGeneration,
   fx: Fixture,
   ex: SafetensorsFile,
+  only: readonly FixtureCase[] = fx.manifest.cases,
 ): Promise<{ logitError: number; cases: TokenCase[] } | null> {
-  if (!fx.manifest.cases.every((c) => fx.hasTensor(`${c.name}.greedy.step_logits`))) return null;
+  if (!only.every((c) => fx.hasTensor(`${c.name}.greedy.step_logits`))) return null;
   let logitError = 0;
   const cases: TokenCase[] = [];
-  for (const c of fx.manifest.cases) {
+  for (const c of only) {
     const reference = c.greedy.new_tokens;
     const want = await readFloat32(ex, `${c.name}.greedy.step_logits`);
     const V = want.length / reference.length;
