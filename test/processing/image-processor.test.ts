@@ -31,6 +31,7 @@ for (const dir of fixtureDirs()) {
     afterAll(async () => st?.close());
     const u8 = async (name: string) => (await readTyped(await open(), name)).data as Uint8Array;
     const f32 = async (name: string) => (await readTyped(await open(), name)).data as Float32Array;
+    const has = (name: string) => cases.tensors[name] !== undefined;
     const tiny = BlipImageProcessor.fromJson(JSON.parse(readFileSync(join(dir, 'processor_config.json'), 'utf8')));
     const classic = BlipImageProcessor.fromJson(JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8')));
 
@@ -44,11 +45,12 @@ for (const dir of fixtureDirs()) {
         const raw = await loadImage(join(dir, im.file));
         expect([raw.width, raw.height]).toEqual([im.width, im.height]);
         expect(countDiffs(tiny.resizeToU8(raw), await u8(`${im.key}.resized_u8`))).toBe(0);
-        expect(countDiffs(realProcessor.resizeToU8(raw), await u8(`${im.key}.realproc.resized_u8`))).toBe(0);
+        // The real-size references are optional in a fixture folder.
+        if (has(`${im.key}.realproc.resized_u8`)) expect(countDiffs(realProcessor.resizeToU8(raw), await u8(`${im.key}.realproc.resized_u8`))).toBe(0);
       });
     }
 
-    it('extra0: RGBA converted to RGB matches rgb_u8', async () => {
+    it.skipIf(!has('extra0.rgb_u8') || !cases.extra_images[0])('extra0: converted to RGB matches rgb_u8', async () => {
       const horse = cases.extra_images[0]!;
       const rgb = convertToRgb(await loadImage(join(dir, horse.file)));
       expect(countDiffs(rgb.data, await u8('extra0.rgb_u8'))).toBe(0);
@@ -62,12 +64,12 @@ for (const dir of fixtureDirs()) {
       });
     }
 
-    it('extra0 and image0 pixel_values (fixture size and real 224) equal transformers\' exactly', async () => {
-      const horse = join(dir, cases.extra_images[0]!.file);
+    it('extra0 and image0 pixel_values (fixture size and real 224) equal transformers\' exactly, where recorded', async () => {
+      const horse = cases.extra_images[0] && join(dir, cases.extra_images[0].file);
       const chelsea = join(dir, cases.images[0]!.file);
-      expect(maxAbs((await tiny.preprocessInputs([horse])).pixelValues, await f32('extra0.pixel_values'))).toBe(0);
-      expect(maxAbs((await realProcessor.preprocessInputs([horse])).pixelValues, await f32('extra0.realproc.pixel_values'))).toBe(0);
-      expect(maxAbs((await realProcessor.preprocessInputs([chelsea])).pixelValues, await f32('image0.realproc.pixel_values'))).toBe(0);
+      if (horse && has('extra0.pixel_values')) expect(maxAbs((await tiny.preprocessInputs([horse])).pixelValues, await f32('extra0.pixel_values'))).toBe(0);
+      if (horse && has('extra0.realproc.pixel_values')) expect(maxAbs((await realProcessor.preprocessInputs([horse])).pixelValues, await f32('extra0.realproc.pixel_values'))).toBe(0);
+      if (has('image0.realproc.pixel_values')) expect(maxAbs((await realProcessor.preprocessInputs([chelsea])).pixelValues, await f32('image0.realproc.pixel_values'))).toBe(0);
     });
 
     it('batches stack images in order', async () => {
