@@ -8,7 +8,7 @@ import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { captionCases, dataUrlOf, greedyAnswerOf, greedyTokensOf, questionCases, questionOf } from '../support/cases.js';
 import { loadFixtures, type Fixture, type FixtureCase } from '../support/fixtures.js';
-import { ROOT, cli, collect, startCli } from './run.js';
+import { ROOT, cli, collect, listeningUrl, startCli } from './run.js';
 
 /** An empty BLIP2_ENGINE_MODULE leaves the CLI on its default engine, the BLIP-2 one. */
 const REAL_ENGINE = { BLIP2_ENGINE_MODULE: '' };
@@ -84,15 +84,7 @@ for (const fx of loadFixtures()) {
       const child = startCli(['serve', '--model', modelDir, '--dtype', 'f32', '--port', '0', '--allow-private-image-urls'], REAL_ENGINE);
       const done = collect(child);
       try {
-        const url = await new Promise<string>((resolve, reject) => {
-          let seen = '';
-          child.stderr!.on('data', (d: Buffer) => {
-            seen += d.toString();
-            const m = /listening on (http:\/\/\S+)/.exec(seen);
-            if (m) resolve(m[1]!);
-          });
-          child.once('exit', () => reject(new Error(`serve exited early: ${seen}`)));
-        });
+        const url = await listeningUrl(child);
         const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
         const r = await client.chat.completions.create({
           model: basename(fx.dir),

@@ -17,11 +17,18 @@ export async function checkTensor(fx: Fixture, ex: SafetensorsFile, name: string
   return compareToReference(fx, name, await actual.read(), await readFloat32(ex, name), rule);
 }
 
-/** The case's pixel_values as a GPU tensor (the caller disposes it). */
-export async function casePixels(gpu: Gpu, fx: Fixture, ex: SafetensorsFile, c: FixtureCase): Promise<Tensor> {
-  const name = `${c.name}.pixel_values`;
+/** A fixture tensor as a GPU tensor of its recorded shape (the caller disposes it). */
+export async function referenceTensor(gpu: Gpu, fx: Fixture, ex: SafetensorsFile, name: string): Promise<Tensor> {
   return Tensor.from(gpu, await readFloat32(ex, name), fx.tensorShape(name));
 }
+
+/** The case's pixel_values as a GPU tensor (the caller disposes it). */
+export function casePixels(gpu: Gpu, fx: Fixture, ex: SafetensorsFile, c: FixtureCase): Promise<Tensor> {
+  return referenceTensor(gpu, fx, ex, `${c.name}.pixel_values`);
+}
+
+/** A family of checks of one case against the fixture, under `rule` (each family has its default rule). */
+export type CaseChecks = (model: Blip2ForConditionalGeneration, fx: Fixture, ex: SafetensorsFile, c: FixtureCase, rule?: ToleranceRule) => Promise<Check[]>;
 
 /** The stages of the forward, by the names the fixtures give them. */
 const STAGES = [
@@ -96,15 +103,8 @@ export async function forwardChecks(
  * The Q-Former fed HF's vision states and the projection fed HF's Q-Former states: each stage alone, where
  * nothing upstream is amplified (default rule: RULES.stage).
  */
-export async function stageChecks(
-  model: Blip2ForConditionalGeneration,
-  fx: Fixture,
-  ex: SafetensorsFile,
-  c: FixtureCase,
-  rule: ToleranceRule = RULES.stage,
-): Promise<Check[]> {
-  const gpu = model.gpu;
-  const load = async (stage: string) => Tensor.from(gpu, await readFloat32(ex, `${c.name}.${stage}`), fx.tensorShape(`${c.name}.${stage}`));
+export const stageChecks: CaseChecks = async (model, fx, ex, c, rule = RULES.stage) => {
+  const load = (stage: string) => referenceTensor(model.gpu, fx, ex, `${c.name}.${stage}`);
   const image_embeds = await load('vision.last_hidden_state');
   const qformer_states = await load('qformer.last_hidden_state');
   const queries = expandBatch(model.query_tokens.value, image_embeds.dim(0));
@@ -123,7 +123,7 @@ export async function stageChecks(
   } finally {
     for (const t of [image_embeds, qformer_states, queries]) t.dispose();
   }
-}
+};
 
 function missing(fx: Fixture, name: string, what: string): Check {
   const bound = { value: 0, scale: { group: name, value: 0, source: 'structure' }, rule: RULES.forward, magnitude: 0, floor: 0, source: 'structure' };
@@ -141,19 +141,13 @@ export function argmax(row: ArrayLike<number>): number {
  * layers and post_layernorm, Q-Former layers (with HF's image embeddings), OPT decoder layers, the final
  * LayerNorm and lm_head. Localises a mismatch to one layer; default rule: RULES.stage.
  */
-export async function layerChecks(
-  model: Blip2ForConditionalGeneration,
-  fx: Fixture,
-  ex: SafetensorsFile,
-  c: FixtureCase,
-  rule: ToleranceRule = RULES.stage,
-): Promise<Check[]> {
+export const layerChecks: CaseChecks = async (model, fx, ex, c, rule = RULES.stage) => {
   const counts = fx.hiddenStateCounts(c);
   if (!counts) return [];
   const gpu = model.gpu;
   const held: Tensor[] = [];
   const load = async (name: string) => {
-    const t = Tensor.from(gpu, await readFloat32(ex, name), fx.tensorShape(name));
+    const t = await referenceTensor(gpu, fx, ex, name);
     held.push(t);
     return t;
   };
@@ -208,7 +202,7 @@ export async function layerChecks(
     for (const t of held) t.dispose();
   }
   return checks;
-}
+};
 
 /**
  * Runs `fn` with each parameter in `keys` replaced by `transform` of its values (as f32 on the host, uploaded

@@ -15,6 +15,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { expect } from 'vitest';
+import { maxAbsDiff } from '../helpers.js';
 import type { Fixture } from './fixtures.js';
 
 /** A recorded error scale of one tensor group, and where it was read. */
@@ -170,18 +171,6 @@ export function boundFor(fx: Fixture, name: string, reference: ArrayLike<number>
       ? `${rule.multiple} x ${recorded} (${rule.why})`
       : `floor ${fmt(rule.floor)} x max|ref| ${fmt(magnitude)}, above ${rule.multiple} x ${recorded} (${rule.why})`;
   return { value, scale, rule, magnitude, floor, source };
-}
-
-/** Largest |a - b|; NaN anywhere counts as Infinity. */
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (Number.isNaN(d)) return Infinity;
-    if (d > m) m = d;
-  }
-  return m;
 }
 
 /** Compares `got` with the reference `want` of tensor `name` under `rule`; a miss is a failed Check, not a throw. */
