@@ -32,19 +32,6 @@ export function collect(child: ChildProcess, stdin?: string): Promise<Run> {
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-/** The URL a `blip2 serve` child prints once it listens (rejects if it exits first). */
-export function listeningUrl(child: ChildProcess): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let seen = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      seen += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(seen);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', () => reject(new Error(`serve exited early: ${seen}`)));
-  });
-}
-
 export function cli(args: string[], options: { env?: Record<string, string>; stdin?: string } = {}): Promise<Run> {
   return collect(startCli(args, options.env), options.stdin);
 }
