@@ -32,6 +32,8 @@ export class BufferPool {
 
   /** Buffers released while recorded, unsubmitted work may still use them: destroyed after the next submit. */
   private doomed: GPUBuffer[] = [];
+  /** While a program is captured: buffers that would be destroyed are kept here instead (the program may bind them). */
+  private held: GPUBuffer[] | null = null;
 
   constructor(
     private readonly device: GPUDevice,
@@ -43,7 +45,8 @@ export class BufferPool {
   ) {}
 
   private destroy(buf: GPUBuffer): void {
-    if (this.hasUnsubmittedWork()) this.doomed.push(buf);
+    if (this.held) this.held.push(buf);
+    else if (this.hasUnsubmittedWork()) this.doomed.push(buf);
     else buf.destroy();
   }
 
@@ -90,7 +93,7 @@ export class BufferPool {
     if (size === undefined) throw new Error('release of a buffer this pool did not create');
     this.stats.liveBytes -= size;
     this.stats.liveBuffers--;
-    if (this.exact.has(buf) || this.stats.pooledBytes + size > this.maxPooledBytes) {
+    if (this.exact.has(buf) || (!this.held && this.stats.pooledBytes + size > this.maxPooledBytes)) {
       this.destroy(buf);
       return;
     }
@@ -99,6 +102,47 @@ export class BufferPool {
     list.push(buf);
     this.stats.pooledBytes += size;
     this.stats.pooledBuffers++;
+  }
+
+  /**
+   * Starts holding: until `endHold`, released buffers are neither destroyed nor dropped for exceeding the
+   * pooled-bytes budget, because a program being captured may still bind them at every replay.
+   */
+  hold(): void {
+    if (this.held) throw new Error('the buffer pool is already holding');
+    this.held = [];
+  }
+
+  /**
+   * Ends holding. Every buffer of `used` that is idle (pooled, or released while holding) is taken out of the
+   * pool and returned: it is live again, owned by the caller, who gives it back with `release`. The buffers
+   * released while holding that are not used are destroyed (or pooled) as usual.
+   */
+  endHold(used: ReadonlySet<GPUBuffer>): GPUBuffer[] {
+    const held = this.held ?? [];
+    this.held = null;
+    const adopted: GPUBuffer[] = [];
+    for (const buf of used) {
+      const size = this.sizes.get(buf);
+      if (size === undefined) continue;
+      const list = this.free.get(size);
+      const i = list ? list.indexOf(buf) : -1;
+      const h = held.indexOf(buf);
+      if (i < 0 && h < 0) continue;
+      if (i >= 0) {
+        list!.splice(i, 1);
+        this.stats.pooledBytes -= size;
+        this.stats.pooledBuffers--;
+      } else {
+        held.splice(h, 1);
+      }
+      this.stats.liveBytes += size;
+      this.stats.liveBuffers++;
+      this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+      adopted.push(buf);
+    }
+    for (const b of held) this.destroy(b);
+    return adopted;
   }
 
   /** Destroys every idle buffer. */

@@ -3,6 +3,7 @@ import { BindGroupCache, type BufferRange } from './bind-group-cache.js';
 import { BufferPool, type PoolStats } from './buffer-pool.js';
 import { describeAdapter, isSoftwareAdapter, type Capabilities } from './capabilities.js';
 import { DeviceLostError, GpuError, NoAdapterError } from './errors.js';
+import { buildProgram, GpuProgram, ProgramBuilder } from './program.js';
 import { preprocessWgsl, type Defines } from './shader-preprocess.js';
 import { loadShaderSources } from './shader-sources.js';
 import { CHUNK_BYTES, StagingArena } from './staging-arena.js';
@@ -41,6 +42,7 @@ export interface DispatchArgs {
 export interface GpuStats extends PoolStats {
   bindGroupHits: number;
   bindGroupMisses: number;
+  /** Dispatches executed (recorded directly or replayed from programs). */
   dispatches: number;
   submits: number;
   pipelines: number;
@@ -90,6 +92,8 @@ export class Gpu {
   private readonly lost: Promise<DeviceLostError>;
   private destroyed = false;
   private readonly autoFlush: number;
+  /** Set while `capture` runs: dispatches and copies are collected instead of encoded. */
+  private capturing: ProgramBuilder | null = null;
 
   private constructor(
     readonly device: GPUDevice,
@@ -319,6 +323,17 @@ export class Gpu {
     }
     if (x === 0 || y === 0 || z === 0) return;
     this.openScope();
+    if (this.capturing) {
+      const c = this.capturing;
+      c.dispatches.push({
+        pipeline: args.pipeline,
+        uniformBlock: args.uniforms ? c.addUniforms(args.uniforms) : -1,
+        storage: args.buffers.map((b) => (b instanceof GPUBuffer ? { buffer: b, offset: 0, size: undefined } : { buffer: b.buffer, offset: b.offset ?? 0, size: b.size })),
+        workgroups: [x, y, z],
+        label: args.label ?? 'dispatch',
+      });
+      return;
+    }
     const ranges: BufferRange[] = [];
     if (args.uniforms) {
       const slot = this.uniforms.push(args.uniforms);
@@ -339,6 +354,10 @@ export class Gpu {
   copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
     if (size === 0) return;
     this.openScope();
+    if (this.capturing) {
+      this.capturing.dispatches.push({ kind: 'copy', src, srcOffset, dst, dstOffset, size });
+      return;
+    }
     this.endPass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
     this.recorded++;
   }
@@ -346,6 +365,7 @@ export class Gpu {
   /** Writes host data into a buffer, after everything recorded so far (which may still read it). */
   write(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
     this.check();
+    this.refuseWhileCapturing('a host write');
     const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     if (this.recorded > 0 && bytes.byteLength <= CHUNK_BYTES && offset % 4 === 0 && bytes.byteLength % 4 === 0) {
       // Small uploads in the middle of recorded work (token ids, masks, positions): staged and copied into
@@ -366,6 +386,7 @@ export class Gpu {
 
   /** Submits what was recorded. */
   flush(): void {
+    this.refuseWhileCapturing('a submit');
     if (!this.encoder) {
       this.closeScope();
       return;
@@ -392,6 +413,7 @@ export class Gpu {
   /** Copies `size` bytes at `offset` of `buffer` back to the host. */
   async read(buffer: GPUBuffer, offset: number, size: number): Promise<ArrayBuffer> {
     this.check();
+    this.refuseWhileCapturing('a read-back');
     const padded = Math.ceil(size / 4) * 4;
     const staging = this.device.createBuffer({ size: Math.max(4, padded), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     try {
@@ -413,6 +435,64 @@ export class Gpu {
     } finally {
       staging.destroy();
     }
+  }
+
+  // ---------------------------------------------------------------- programs
+
+  private refuseWhileCapturing(what: string): void {
+    if (this.capturing) throw new GpuError(`${what} cannot be captured into a program: only dispatches and device-side copies can (keep per-step values in device buffers)`);
+  }
+
+  /**
+   * Runs `record` (ordinary kernel calls) and keeps what it records as a replayable program instead of encoding
+   * it (src/gpu/program.ts). Every uniform value it records is frozen: per-step values must be read by the
+   * kernels from device buffers. Pooled temporaries the recorded work uses are held by the program until it is
+   * disposed. Host writes, reads and submits inside `record` throw.
+   */
+  capture<T>(record: () => T): { program: GpuProgram; result: T } {
+    if (this.capturing) throw new GpuError('capture() does not nest');
+    this.check();
+    const builder = new ProgramBuilder();
+    this.capturing = builder;
+    this.pool.hold();
+    let result: T;
+    try {
+      result = record();
+    } catch (e) {
+      this.capturing = null;
+      this.pool.endHold(new Set());
+      throw e;
+    }
+    this.capturing = null;
+    const adopted = this.pool.endHold(builder.buffers());
+    const program = buildProgram(this.device, builder, this.caps.minUniformBufferOffsetAlignment, (p) => this.bindGroups.layout(p), () => {
+      for (const b of adopted) this.pool.release(b);
+    });
+    return { program, result };
+  }
+
+  /** Records a captured program's work after everything recorded so far (submitted with the next flush). */
+  replay(program: GpuProgram): void {
+    if (this.lostError) throw this.lostError;
+    this.refuseWhileCapturing('a replay');
+    if (program.disposed) throw new GpuError('replay of a disposed program');
+    this.openScope();
+    let pass: GPUComputePassEncoder | null = null;
+    let last: GPUComputePipeline | null = null;
+    for (const op of program.ops) {
+      if (op.kind === 'dispatch') {
+        pass ??= this.ensurePass();
+        if (op.pipeline !== last) pass.setPipeline((last = op.pipeline));
+        pass.setBindGroup(0, op.bindGroup);
+        pass.dispatchWorkgroups(op.workgroups[0], op.workgroups[1], op.workgroups[2]);
+      } else {
+        this.endPass().copyBufferToBuffer(op.src, op.srcOffset, op.dst, op.dstOffset, op.size);
+        pass = null;
+        last = null;
+      }
+    }
+    this.dispatches += program.dispatchCount;
+    this.recorded += program.ops.length;
   }
 
   /** Releases everything. Node processes exit cleanly afterwards. */
