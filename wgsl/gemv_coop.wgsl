@@ -4,6 +4,7 @@
 // workgroup-memory tree where subgroups are missing. Memory-bound: the whole point is bytes in flight.
 // Grid: x = ceil(N / ROWS), z = batch.
 // Defines (beyond linear_common): WG (power of two), ROWS, B_WIDE (f16 B read 8 at a time; K % 8 == 0), MR (= M, 1..8), SUBGROUPS.
+// LN (linear_common): the rows of A are LayerNorm-ed into workgroup memory first; the loop is unchanged.
 
 #include linear_common
 
@@ -26,10 +27,12 @@ fn main(
 ) {
   let batch = wid.z;
   let n0 = wid.x * ${ROWS}u;
-  let a0 = p.a_off + batch * p.a_bstride;
+#if LN
+  ln_prologue(batch, li);
+#endif
   var arow: array<u32, ${MR}>;
   for (var m = 0u; m < ${MR}u; m++) {
-    arow[m] = a0 + min(m, p.M - 1u) * p.lda;
+    arow[m] = a_row_start(batch, m);
   }
   var brow: array<u32, ${ROWS}>;
   for (var r = 0u; r < ${ROWS}u; r++) {

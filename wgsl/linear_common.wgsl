@@ -14,6 +14,7 @@
 // packed u32 pairs, so f16 weights work on devices without shader-f16),
 // B_NK, VEC (every row start and K are multiples of 4 elements: operands are read as 4-element
 // vectors, f16 ones as vec2<u32>), A_LANES (gemv_rows only: see the binding of a).
+// LN (GEMV kernels only): an A-side LayerNorm prologue, C = epilogue(LN(A) B): see ln_prologue below.
 
 struct Params {
   M: u32,
@@ -32,6 +33,10 @@ struct Params {
   ldc: u32, // also the residual's
   alpha: f32,
   flags: u32, // FLAG_* below
+  // LN: element offsets of the LayerNorm weight and bias in their bindings, and its epsilon.
+  ln_w_off: u32,
+  ln_b_off: u32,
+  ln_eps: f32,
 }
 
 const FLAG_BIAS = 1u;
@@ -76,10 +81,119 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 @group(0) @binding(4) var<storage, read> bias: array<${BIAS_T}>;
 @group(0) @binding(5) var<storage, read> res: array<${R_T}>;
 
+#if LN
+// A-side LayerNorm prologue for the decode GEMVs, C = epilogue(LN(A) B): fusing the LayerNorm that precedes a
+// linear saves its dispatch (two per decoder layer). Every workgroup computes the statistics of the MR rows of
+// A it multiplies (mean, then the centred sum of squares: two passes, no cancellation, as layernorm.wgsl)
+// and keeps the normalised rows in workgroup memory, where the main loop reads them through the same
+// a_row_start / ld_a* helpers as unfused A (so a kernel's loop does not change). The extra work is three
+// passes over MR * K values per workgroup, shared by its WG invocations; LN_K (K rounded up to 8) bounds the
+// rows kept, so the host only fuses while MR * LN_K floats fit the device's workgroup memory.
+// Defines: LN_K, LN_T (type of the LayerNorm weight and bias), LN_W_BINDING, LN_B_BINDING, WG, MR.
+@group(0) @binding(${LN_W_BINDING}) var<storage, read> ln_w: array<${LN_T}>;
+@group(0) @binding(${LN_B_BINDING}) var<storage, read> ln_b: array<${LN_T}>;
+var<workgroup> a_s: array<vec4<f32>, ${MR}u * ${LN_K}u / 4u>;
+var<workgroup> ln_part: array<f32, ${MR}u * ${WG}u>;
+var<workgroup> ln_stat: array<f32, ${MR}u * 2u>;
+
+// Element e of A as stored (any binding layout).
+fn a_stored(e: u32) -> f32 {
+#if A_LANES
+  return a[e];
+#elif VEC
+#if A_F16
+  return unpack2x16float(a[e >> 2u][(e >> 1u) & 1u])[e & 1u];
+#else
+  return a[e >> 2u][e & 3u];
+#endif
+#elif A_F16
+  return unpack2x16float(a[e >> 1u])[e & 1u];
+#else
+  return f32(a[e]);
+#endif
+}
+
+// Sums each row's partials of ln_part in index order (deterministic) into ln_stat[m * 2 + slot].
+fn ln_reduce(li: u32, slot: u32) {
+  workgroupBarrier();
+  if (li < ${MR}u) {
+    var s = 0.0;
+    for (var t = 0u; t < ${WG}u; t++) { s += ln_part[li * ${WG}u + t]; }
+    ln_stat[li * 2u + slot] = s;
+  }
+  workgroupBarrier();
+}
+
+// Called by every invocation of the workgroup, first thing (it has barriers): normalises rows
+// min(m, M - 1) of A of `batch` into a_s (row m at m * LN_K).
+fn ln_prologue(batch: u32, li: u32) {
+  let a0 = p.a_off + batch * p.a_bstride;
+  let inv_k = 1.0 / f32(p.K);
+  for (var m = 0u; m < ${MR}u; m++) {
+    let src = a0 + min(m, p.M - 1u) * p.lda;
+    var s = 0.0;
+    for (var k = li; k < p.K; k += ${WG}u) { s += a_stored(src + k); }
+    ln_part[m * ${WG}u + li] = s;
+  }
+  ln_reduce(li, 0u);
+  for (var m = 0u; m < ${MR}u; m++) {
+    let src = a0 + min(m, p.M - 1u) * p.lda;
+    let mean = ln_stat[m * 2u] * inv_k;
+    var q = 0.0;
+    for (var k = li; k < p.K; k += ${WG}u) {
+      let c = a_stored(src + k) - mean;
+      q += c * c;
+    }
+    ln_part[m * ${WG}u + li] = q;
+  }
+  ln_reduce(li, 1u);
+  for (var m = 0u; m < ${MR}u; m++) {
+    let src = a0 + min(m, p.M - 1u) * p.lda;
+    let mean = ln_stat[m * 2u] * inv_k;
+    let rstd = inverseSqrt(ln_stat[m * 2u + 1u] * inv_k + p.ln_eps);
+    for (var k = li; k < ${LN_K}u; k += ${WG}u) {
+      var v = 0.0;
+      if (k < p.K) {
+        v = (a_stored(src + k) - mean) * rstd * f32(ln_w[p.ln_w_off + k]) + f32(ln_b[p.ln_b_off + k]);
+      }
+      let e = m * ${LN_K}u + k;
+      a_s[e >> 2u][e & 3u] = v;
+    }
+  }
+  workgroupBarrier();
+}
+#endif
+
+// Where row m of A (m < MR; rows past M repeat row M - 1) of `batch` starts, as the ld_a* helpers index it.
+fn a_row_start(batch: u32, m: u32) -> u32 {
+#if LN
+  return m * ${LN_K}u;
+#else
+  return p.a_off + batch * p.a_bstride + min(m, p.M - 1u) * p.lda;
+#endif
+}
+
+#if A_LANES
+// One element of A per subgroup lane (gemv_rows shares them by broadcast).
+fn ld_a_lane(e: u32) -> f32 {
+#if LN
+  return a_s[e >> 2u][e & 3u];
+#else
+  return a[e];
+#endif
+}
+#endif
+
 #if !A_LANES
 // Four consecutive elements starting at element e (e is a multiple of 4 when VEC).
 fn ld_a4(e: u32) -> vec4<f32> {
+#if LN
 #if VEC
+  return a_s[e >> 2u];
+#else
+  return vec4<f32>(ld_a1(e), ld_a1(e + 1u), ld_a1(e + 2u), ld_a1(e + 3u));
+#endif
+#elif VEC
 #if A_F16
   let q = a[e >> 2u];
   return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
@@ -121,7 +235,9 @@ fn ld_b8(e: u32) -> mat2x4<f32> {
 #if !VEC
 // Single elements, for the K (and KN-layout N) tails that only exist without VEC.
 fn ld_a1(e: u32) -> f32 {
-#if A_F16
+#if LN
+  return a_s[e >> 2u][e & 3u];
+#elif A_F16
   return unpack2x16float(a[e >> 1u])[e & 1u];
 #else
   return f32(a[e]);

@@ -1,11 +1,13 @@
 import type { Gpu } from '../gpu/gpu.js';
 import { uniforms } from '../gpu/uniforms.js';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor.js';
+import { layerNorm } from './layernorm.js';
 import { bindRange, worstCaseBindingBytes } from './linear-bind.js';
 import type { GemmProblem, VariantChoice } from './linear-problem.js';
 import { pickVariant } from './tuning.js';
 import {
   epilogueFlags,
+  lnFusable,
   resolveVariant,
   shaderName,
   variantDefines,
@@ -100,8 +102,21 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
   const aligned = vecAligned(p, p.a.offset, p.b.offset);
   const variant: ResolvedVariant = resolveVariant(gpu, p, choice ?? pickVariant(gpu, p), aligned, wideAligned(p, p.b.offset));
   const plan = planChunks(gpu, p);
+  if (p.ln && (plan.rowChunk < p.M || !lnFusable(gpu, p, variant, p.M))) {
+    // The prologue does not fit this kernel: the LayerNorm runs as its own dispatch first.
+    const ln = p.ln;
+    const normed = layerNorm(p.a, ln.weight, ln.bias, ln.eps);
+    try {
+      runGemm({ ...p, a: normed, ln: null }, choice);
+    } finally {
+      normed.dispose(); // its buffer is reused only by work recorded after this product
+    }
+    return;
+  }
   const ldb = p.bLayout === 'nk' ? p.K : p.N;
   const flags = epilogueFlags(p);
+  const lnW = p.ln ? p.ln.weight.bind() : null;
+  const lnB = p.ln ? p.ln.bias.bind() : null;
 
   for (let z0 = 0; z0 < p.batch; z0 += plan.batchChunk) {
     const zc = Math.min(plan.batchChunk, p.batch - z0);
@@ -119,7 +134,7 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
             ? bindRange(p.b, z0 * p.bBatchStride + n0 * p.K, (zc - 1) * p.bBatchStride + nc * p.K)
             : bindRange(p.b, z0 * p.bBatchStride, (zc - 1) * p.bBatchStride + p.K * p.N);
         const biasB = p.bias ? bindRange(p.bias, n0, nc) : null;
-        const buffers = [aB.binding, bB.binding, cB.binding, biasB?.binding ?? aB.binding, rB?.binding ?? aB.binding];
+        const buffers = [aB.binding, bB.binding, cB.binding, biasB?.binding ?? aB.binding, rB?.binding ?? aB.binding, ...(lnW && lnB ? [lnW.binding, lnB.binding] : [])];
         const u = uniforms()
           .u32(mc, nc, p.K)
           // The output and residual bindings start at row m0; column chunks add n0 to their offsets.
@@ -127,9 +142,11 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
           .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, p.K, ldb, p.N)
           .f32(p.alpha)
           .u32(flags)
+          .u32(lnW?.elementOffset ?? 0, lnB?.elementOffset ?? 0)
+          .f32(p.ln?.eps ?? 0)
           .build();
         gpu.dispatch({
-          label: `linear:${variant.kind}`,
+          label: `linear:${variant.kind}${lnW ? "+ln" : ""}`,
           pipeline,
           uniforms: u,
           buffers,

@@ -2,6 +2,15 @@ import type { Tensor } from '../tensor.js';
 
 export type Activation = 'none' | 'gelu' | 'relu';
 
+/** A LayerNorm applied to every row of A before the product (the A-side prologue of the GEMV kernels). */
+export interface LayerNormPrologue {
+  /** [K], f32 or f16. */
+  weight: Tensor;
+  /** [K], f32 or f16. */
+  bias: Tensor;
+  eps: number;
+}
+
 /**
  * One (batched) matrix product with its epilogue, already validated:
  * C[z, m, n] = act(alpha * sum_k A[z, m, k] * B(z, k, n) + bias[n]) + R[z, m, n].
@@ -27,6 +36,8 @@ export interface GemmProblem {
   residual: Tensor | null;
   /** The residual is `out` itself (y += ...): read from the output binding. */
   residualInPlace: boolean;
+  /** C = epilogue(LN(A) B): fused into GEMV kernels where it fits, a separate LayerNorm dispatch otherwise. */
+  ln: LayerNormPrologue | null;
 }
 
 export type VariantKind = 'gemv-rows' | 'gemv-coop' | 'regblock' | 'tiled';

@@ -95,7 +95,32 @@ export function variantKey(p: GemmProblem, v: ResolvedVariant, rows: number): st
   const biasType = p.bias?.dtype ?? p.a.dtype;
   const resType = p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype;
   const bucket = isGemvKind(v.kind) ? gemvRowBucket(rows) : 0;
-  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.b.dtype}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}`;
+  const ln = p.ln ? `|ln${lnRowLength(p.K)}${p.ln.weight.dtype}${p.ln.bias.dtype}` : '';
+  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.b.dtype}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}${ln}`;
+}
+
+/**
+ * Row length the LayerNorm prologue keeps in workgroup memory (its array size is compiled in): K rounded up to
+ * 256, then to 512 from 512 on, so that nearby K share a pipeline (each costs a compile, about a second on
+ * lavapipe) while a big K wastes at most 511 floats.
+ */
+function lnRowLength(K: number): number {
+  return K <= 256 ? 256 : Math.ceil(K / 512) * 512;
+}
+
+/**
+ * Whether `v` can run `p`'s LayerNorm as its A-side prologue: the GEMV kernels only, and only while the
+ * normalised rows (MR x K floats) and the reduction partials fit the device's workgroup memory next to what
+ * the kernel itself keeps there.
+ */
+export function lnFusable(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number): boolean {
+  if (!p.ln || !isGemvKind(v.kind) || p.batch !== 1) return false;
+  if (p.ln.weight.dtype === 'f16' && !gpu.caps.f16) return false;
+  const mr = gemvRowBucket(rows);
+  const wg = v.kind === 'gemv-rows' ? GEMV_ROWS.WG : GEMV_COOP_WG;
+  const own = v.kind === 'gemv-coop' ? mr * coopRows(mr) * (v.subgroups ? GEMV_COOP_WG / 4 : GEMV_COOP_WG) * 4 : 0;
+  const bytes = (mr * lnRowLength(p.K) + mr * wg + 2 * mr) * 4 + own;
+  return bytes <= gpu.caps.maxComputeWorkgroupStorageSize;
 }
 
 /** Compile-time constants of the shader for `problem` run by `v` on a chunk of `rows` rows of A. */
@@ -113,7 +138,12 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
     VEC: v.vec,
   };
   // A and B are read as packed u32 pairs when f16, so only f16 math, an f16 output, bias or residual need shader-f16.
-  d.F16 = v.f16Math || [p.out, p.bias, p.residual].some((t) => t?.dtype === 'f16');
+  d.F16 = v.f16Math || [p.out, p.bias, p.residual, p.ln?.weight, p.ln?.bias].some((t) => t?.dtype === 'f16');
+  if (p.ln) {
+    // The LayerNorm bindings follow the epilogue's (bias 4, residual 5).
+    Object.assign(d, { LN: true, LN_K: lnRowLength(p.K), LN_T: p.ln.weight.dtype, LN_W_BINDING: 6, LN_B_BINDING: 7 });
+    if (p.ln.bias.dtype !== p.ln.weight.dtype) throw new Error('linear: the LayerNorm weight and bias must share a dtype');
+  }
   switch (v.kind) {
     case 'gemv-rows':
       Object.assign(d, GEMV_ROWS, { MR: gemvRowBucket(rows), B_WIDE: v.wide, A_LANES: v.subgroups, SUBGROUPS: v.subgroups });

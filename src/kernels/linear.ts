@@ -1,8 +1,8 @@
 import { numel, Tensor, type DType } from '../tensor.js';
 import { runGemm } from './linear-core.js';
-import type { Activation, GemmProblem, VariantChoice } from './linear-problem.js';
+import type { Activation, GemmProblem, LayerNormPrologue, VariantChoice } from './linear-problem.js';
 
-export type { Activation } from './linear-problem.js';
+export type { Activation, LayerNormPrologue } from './linear-problem.js';
 
 export interface LinearOptions {
   activation?: Activation;
@@ -10,6 +10,11 @@ export interface LinearOptions {
   residual?: Tensor;
   /** Where to write the result (shape [..., N], f32 or f16); a new tensor of x's dtype otherwise. */
   out?: Tensor;
+  /**
+   * y = act(LN(x) W^T + b) (+ residual): a LayerNorm over x's last dim first. The GEMV kernels (few rows)
+   * apply it as a prologue, in the same dispatch; larger products run it as its own kernel.
+   */
+  layerNorm?: LayerNormPrologue;
 }
 
 export interface MatmulOptions {
@@ -70,6 +75,16 @@ export function linearProblem(x: Tensor, weight: Tensor, bias?: Tensor | null, o
     if (b.gpu !== gpu) throw new Error('linear: bias lives on another device');
     if (b.ndim !== 1 || b.dim(0) !== N) throw new RangeError(`linear: bias must be [${N}], got ${b}`);
   }
+  const ln = options.layerNorm ?? null;
+  if (ln) {
+    for (const [name, t] of [['weight', ln.weight], ['bias', ln.bias]] as const) {
+      checkFloat('linear', `layerNorm.${name}`, t);
+      if (t.gpu !== gpu) throw new Error(`linear: layerNorm.${name} lives on another device`);
+      if (t.size !== K) throw new RangeError(`linear: layerNorm.${name} must have ${K} elements, got ${t}`);
+    }
+    if (ln.weight.dtype !== ln.bias.dtype) throw new TypeError('linear: layerNorm weight and bias must share a dtype');
+    if (typeof ln.eps !== 'number' || !Number.isFinite(ln.eps) || ln.eps < 0) throw new RangeError(`linear: layerNorm.eps must be a finite number >= 0, got ${ln.eps}`);
+  }
   const activation = options.activation ?? 'none';
   if (!['none', 'gelu', 'relu'].includes(activation)) throw new RangeError(`linear: unknown activation '${String(activation)}'`);
   const shape = [...x.shape.slice(0, -1), N];
@@ -108,6 +123,7 @@ export function linearProblem(x: Tensor, weight: Tensor, bias?: Tensor | null, o
     activation,
     residual,
     residualInPlace: inPlace,
+    ln: ln ? { weight: ln.weight, bias: ln.bias, eps: ln.eps } : null,
   };
 }
 
@@ -130,7 +146,7 @@ export function matmulProblem(a: Tensor, b: Tensor, options: MatmulOptions = {})
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
   const bLayout = transposeB ? 'nk' : 'kn';
-  const common = { a, b, bLayout, K, N, alpha, bias: null, activation: 'none', residual: null, residualInPlace: false } as const;
+  const common = { a, b, bLayout, K, N, alpha, bias: null, activation: 'none', residual: null, residualInPlace: false, ln: null } as const;
   if (bBatch.length === 0) {
     // b is shared by every batch: one product with the batches stacked as rows.
     const out = Tensor.empty(a.gpu, [...aBatch, M, N], a.dtype);
