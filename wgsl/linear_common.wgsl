@@ -92,7 +92,16 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 // Defines: LN_K, LN_T (type of the LayerNorm weight and bias), LN_W_BINDING, LN_B_BINDING, WG, MR.
 @group(0) @binding(${LN_W_BINDING}) var<storage, read> ln_w: array<${LN_T}>;
 @group(0) @binding(${LN_B_BINDING}) var<storage, read> ln_b: array<${LN_T}>;
+#if A_LANES
+// Scalars: each lane reads its own element (a vec4 array would need a dynamic component index per lane).
+var<workgroup> a_s: array<f32, ${MR}u * ${LN_K}u>;
+fn a_s_store(e: u32, v: f32) { a_s[e] = v; }
+fn a_s_load(e: u32) -> f32 { return a_s[e]; }
+#else
 var<workgroup> a_s: array<vec4<f32>, ${MR}u * ${LN_K}u / 4u>;
+fn a_s_store(e: u32, v: f32) { a_s[e >> 2u][e & 3u] = v; }
+fn a_s_load(e: u32) -> f32 { return a_s[e >> 2u][e & 3u]; }
+#endif
 var<workgroup> ln_part: array<f32, ${MR}u * ${WG}u>;
 var<workgroup> ln_stat: array<f32, ${MR}u * 2u>;
 
@@ -156,8 +165,7 @@ fn ln_prologue(batch: u32, li: u32) {
       if (k < p.K) {
         v = (a_stored(src + k) - mean) * rstd * f32(ln_w[p.ln_w_off + k]) + f32(ln_b[p.ln_b_off + k]);
       }
-      let e = m * ${LN_K}u + k;
-      a_s[e >> 2u][e & 3u] = v;
+      a_s_store(m * ${LN_K}u + k, v);
     }
   }
   workgroupBarrier();
@@ -177,7 +185,7 @@ fn a_row_start(batch: u32, m: u32) -> u32 {
 // One element of A per subgroup lane (gemv_rows shares them by broadcast).
 fn ld_a_lane(e: u32) -> f32 {
 #if LN
-  return a_s[e >> 2u][e & 3u];
+  return a_s_load(e);
 #else
   return a[e];
 #endif
@@ -236,7 +244,7 @@ fn ld_b8(e: u32) -> mat2x4<f32> {
 // Single elements, for the K (and KN-layout N) tails that only exist without VEC.
 fn ld_a1(e: u32) -> f32 {
 #if LN
-  return a_s[e >> 2u][e & 3u];
+  return a_s_load(e);
 #elif A_F16
   return unpack2x16float(a[e >> 1u])[e & 1u];
 #else

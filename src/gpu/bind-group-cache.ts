@@ -5,7 +5,8 @@
  * id never returns, so stale entries are never hit, only evicted (least recently used first).
  */
 export interface BufferRange {
-  buffer: GPUBuffer;
+  /** null: the binding number is skipped (the pipeline does not use it). */
+  buffer: GPUBuffer | null;
   offset: number;
   size: number | undefined;
 }
@@ -37,7 +38,7 @@ export class BindGroupCache {
 
   get(pipeline: GPUComputePipeline, ranges: readonly BufferRange[]): GPUBindGroup {
     let key = `${this.id(pipeline)}`;
-    for (const r of ranges) key += `|${this.id(r.buffer)}:${r.offset}:${r.size ?? -1}`;
+    for (const r of ranges) key += r.buffer ? `|${this.id(r.buffer)}:${r.offset}:${r.size ?? -1}` : '|-';
     const hit = this.groups.get(key);
     if (hit) {
       // Refresh its position: Maps iterate in insertion order, so the first key is the least recently used.
@@ -49,7 +50,9 @@ export class BindGroupCache {
     this.misses++;
     const group = this.device.createBindGroup({
       layout: this.layout(pipeline),
-      entries: ranges.map((r, binding) => ({ binding, resource: r.size === undefined ? { buffer: r.buffer, offset: r.offset } : { buffer: r.buffer, offset: r.offset, size: r.size } })),
+      entries: ranges.flatMap((r, binding) =>
+        r.buffer ? [{ binding, resource: r.size === undefined ? { buffer: r.buffer, offset: r.offset } : { buffer: r.buffer, offset: r.offset, size: r.size } }] : [],
+      ),
     });
     this.groups.set(key, group);
     if (this.groups.size > this.capacity) this.groups.delete(this.groups.keys().next().value!);

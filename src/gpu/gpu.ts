@@ -33,8 +33,11 @@ export interface DispatchArgs {
   pipeline: GPUComputePipeline;
   /** Uniform parameters, bound at @binding(0) when present. */
   uniforms?: ArrayBufferView;
-  /** Storage buffers, bound at @binding(1), (2), ... (or from 0 without uniforms). */
-  buffers: readonly (GPUBuffer | Binding)[];
+  /**
+   * Storage buffers, bound at @binding(1), (2), ... (or from 0 without uniforms). `null` skips a binding number
+   * the shader declares but this variant does not use (an auto layout leaves unused bindings out).
+   */
+  buffers: readonly (GPUBuffer | Binding | null)[];
   workgroups: readonly [number, number?, number?];
   label?: string;
 }
@@ -328,7 +331,7 @@ export class Gpu {
       c.dispatches.push({
         pipeline: args.pipeline,
         uniformBlock: args.uniforms ? c.addUniforms(args.uniforms) : -1,
-        storage: args.buffers.map((b) => (b instanceof GPUBuffer ? { buffer: b, offset: 0, size: undefined } : { buffer: b.buffer, offset: b.offset ?? 0, size: b.size })),
+        storage: args.buffers.map(toRange),
         workgroups: [x, y, z],
         label: args.label ?? 'dispatch',
       });
@@ -339,9 +342,7 @@ export class Gpu {
       const slot = this.uniforms.push(args.uniforms);
       ranges.push({ buffer: slot.buffer, offset: slot.offset, size: slot.size });
     }
-    for (const b of args.buffers) {
-      ranges.push(b instanceof GPUBuffer ? { buffer: b, offset: 0, size: undefined } : { buffer: b.buffer, offset: b.offset ?? 0, size: b.size });
-    }
+    for (const b of args.buffers) ranges.push(toRange(b));
     const bindGroup = this.bindGroups.get(args.pipeline, ranges);
     const pass = this.ensurePass();
     pass.setPipeline(args.pipeline);
@@ -508,6 +509,11 @@ export class Gpu {
     this.uploads.destroy();
     this.device.destroy();
   }
+}
+
+function toRange(b: GPUBuffer | Binding | null): BufferRange {
+  if (b === null) return { buffer: null, offset: 0, size: undefined };
+  return b instanceof GPUBuffer ? { buffer: b, offset: 0, size: undefined } : { buffer: b.buffer, offset: b.offset ?? 0, size: b.size };
 }
 
 /** Stands in for a GPUError when popErrorScope itself fails (device lost). */

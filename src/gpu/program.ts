@@ -126,13 +126,16 @@ export function buildProgram(
       continue;
     }
     const entries: GPUBindGroupEntry[] = [];
+    let binding = 0;
     if (d.uniformBlock >= 0) {
       const bytes = Math.max(16, Math.ceil(builder.uniformBlocks[d.uniformBlock]!.byteLength / 16) * 16);
-      entries.push({ binding: 0, resource: { buffer: uniformBuffer!, offset: offsets[d.uniformBlock]!, size: bytes } });
+      entries.push({ binding: binding++, resource: { buffer: uniformBuffer!, offset: offsets[d.uniformBlock]!, size: bytes } });
     }
     for (const r of d.storage) {
-      const resource: GPUBufferBinding = r.size === undefined ? { buffer: r.buffer!, offset: r.offset } : { buffer: r.buffer!, offset: r.offset, size: r.size };
-      entries.push({ binding: entries.length, resource });
+      const b = binding++;
+      if (!r.buffer) continue; // a binding number this pipeline does not use
+      const resource: GPUBufferBinding = r.size === undefined ? { buffer: r.buffer, offset: r.offset } : { buffer: r.buffer, offset: r.offset, size: r.size };
+      entries.push({ binding: b, resource });
     }
     const bindGroup = device.createBindGroup({ layout: layoutOf(d.pipeline), entries, label: d.label });
     ops.push({ kind: 'dispatch', pipeline: d.pipeline, bindGroup, workgroups: d.workgroups, label: d.label });

@@ -49,6 +49,24 @@ function record(x: Tensor, out: Tensor, wg: number): void {
   }
 }
 
+/**
+ * The first pass of argmax alone, in chunks of CHUNK whatever the row width: per row and chunk the winning
+ * (order-preserving key, index) pair, u32 [R, chunks, 2]. The decode step finishes the reduction in the same
+ * kernel that advances its state (decode_state.wgsl PICK).
+ */
+export function argmaxCandidates(x: Tensor): { cand: Tensor; chunks: number } {
+  if (x.ndim !== 2 || (x.dtype !== 'f32' && x.dtype !== 'f16')) throw new TypeError(`argmaxCandidates: x must be f32 or f16 [R, V], got ${x}`);
+  const [rows, width] = x.shape as [number, number];
+  if (width === 0) throw new RangeError(`argmaxCandidates: rows of ${x} are empty`);
+  const chunks = Math.ceil(width / CHUNK);
+  const cand = newOutput(x.gpu, [rows, chunks, 2], 'u32', (c) => {
+    const bx = x.bind();
+    const wg = x.gpu.caps.isSoftware ? 64 : 256;
+    reduce(x.gpu, { n: width, chunk: CHUNK, chunks, xOff: bx.elementOffset, outOff: 0, rows }, wg, { HALF: x.dtype === 'f16' }, [bx.binding, c.bind().binding]);
+  });
+  return { cand, chunks };
+}
+
 interface ReduceParams {
   n: number;
   chunk: number;

@@ -1,4 +1,4 @@
-import type { Gpu } from '../gpu/gpu.js';
+import type { Binding, Gpu } from '../gpu/gpu.js';
 import { uniforms } from '../gpu/uniforms.js';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor.js';
 import { layerNorm } from './layernorm.js';
@@ -113,40 +113,16 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
     }
     return;
   }
-  const ldb = p.bLayout === 'nk' ? p.K : p.N;
-  const flags = epilogueFlags(p);
-  const lnW = p.ln ? p.ln.weight.bind() : null;
-  const lnB = p.ln ? p.ln.bias.bind() : null;
-
   for (let z0 = 0; z0 < p.batch; z0 += plan.batchChunk) {
     const zc = Math.min(plan.batchChunk, p.batch - z0);
     for (let m0 = 0; m0 < p.M; m0 += plan.rowChunk) {
       const mc = Math.min(plan.rowChunk, p.M - m0);
       const pipeline = pipelineFor(gpu, p, variant, mc);
-      const aB = bindRange(p.a, z0 * p.aBatchStride + m0 * p.K, (zc - 1) * p.aBatchStride + mc * p.K);
-      const cCount = (zc - 1) * p.cBatchStride + mc * p.N;
-      const cB = bindRange(p.out, z0 * p.cBatchStride + m0 * p.N, cCount);
-      const rB = p.residual && !p.residualInPlace ? bindRange(p.residual, z0 * p.cBatchStride + m0 * p.N, cCount) : null;
       for (let n0 = 0; n0 < p.N; n0 += plan.colChunk) {
         const nc = Math.min(plan.colChunk, p.N - n0);
-        const bB =
-          p.bLayout === 'nk'
-            ? bindRange(p.b, z0 * p.bBatchStride + n0 * p.K, (zc - 1) * p.bBatchStride + nc * p.K)
-            : bindRange(p.b, z0 * p.bBatchStride, (zc - 1) * p.bBatchStride + p.K * p.N);
-        const biasB = p.bias ? bindRange(p.bias, n0, nc) : null;
-        const buffers = [aB.binding, bB.binding, cB.binding, biasB?.binding ?? aB.binding, rB?.binding ?? aB.binding, ...(lnW && lnB ? [lnW.binding, lnB.binding] : [])];
-        const u = uniforms()
-          .u32(mc, nc, p.K)
-          // The output and residual bindings start at row m0; column chunks add n0 to their offsets.
-          .u32(aB.elementOffset, bB.elementOffset, cB.elementOffset + n0, biasB?.elementOffset ?? 0, rB ? rB.elementOffset + n0 : 0)
-          .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, p.K, ldb, p.N)
-          .f32(p.alpha)
-          .u32(flags)
-          .u32(lnW?.elementOffset ?? 0, lnB?.elementOffset ?? 0)
-          .f32(p.ln?.eps ?? 0)
-          .build();
+        const { buffers, uniforms: u } = chunkBindings(p, { z0, zc, m0, mc, n0, nc });
         gpu.dispatch({
-          label: `linear:${variant.kind}${lnW ? "+ln" : ""}`,
+          label: `linear:${variant.kind}${p.ln ? '+ln' : ''}`,
           pipeline,
           uniforms: u,
           buffers,
@@ -155,4 +131,47 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
       }
     }
   }
+}
+
+/** A chunk of a problem: batches z0 .. z0+zc, rows m0 .. m0+mc of A and the output, columns n0 .. n0+nc. */
+export interface GemmChunk {
+  z0: number;
+  zc: number;
+  m0: number;
+  mc: number;
+  n0: number;
+  nc: number;
+}
+
+/**
+ * The bindings (a, b, c, bias, residual, then the LayerNorm's weight and bias with `ln`) and the Params block of
+ * linear_common for one chunk. Kernels outside the family that include linear_common (decode_attention) bind
+ * their operands through it too.
+ */
+export function chunkBindings(p: GemmProblem, ch: GemmChunk): { buffers: Binding[]; uniforms: Uint32Array } {
+  const { z0, zc, m0, mc, n0, nc } = ch;
+  const ldb = p.bLayout === 'nk' ? p.K : p.N;
+  const aB = bindRange(p.a, z0 * p.aBatchStride + m0 * p.K, (zc - 1) * p.aBatchStride + mc * p.K);
+  const cCount = (zc - 1) * p.cBatchStride + mc * p.N;
+  const cB = bindRange(p.out, z0 * p.cBatchStride + m0 * p.N, cCount);
+  const rB = p.residual && !p.residualInPlace ? bindRange(p.residual, z0 * p.cBatchStride + m0 * p.N, cCount) : null;
+  const bB =
+    p.bLayout === 'nk'
+      ? bindRange(p.b, z0 * p.bBatchStride + n0 * p.K, (zc - 1) * p.bBatchStride + nc * p.K)
+      : bindRange(p.b, z0 * p.bBatchStride, (zc - 1) * p.bBatchStride + p.K * p.N);
+  const biasB = p.bias ? bindRange(p.bias, n0, nc) : null;
+  const lnW = p.ln ? p.ln.weight.bind() : null;
+  const lnB = p.ln ? p.ln.bias.bind() : null;
+  const buffers = [aB.binding, bB.binding, cB.binding, biasB?.binding ?? aB.binding, rB?.binding ?? aB.binding, ...(lnW && lnB ? [lnW.binding, lnB.binding] : [])];
+  const u = uniforms()
+    .u32(mc, nc, p.K)
+    // The output and residual bindings start at row m0; column chunks add n0 to their offsets.
+    .u32(aB.elementOffset, bB.elementOffset, cB.elementOffset + n0, biasB?.elementOffset ?? 0, rB ? rB.elementOffset + n0 : 0)
+    .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, p.K, ldb, p.N)
+    .f32(p.alpha)
+    .u32(epilogueFlags(p))
+    .u32(lnW?.elementOffset ?? 0, lnB?.elementOffset ?? 0)
+    .f32(p.ln?.eps ?? 0)
+    .build();
+  return { buffers, uniforms: u };
 }

@@ -1,6 +1,6 @@
 import { embedding } from '../kernels/embedding.js';
 import { layerNorm } from '../kernels/layernorm.js';
-import { linear, type Activation } from '../kernels/linear.js';
+import { linear, type Activation, type LayerNormPrologue } from '../kernels/linear.js';
 import type { Tensor } from '../tensor.js';
 import { Module, Parameter, type ParameterRole } from './module.js';
 
@@ -9,6 +9,8 @@ export interface LinearCallOptions {
   activation?: Activation;
   /** Fused residual add after the activation. */
   residual?: Tensor;
+  /** A LayerNorm applied to x first (fused into the GEMV kernels as their prologue). */
+  layerNorm?: LayerNormPrologue;
 }
 
 /** nn.Linear: y = x W^T + b, weight [out_features, in_features]. */
@@ -44,6 +46,11 @@ export class LayerNorm extends Module<[Tensor, { residual?: Tensor }?], Tensor> 
     super();
     this.weight = new Parameter([normalized_shape], 'fp32');
     this.bias = new Parameter([normalized_shape], 'fp32');
+  }
+
+  /** This LayerNorm as the prologue of a following linear (`Linear.call(x, { layerNorm })`). */
+  asPrologue(): LayerNormPrologue {
+    return { weight: this.weight.value, bias: this.bias.value, eps: this.eps };
   }
 
   /** LayerNorm(x), or LayerNorm(x + residual) when a residual is given (BERT-style post-LN, fused). */

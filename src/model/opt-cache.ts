@@ -96,6 +96,24 @@ export class OPTKVCache {
     return new OPTKVCache(this.gpu, layers, n, this.capacity, this.hidden, this.dtype, this.length);
   }
 
+  /**
+   * `select` without reallocating (the row count stays): row i becomes old row `rows[i]`, each layer gathered
+   * into a temporary and copied back, so the buffers a captured decode step binds stay valid.
+   */
+  reorderInPlace(rows: readonly number[]): void {
+    if (rows.length !== this.batch) throw new RangeError(`reorderInPlace keeps the batch of ${this.batch} rows, got ${rows.length}`);
+    for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= this.batch) throw new RangeError(`cache row ${r} out of range`);
+    if (rows.every((r, i) => r === i)) return;
+    tidy(() => {
+      const ids = Tensor.from(this.gpu, Int32Array.from(rows), [rows.length], 'i32');
+      for (const l of this.layers) {
+        const moved = gatherBatch(l.kv, ids, rows.length);
+        this.gpu.copyBuffer(moved.buffer, moved.byteOffset, l.kv.buffer, l.kv.byteOffset, l.kv.byteLength);
+        moved.dispose(); // reused only by work recorded after the copy
+      }
+    });
+  }
+
   dispose(): void {
     for (const l of this.layers) l.kv.dispose();
   }

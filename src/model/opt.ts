@@ -145,8 +145,11 @@ export class OPTAttention extends Module<[Tensor, OPTAttentionContext, number, T
     this.disposeFused();
   }
 
-  /** Fused weights, or (after parameters were replaced by hand) a concatenation made for this call. */
-  private fusedQKV(): { weight: Tensor; bias: Tensor | null } {
+  /**
+   * The [k; v; q] projection as one [3D, D] weight and [3D] bias: the fused weights, or (after parameters were
+   * replaced by hand) a concatenation made for this call.
+   */
+  fusedQKV(): { weight: Tensor; bias: Tensor | null } {
     const current = [this.k_proj, this.v_proj, this.q_proj].flatMap((p) => [p.weight.tensor, p.bias?.tensor ?? null]);
     if (this.qkv && current.every((t, i) => t === this.qkv!.parts[i])) return this.qkv;
     const D = this.embed_dim;

@@ -1,0 +1,146 @@
+import type { Binding } from '../gpu/gpu.js';
+import { Tensor, type DType } from '../tensor.js';
+import { chunkBindings } from './linear-core.js';
+import type { GemmProblem, LayerNormPrologue } from './linear-problem.js';
+import { resolveVariant, variantDefines, vecAligned, wideAligned } from './linear-variants.js';
+import { linear } from './linear.js';
+import { newOutput } from './output.js';
+
+/**
+ * 'fused': LayerNorm + the head's q/k/v rows of the projection + attention in one dispatch (software adapters);
+ * 'separate': the projection as a linear (with its LayerNorm prologue), then the attention kernel (GPUs).
+ */
+export type DecodeAttentionKernel = 'fused' | 'separate';
+
+export interface DecodeAttentionArgs {
+  /** The decode state buffer (i32 words, header and per-row arrays of wgsl/decode_common.wgsl). */
+  state: Tensor;
+  /** Hidden states of the step, [R, D] f32. */
+  x: Tensor;
+  /** The fused [k; v; q] projection, [3D, D], and its bias [3D] (or null). */
+  weight: Tensor;
+  bias: Tensor | null;
+  /** A LayerNorm applied to x first (pre-LN models), or null. */
+  ln: LayerNormPrologue | null;
+  /** The layer's cache, [R, C, 3D]: rows [key | value | query]; the step's key and value are appended at row len. */
+  cache: Tensor;
+  heads: number;
+  headDim: number;
+  kernel?: DecodeAttentionKernel;
+}
+
+/** Output dims merged per round of the workgroup reduction. */
+const MERGE_DIMS = 16;
+const WG = 64;
+
+/**
+ * One decode step's self-attention for every row: the projection of x, the new key and value appended to the
+ * cache at each row's length (read from the state buffer), softmax(q K^T * scale + mask) V over the row's
+ * len + 1 keys. Returns [R, D] f32. Every parameter that changes between steps is read from `state`, so the
+ * dispatches can be captured once and replayed (src/gpu/program.ts).
+ */
+export function decodeAttention(args: DecodeAttentionArgs): Tensor {
+  const { x, cache, heads, headDim } = args;
+  const gpu = x.gpu;
+  if (x.ndim !== 2 || x.dtype !== 'f32') throw new TypeError(`decodeAttention: x must be f32 [R, D], got ${x}`);
+  const [R, D] = x.shape as [number, number];
+  if (heads * headDim !== D) throw new RangeError(`decodeAttention: ${heads} heads of ${headDim} do not make D = ${D}`);
+  if (cache.ndim !== 3 || cache.dim(0) !== R || cache.dim(2) !== 3 * D) throw new RangeError(`decodeAttention: cache must be [${R}, C, ${3 * D}], got ${cache}`);
+  if (args.weight.ndim !== 2 || args.weight.dim(0) !== 3 * D || args.weight.dim(1) !== D) throw new RangeError(`decodeAttention: weight must be [${3 * D}, ${D}], got ${args.weight}`);
+  for (const t of [args.state, cache]) if (t.bind().elementOffset !== 0) throw new RangeError(`decodeAttention: ${t} must start at its binding`);
+  if (args.state.dtype !== 'i32') throw new TypeError(`decodeAttention: state must be i32 words, got ${args.state}`);
+  const kernel = args.kernel ?? (gpu.caps.isSoftware && fusedPossible(args) ? 'fused' : 'separate');
+  if (kernel === 'fused' && !fusedPossible(args)) throw new Error('decodeAttention: the fused kernel does not fit this device (bindings or workgroup memory); use separate');
+  return newOutput(gpu, [R, D], 'f32', (out) => (kernel === 'fused' ? recordFused(args, out) : recordSeparate(args, out)));
+}
+
+function attentionDefines(cacheType: DType, headDim: number): Record<string, string | number | boolean> {
+  return { KT: cacheType, HD: headDim, CH: Math.min(MERGE_DIMS, headDim), WG, F16: cacheType === 'f16' };
+}
+
+/** Bytes of workgroup memory the attention part keeps (new token, partials, merge buffer). */
+function attentionWorkgroupBytes(headDim: number): number {
+  return (3 * headDim + WG + WG * Math.min(MERGE_DIMS, headDim)) * 4;
+}
+
+function recordSeparate(args: DecodeAttentionArgs, out: Tensor): void {
+  const { x, cache, headDim, heads } = args;
+  const gpu = x.gpu;
+  const qkv = linear(x, args.weight, args.bias, args.ln ? { layerNorm: args.ln } : {});
+  try {
+    gpu.dispatch({
+      label: 'decode_attention',
+      pipeline: gpu.pipeline('decode_attention', { ...attentionDefines(cache.dtype, headDim), FUSED: false }),
+      buffers: [args.state.bind().binding, qkv.bind().binding, cache.bind().binding, out.bind().binding],
+      workgroups: [heads, x.dim(0), 1],
+    });
+  } finally {
+    qkv.dispose();
+  }
+}
+
+/** The projection as a linear_common problem: rows of x as batches (one row of A each), all 3D outputs. */
+function projectionProblem(args: DecodeAttentionArgs, out: Tensor): GemmProblem {
+  const [R, D] = args.x.shape as [number, number];
+  return {
+    a: args.x,
+    b: args.weight,
+    out,
+    bLayout: 'nk',
+    batch: R,
+    M: 1,
+    N: 3 * D,
+    K: D,
+    aBatchStride: D,
+    bBatchStride: 0,
+    cBatchStride: D,
+    alpha: 1,
+    bias: args.bias,
+    activation: 'none',
+    residual: null,
+    residualInPlace: false,
+    ln: args.ln,
+  };
+}
+
+function fusedPossible(args: DecodeAttentionArgs): boolean {
+  const gpu = args.x.gpu;
+  const caps = gpu.caps;
+  const D = args.x.dim(1);
+  const storage = 5 + (args.ln ? 2 : 0) + 2; // a, b, c, bias, (LayerNorm), state, cache
+  if (storage > caps.maxStorageBuffersPerShaderStage) return false;
+  if (args.ln && args.ln.weight.dtype === 'f16' && !caps.f16) return false;
+  if (args.bias && args.bias.dtype !== 'f32') return false;
+  const lnBytes = args.ln ? (Math.ceil(D / 512) * 512 + WG + 2) * 4 : 0;
+  return lnBytes + attentionWorkgroupBytes(args.headDim) <= caps.maxComputeWorkgroupStorageSize;
+}
+
+function recordFused(args: DecodeAttentionArgs, out: Tensor): void {
+  const gpu = args.x.gpu;
+  const R = args.x.dim(0);
+  const p = projectionProblem(args, out);
+  const v = resolveVariant(gpu, p, { kind: 'gemv-rows' }, vecAligned(p, p.a.offset, p.b.offset), wideAligned(p, p.b.offset));
+  const common = variantDefines(gpu, p, v, 1);
+  delete common.ROWS;
+  const firstFree = args.ln ? 8 : 6;
+  const defines = {
+    ...common,
+    ...attentionDefines(args.cache.dtype, args.headDim),
+    F16: common.F16 === true || args.cache.dtype === 'f16',
+    FUSED: true,
+    RP: Math.ceil((3 * args.headDim) / WG),
+    ST_BINDING: firstFree,
+    CACHE_BINDING: firstFree + 1,
+  };
+  const { buffers, uniforms } = chunkBindings(p, { z0: 0, zc: R, m0: 0, mc: 1, n0: 0, nc: p.N });
+  const bound: (Binding | null)[] = [...buffers];
+  bound[4] = null; // linear_common's residual: unused here
+  bound.push(args.state.bind().binding, args.cache.bind().binding);
+  gpu.dispatch({
+    label: `decode_attention:fused${args.ln ? '+ln' : ''}`,
+    pipeline: gpu.pipeline('decode_attention', defines),
+    uniforms,
+    buffers: bound,
+    workgroups: [args.heads, R, 1],
+  });
+}
