@@ -2,17 +2,23 @@
  * Greedy search and multinomial sampling: transformers' `_sample` loop. Every row gets one token per step;
  * a row that finished (eos, stop string) gets pad_token_id from then on while the others go on, and the
  * loop ends when all rows are done or the length limit is hit.
+ *
+ * Greedy search runs on the device when the model offers it (device-loop.ts): the token is chosen there and the
+ * host only reads the ids back. Sampling draws on the host (its float64 softmax and xoshiro stream are the
+ * reproducibility contract of `seed`), and so does greedy search when every step's logits are asked for.
  */
 import type { Tensor } from '../tensor.js';
 import { GenerationConfigError, maxLengthFor, type GenerationConfig } from './config.js';
+import { defaultLookahead, greedyOnDevice } from './device-loop.js';
 import { pickGreedy } from './greedy.js';
-import { processLogitsGpu } from './logits-process-gpu.js';
+import { deviceProcessorsCover, processLogitsGpu } from './logits-process-gpu.js';
 import { Xoshiro128, randomSeed, type Random } from './rng.js';
+import { RowBook } from './row-book.js';
 import { pickSampled } from './sampling.js';
 import { gatherRows, type StepModel } from './step-model.js';
 import { StoppingCriteria } from './stopping.js';
 import { TokenStreamer } from './streamer.js';
-import type { FinishReason, OnToken, SearchResult, TokenDecoder } from './types.js';
+import type { DecodeMetrics, OnToken, SearchResult, TokenDecoder } from './types.js';
 
 export interface DecodeLoopArgs {
   model: StepModel;
@@ -23,6 +29,12 @@ export interface DecodeLoopArgs {
   tokenizer?: TokenDecoder;
   onToken?: OnToken;
   outputStepLogits?: boolean;
+  /** Greedy search: choose tokens on the device when the model can (default true). */
+  decodeOnDevice?: boolean;
+  /** Device decoding: steps submitted before the previous step's tokens are read back (default by adapter). */
+  lookahead?: number;
+  /** Filled with what the loop measured (benchmarks). */
+  metrics?: DecodeMetrics;
 }
 
 /**
@@ -46,15 +58,12 @@ export async function decodeLoop(args: DecodeLoopArgs): Promise<SearchResult> {
   const L = args.prompts[0]!.length;
   const expand = c.do_sample ? c.num_return_sequences : 1;
   const parents = args.prompts.flatMap((_, b) => new Array<number>(expand).fill(b));
-  const sequences = parents.map((b) => [...args.prompts[b]!]);
-  const rows = sequences.length;
   const stopping = new StoppingCriteria(maxLengthFor(c, L), c.eos_token_id, c.stop, args.tokenizer);
-  const streamer = args.onToken ? new TokenStreamer(rows, stopping, args.onToken) : null;
+  const streamer = args.onToken ? new TokenStreamer(parents.length, stopping, args.onToken) : null;
+  const book = new RowBook(args.prompts, parents, c, stopping, streamer);
   const rngFor = c.do_sample ? samplingStreams(c, args.prompts.length, parents) : null;
-  const hasEos = c.eos_token_id.length > 0;
-  const newTokens: number[][] = sequences.map(() => []);
-  const reasons: (FinishReason | null)[] = new Array<FinishReason | null>(rows).fill(null);
   const stepLogits: Float32Array[] | undefined = args.outputStepLogits ? [] : undefined;
+  const budget = Math.max(1, stopping.maxLength - L);
 
   let logits: Tensor | null = model.prefill();
   try {
@@ -64,27 +73,52 @@ export async function decodeLoop(args: DecodeLoopArgs): Promise<SearchResult> {
       logits.dispose();
       logits = wide;
     }
+    const onDevice = !c.do_sample && !stepLogits && args.decodeOnDevice !== false && deviceProcessorsCover(c);
+    const dec = onDevice ? (model.deviceDecoder?.(book.sequences) ?? null) : null;
+    if (dec) {
+      const first = logits;
+      logits = null;
+      const lookahead = args.lookahead ?? defaultLookahead(first.gpu.caps.isSoftware);
+      await greedyOnDevice(book, first, dec, c, budget, lookahead, args.metrics);
+      return book.result();
+    }
+    const now = () => performance.now();
+    const gpu = logits.gpu;
+    const dispatched = () => (args.metrics ? gpu.stats().dispatches : 0);
+    const m = { record: 0, bookkeeping: 0, steps: 0, dispatches: 0, t0: now() };
     for (;;) {
       if (stepLogits) stepLogits.push((await logits.read()) as Float32Array);
-      processLogitsGpu(logits, sequences, L, c, c.do_sample);
+      let s = now();
+      processLogitsGpu(logits, book.sequences, L, c, c.do_sample);
+      m.record += now() - s;
       const picked = rngFor ? await pickSampled(logits, c, rngFor) : await pickGreedy(logits);
       logits.dispose();
       logits = null;
-      for (let r = 0; r < rows; r++) {
-        const done = reasons[r] !== null;
-        // HF pads finished rows only when an eos criterion exists; without one a stopped row keeps its tokens.
-        const token = done && hasEos ? c.pad_token_id! : picked[r]!;
-        sequences[r]!.push(token);
-        if (done) continue;
-        newTokens[r]!.push(token);
-        reasons[r] = stopping.check(newTokens[r]!, sequences[r]!.length);
-        streamer?.push(r, token, newTokens[r]!, reasons[r] ?? null);
-      }
-      if (reasons.every((x) => x !== null)) break;
-      logits = model.step(sequences.map((s) => s[s.length - 1]!));
+      s = now();
+      book.push(picked);
+      m.bookkeeping += now() - s;
+      if (book.done) break;
+      s = now();
+      const d0 = dispatched();
+      logits = model.step(book.lastTokens());
+      m.dispatches += dispatched() - d0;
+      m.record += now() - s;
+      m.steps++;
+    }
+    if (args.metrics) {
+      Object.assign(args.metrics, {
+        mode: 'host',
+        lookahead: 0,
+        steps: m.steps,
+        dispatches: m.dispatches,
+        hostRecordMs: m.record,
+        hostBookkeepingMs: m.bookkeeping,
+        readbackWaits: m.steps,
+        wallMs: now() - m.t0,
+      } satisfies DecodeMetrics);
     }
   } finally {
     logits?.dispose();
   }
-  return { sequences, new_tokens: newTokens, finish_reasons: reasons as FinishReason[], ...(stepLogits ? { step_logits: stepLogits } : {}) };
+  return book.result(stepLogits);
 }

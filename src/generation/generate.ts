@@ -18,8 +18,8 @@ import {
   type GenerationOptions,
 } from './config.js';
 import { decodeLoop, type DecodeLoopArgs } from './decode-loop.js';
-import { CausalLMStepModel, type PromptRunner, type StepModel } from './step-model.js';
-import type { OnToken, SearchResult, TokenDecoder } from './types.js';
+import { CausalLMStepModel, type CausalLMStepOptions, type PromptRunner, type StepModel } from './step-model.js';
+import type { DecodeMetrics, OnToken, SearchResult, TokenDecoder } from './types.js';
 
 export interface GenerateCallOptions extends GenerationOptions {
   /** The settings the options apply on top of (the checkpoint's generation config); default: the model config's tokens and HF's defaults. */
@@ -35,6 +35,16 @@ export interface GenerateCallOptions extends GenerationOptions {
    * and shifts logits by ~1e-3 (on the tiny fixture that flips one greedy token at a 0.04 logit margin).
    */
   kv_cache_dtype?: 'f32' | 'f16';
+  /**
+   * Decode on the device (default true): every step is a captured program replayed with its inputs in device
+   * buffers, and greedy search chooses its tokens there, reading them back asynchronously. false records every
+   * step anew on the host and reads each step's choice back before the next (the reference path).
+   */
+  decode_on_device?: boolean;
+  /** Greedy search on the device: steps submitted ahead of the token read-back (default 0 on software adapters, 2 on GPUs). */
+  decode_lookahead?: number;
+  /** Filled with the decode loop's measurements (benchmarks). */
+  decode_metrics?: DecodeMetrics;
 }
 
 export interface Blip2GenerateArgs extends GenerateCallOptions {
@@ -79,7 +89,21 @@ function checkPrompts(input_ids: readonly (readonly number[])[], attention_mask:
 }
 
 async function search(model: StepModel, prompts: readonly (readonly number[])[], c: GenerationConfig, args: GenerateCallOptions): Promise<GenerateOutput> {
-  const loopArgs: DecodeLoopArgs = { model, prompts, config: c, tokenizer: args.tokenizer, onToken: args.onToken, outputStepLogits: args.output_step_logits };
+  const lookahead = args.decode_lookahead;
+  if (lookahead !== undefined && (!Number.isInteger(lookahead) || lookahead < 0 || lookahead > 16)) {
+    throw new GenerationConfigError(`decode_lookahead must be an integer in 0..16, got ${JSON.stringify(lookahead)}`);
+  }
+  const loopArgs: DecodeLoopArgs = {
+    model,
+    prompts,
+    config: c,
+    tokenizer: args.tokenizer,
+    onToken: args.onToken,
+    outputStepLogits: args.output_step_logits,
+    decodeOnDevice: args.decode_on_device,
+    lookahead,
+    metrics: args.decode_metrics,
+  };
   try {
     return c.num_beams > 1 ? await beamSearch(loopArgs) : await decodeLoop(loopArgs);
   } finally {
@@ -96,6 +120,13 @@ function cacheDtype(args: GenerateCallOptions): DType {
   const d = args.kv_cache_dtype ?? 'f32';
   if (d !== 'f32' && d !== 'f16') throw new GenerationConfigError(`kv_cache_dtype must be "f32" or "f16", got ${JSON.stringify(d)}`);
   return d;
+}
+
+function stepOptions(args: GenerateCallOptions): CausalLMStepOptions {
+  if (args.decode_on_device !== undefined && typeof args.decode_on_device !== 'boolean') {
+    throw new GenerationConfigError(`decode_on_device must be a boolean, got ${JSON.stringify(args.decode_on_device)}`);
+  }
+  return { replay: args.decode_on_device !== false };
 }
 
 /** Blip2ForConditionalGeneration.generate. */
@@ -126,7 +157,7 @@ export async function generateBlip2(model: Blip2ForConditionalGeneration, args: 
       }),
   };
   const lm = model.language_model;
-  return search(new CausalLMStepModel(lm, prompt, newTokenBudget(c, L), cacheDtype(args)), ids, c, args);
+  return search(new CausalLMStepModel(lm, prompt, newTokenBudget(c, L), cacheDtype(args), stepOptions(args)), ids, c, args);
 }
 
 /** OPTForCausalLM.generate on token ids (left-padded batches). */
@@ -150,5 +181,5 @@ export async function generateCausalLM(lm: OPTForCausalLM, args: CausalLMGenerat
         return { logits: out.logits.reshape([B, vocab]), attention_mask: mask };
       }),
   };
-  return search(new CausalLMStepModel(lm, prompt, newTokenBudget(c, L), cacheDtype(args)), args.input_ids, c, args);
+  return search(new CausalLMStepModel(lm, prompt, newTokenBudget(c, L), cacheDtype(args), stepOptions(args)), args.input_ids, c, args);
 }

@@ -3,6 +3,7 @@
  * when beam searching, as HF), so the decode loop never reads whole rows back. Which ids to touch is decided
  * on the host (logits-process.ts) and uploaded as small [R, n] id lists.
  */
+import type { DecodeState } from '../kernels/decode-state.js';
 import { repetitionPenalty, scaleInPlace, setLogits } from '../kernels/logits.js';
 import { Tensor, tidy } from '../tensor.js';
 import type { GenerationConfig } from './config.js';
@@ -34,5 +35,31 @@ export function processLogitsGpu(scores: Tensor, sequences: readonly (readonly n
     const bans = idTable(sequences.map((s) => bannedTokens(c, s, promptLength)));
     if (bans) setLogits(scores, Tensor.from(gpu, bans.data, [R, bans.width], 'i32'), -Infinity);
     if (sampling && c.temperature !== 1) scaleInPlace(scores, Math.fround(1 / c.temperature));
+  });
+}
+
+/** Whether `processLogitsOnDevice` covers the processors `c` asks for (greedy search; at most 8 eos ids). */
+export function deviceProcessorsCover(c: GenerationConfig): boolean {
+  return c.eos_token_id.length <= 8;
+}
+
+/**
+ * The same processors as `processLogitsGpu` (greedy: no temperature), with the ids taken from the decode state's
+ * history on the device instead of host-built lists, so that the step that runs them can be captured and replayed
+ * without the host knowing the tokens: the repetition penalty over each row's history (the same kernel), then
+ * the no-repeat n-gram and min-length eos bans (decode_state.wgsl BANS).
+ */
+export function processLogitsOnDevice(scores: Tensor, state: DecodeState, c: GenerationConfig): void {
+  tidy(() => {
+    if (c.repetition_penalty !== 1) repetitionPenalty(scores, state.history(), c.repetition_penalty);
+    const minLength = c.eos_token_id.length > 0 && (c.min_length > 0 || c.min_new_tokens > 0);
+    if (c.no_repeat_ngram_size > 0 || minLength) {
+      state.ban(scores, {
+        ngram: c.no_repeat_ngram_size,
+        minLength: minLength ? c.min_length : 0,
+        minNewTokens: minLength ? c.min_new_tokens : 0,
+        eos: c.eos_token_id,
+      });
+    }
   });
 }

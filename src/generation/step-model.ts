@@ -5,7 +5,9 @@
 import { embedding } from '../kernels/embedding.js';
 import type { OPTForCausalLM } from '../model/opt.js';
 import type { OPTKVCache } from '../model/opt-cache.js';
+import { OPTDecodeSession, type OPTDecodeOptions } from '../model/opt-decode.js';
 import { Tensor, tidy, type DType } from '../tensor.js';
+import type { DeviceDecoder } from './device-loop.js';
 
 export interface StepModel {
   readonly vocabSize: number;
@@ -17,6 +19,11 @@ export interface StepModel {
   step(tokens: readonly number[]): Tensor;
   /** Row i becomes old row parents[i]; the row count may change (expanding prompts into beams or samples). */
   reorder(parents: readonly number[]): void;
+  /**
+   * Optional: decoding on the device from here on (after prefill and any reorder), the rows' input_ids so far
+   * given for the history the device-side processors read; null when the model cannot.
+   */
+  deviceDecoder?(histories: readonly (readonly number[])[]): DeviceDecoder | null;
   dispose(): void;
 }
 
@@ -38,10 +45,20 @@ export interface PromptRunner {
   run(cache: OPTKVCache): { logits: Tensor; attention_mask: number[][] };
 }
 
+/** How CausalLMStepModel runs its steps. */
+export interface CausalLMStepOptions extends OPTDecodeOptions {
+  /**
+   * Replay a captured decode step that reads its tokens, positions and lengths from device buffers (default), or
+   * record OPTForCausalLM.call anew at every step with host-built masks and positions (the reference path).
+   */
+  replay?: boolean;
+}
+
 /** The real thing: OPTForCausalLM with its preallocated KV cache. */
 export class CausalLMStepModel implements StepModel {
   private cache: OPTKVCache | null = null;
   private mask: number[][] = [];
+  private session: OPTDecodeSession | null = null;
 
   constructor(
     private readonly lm: OPTForCausalLM,
@@ -49,6 +66,7 @@ export class CausalLMStepModel implements StepModel {
     /** Tokens the loop may append (sizes the cache so it never grows). */
     private readonly maxNewTokens: number,
     private readonly cacheDtype: DType,
+    private readonly options: CausalLMStepOptions = {},
   ) {
     const limit = lm.config.max_position_embeddings;
     if (prompt.positions + maxNewTokens > limit) {
@@ -76,6 +94,12 @@ export class CausalLMStepModel implements StepModel {
   step(tokens: readonly number[]): Tensor {
     const cache = this.requireCache();
     if (tokens.length !== cache.batch) throw new RangeError(`step: ${tokens.length} tokens for ${cache.batch} rows`);
+    if (this.options.replay !== false) {
+      const logits = this.openSession([]).step(tokens).ref();
+      for (const row of this.mask) row.push(1);
+      cache.length++;
+      return logits;
+    }
     for (const row of this.mask) row.push(1);
     const V = this.vocabSize;
     return tidy(() => {
@@ -85,17 +109,52 @@ export class CausalLMStepModel implements StepModel {
     });
   }
 
+  deviceDecoder(histories: readonly (readonly number[])[]): DeviceDecoder | null {
+    if (this.options.replay === false) return null;
+    if (this.session) throw new Error('deviceDecoder: decoding already started');
+    const session = this.openSession(histories);
+    return { state: session.state, capture: (after) => session.capture(after) };
+  }
+
+  /** The decode session of the current rows, created on first use (after prefill and any expanding reorder). */
+  private openSession(histories: readonly (readonly number[])[]): OPTDecodeSession {
+    if (this.session) return this.session;
+    const cache = this.requireCache();
+    if (histories.length !== 0 && histories.length !== cache.batch) throw new RangeError(`${histories.length} histories for ${cache.batch} rows`);
+    const rows = this.mask.map((m, r) => ({
+      ids: histories[r] ?? [],
+      mask: m,
+      // OPT's position of the next token: the real tokens so far (cumsum of the mask), plus its offset of 2.
+      position: m.reduce((a, b) => a + b, 0) + 2,
+      length: cache.length,
+    }));
+    const histWidth = Math.max(0, ...histories.map((h) => h.length)) + this.maxNewTokens;
+    this.session = new OPTDecodeSession(this.lm, cache, rows, histWidth, this.options);
+    return this.session;
+  }
+
   reorder(parents: readonly number[]): void {
     const cache = this.requireCache();
     if (isIdentity(parents, cache.batch)) return;
-    this.cache = cache.select(parents);
-    cache.dispose(); // the pool destroys its buffers only after the recorded gather is submitted
+    if (this.session && parents.length === cache.batch) {
+      this.session.reorder(parents); // in place: the captured step's buffers stay valid
+    } else {
+      this.closeSession();
+      this.cache = cache.select(parents);
+      cache.dispose(); // the pool destroys its buffers only after the recorded gather is submitted
+    }
     this.mask = parents.map((p) => [...this.mask[p]!]);
   }
 
   dispose(): void {
+    this.closeSession();
     this.cache?.dispose();
     this.cache = null;
+  }
+
+  private closeSession(): void {
+    this.session?.dispose();
+    this.session = null;
   }
 
   private requireCache(): OPTKVCache {

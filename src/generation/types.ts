@@ -36,3 +36,23 @@ export interface SearchResult {
   /** Raw logits [rows, V] of every step (debugging and parity tests). */
   step_logits?: Float32Array[];
 }
+
+/** What a decode loop measured (benchmarks fill one in through the loop's `metrics` argument). */
+export interface DecodeMetrics {
+  /** 'device': tokens chosen on the device and read back through a ring; 'host': the host chooses every token. */
+  mode: 'device' | 'host';
+  /** Steps submitted ahead of the token read-back (device mode). */
+  lookahead: number;
+  /** Decode steps run after the prompt (one forward each). */
+  steps: number;
+  /** GPU dispatches those steps recorded or replayed. */
+  dispatches: number;
+  /** JavaScript time spent recording and submitting the steps, excluding every wait (ms, all steps). */
+  hostRecordMs: number;
+  /** JavaScript time spent on the returned tokens: stopping criteria, streaming (ms, all steps). */
+  hostBookkeepingMs: number;
+  /** Steps that could only be submitted after the previous step's tokens had been read back. */
+  readbackWaits: number;
+  /** Wall time from the first step's submission to the last token's arrival (ms). */
+  wallMs: number;
+}

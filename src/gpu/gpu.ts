@@ -421,21 +421,33 @@ export class Gpu {
       this.endPass().copyBufferToBuffer(buffer, offset, staging, 0, padded);
       this.recorded++;
       this.flush();
-      const mapped = staging.mapAsync(GPUMapMode.READ).then(
-        () => null,
-        (e: unknown) => new GpuError(`reading from the GPU failed: ${(e as Error).message}`),
-      );
-      const failure = await Promise.race([mapped, this.lost]);
-      if (failure) {
-        await this.checkScopes(); // a validation error explains a failed map better than the map does
-        throw this.lostError ?? failure;
-      }
-      await this.checkScopes();
-      this.check();
+      await this.mapped(this.startMap(staging));
       return staging.getMappedRange(0, padded).slice(0, size);
     } finally {
       staging.destroy();
     }
+  }
+
+  /**
+   * Starts mapping a MAP_READ buffer whose copy was submitted; the promise never rejects (it resolves to the
+   * error), so a read-back ring can keep several in flight and wait for them in order with `mapped`.
+   */
+  startMap(buffer: GPUBuffer): Promise<GpuError | null> {
+    return buffer.mapAsync(GPUMapMode.READ).then(
+      () => null,
+      (e: unknown) => new GpuError(`reading from the GPU failed: ${(e as Error).message}`),
+    );
+  }
+
+  /** Waits for a `startMap`, racing device loss, and reports WebGPU errors of the work submitted so far. */
+  async mapped(map: Promise<GpuError | null>): Promise<void> {
+    const failure = await Promise.race([map, this.lost]);
+    if (failure) {
+      await this.checkScopes(); // a validation error explains a failed map better than the map does
+      throw this.lostError ?? failure;
+    }
+    await this.checkScopes();
+    this.check();
   }
 
   // ---------------------------------------------------------------- programs
