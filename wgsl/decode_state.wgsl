@@ -41,12 +41,14 @@ struct Params {
 #endif
 #include decode_common
 
+#if !BANS
 fn commit_row(r: u32) {
   let pos = st[H_POS] + r;
   let len = st[H_LEN] + r;
   st[pos] = st[pos] + 1u;
   st[len] = st[len] + 1u;
 }
+#endif
 
 #if PICK
 // (key, idx) beats (best key, best idx): larger key, or the same key at a lower index (argmax.wgsl's order).
