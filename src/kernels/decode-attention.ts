@@ -27,6 +27,8 @@ export interface DecodeAttentionArgs {
   heads: number;
   headDim: number;
   kernel?: DecodeAttentionKernel;
+  /** fused: share each step's x values across 8-lane subgroups (default: where the device allows; tests force both). */
+  laneSharing?: boolean;
 }
 
 /** Output dims merged per round of the workgroup reduction. */
@@ -119,7 +121,7 @@ function recordFused(args: DecodeAttentionArgs, out: Tensor): void {
   const gpu = args.x.gpu;
   const R = args.x.dim(0);
   const p = projectionProblem(args, out);
-  const v = resolveVariant(gpu, p, { kind: 'gemv-rows' }, vecAligned(p, p.a.offset, p.b.offset), wideAligned(p, p.b.offset));
+  const v = resolveVariant(gpu, p, { kind: 'gemv-rows', subgroups: args.laneSharing }, vecAligned(p, p.a.offset, p.b.offset), wideAligned(p, p.b.offset));
   const common = variantDefines(gpu, p, v, 1);
   delete common.ROWS;
   const firstFree = args.ln ? 8 : 6;
