@@ -89,6 +89,7 @@ export async function greedyOnDevice(book: RowBook, first: Tensor, dec: DeviceDe
       hostBookkeepingMs: bookkeeping,
       readbackWaits: waits,
       wallMs: now() - t0,
+      dispatchesByKernel: program.histogram(),
     } satisfies DecodeMetrics);
   }
 }

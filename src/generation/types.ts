@@ -55,4 +55,6 @@ export interface DecodeMetrics {
   readbackWaits: number;
   /** Wall time from the first step's submission to the last token's arrival (ms). */
   wallMs: number;
+  /** Device mode: the dispatches of one step by kernel label. */
+  dispatchesByKernel?: Record<string, number>;
 }
