@@ -29,11 +29,20 @@ export interface DecodeAttentionArgs {
   kernel?: DecodeAttentionKernel;
   /** fused: share each step's x values across 8-lane subgroups (default: where the device allows; tests force both). */
   laneSharing?: boolean;
+  /** Merge the key splits with subgroup operations (default: where the device has subgroups) or through workgroup memory. */
+  subgroupMerge?: boolean;
 }
 
 /** Output dims merged per round of the workgroup reduction. */
 const MERGE_DIMS = 16;
-const WG = 64;
+/** Invocations per head in the attention. */
+const GS = 64;
+/**
+ * Workgroups per row the fused kernel aims at: each repeats the LayerNorm prologue, so fewer is cheaper, but
+ * lavapipe runs a workgroup on one of its 16 threads (8 per core), and 8 workgroups of 4 heads left the second core
+ * idle part of the time in A/B runs at the full size (OPT-2.7B: 16 workgroups of 2 heads).
+ */
+const FUSED_WORKGROUPS_PER_ROW = 16;
 
 /**
  * One decode step's self-attention for every row: the projection of x, the new key and value appended to the
@@ -56,23 +65,53 @@ export function decodeAttention(args: DecodeAttentionArgs): Tensor {
   return newOutput(gpu, [R, D], 'f32', (out) => (kernel === 'fused' ? recordFused(args, out) : recordSeparate(args, out)));
 }
 
-function attentionDefines(cacheType: DType, headDim: number): Record<string, string | number | boolean> {
-  return { KT: cacheType, HD: headDim, CH: Math.min(MERGE_DIMS, headDim), WG, F16: cacheType === 'f16' };
+/** How a dispatch is laid out: heads per workgroup, invocations, and the merge. */
+interface Layout {
+  hpw: number;
+  wg: number;
+  sg: boolean;
+  /** The most subgroups a workgroup can have (subgroup merge). */
+  nsg: number;
 }
 
-/** Bytes of workgroup memory the attention part keeps (new token, partials, merge buffer). */
-function attentionWorkgroupBytes(headDim: number): number {
-  return (3 * headDim + WG + WG * Math.min(MERGE_DIMS, headDim)) * 4;
+/**
+ * The subgroup merge wherever the device has subgroups (no larger than a head's 64 invocations). The fused kernel
+ * takes several heads per workgroup (FUSED_WORKGROUPS_PER_ROW); the merge through workgroup memory handles one head
+ * per workgroup.
+ */
+function layout(args: DecodeAttentionArgs, fused: boolean): Layout {
+  const caps = args.x.gpu.caps;
+  const sgPossible = caps.subgroups && caps.subgroupMaxSize <= GS && caps.subgroupMinSize >= 4;
+  const sg = args.subgroupMerge ?? sgPossible;
+  if (sg && !sgPossible) throw new Error('decodeAttention: a subgroup merge needs subgroups of 4 to 64 invocations');
+  let hpw = 1;
+  if (fused && sg) while (args.heads % (hpw * 2) === 0 && args.heads / (hpw * 2) >= FUSED_WORKGROUPS_PER_ROW) hpw *= 2;
+  const wg = GS * hpw;
+  return { hpw, wg, sg, nsg: sg ? wg / Math.max(4, caps.subgroupMinSize) : 0 };
+}
+
+function attentionDefines(args: DecodeAttentionArgs, l: Layout): Record<string, string | number | boolean> {
+  const kt = args.cache.dtype;
+  // Whole vec4s of the cache: head_dim and D multiples of 4 (row starts and head columns then are too).
+  const vec4 = args.headDim % 4 === 0 && args.x.dim(1) % 4 === 0;
+  return { KT: kt, VEC4: vec4, HD: args.headDim, HPW: l.hpw, CH: Math.min(MERGE_DIMS, args.headDim), WG: l.wg, F16: kt === 'f16', SG_MERGE: l.sg, NSG: l.nsg, SUBGROUPS: l.sg };
+}
+
+/** Bytes of workgroup memory the attention part keeps (new tokens, partials, merge buffers). */
+function attentionWorkgroupBytes(args: DecodeAttentionArgs, l: Layout): number {
+  const hd = args.headDim;
+  return (3 * hd * l.hpw + (l.sg ? l.nsg * (hd + 2) : l.wg + l.wg * Math.min(MERGE_DIMS, hd))) * 4;
 }
 
 function recordSeparate(args: DecodeAttentionArgs, out: Tensor): void {
-  const { x, cache, headDim, heads } = args;
+  const { x, cache, heads } = args;
   const gpu = x.gpu;
+  const l = layout(args, false);
   const qkv = linear(x, args.weight, args.bias, args.ln ? { layerNorm: args.ln } : {});
   try {
     gpu.dispatch({
       label: 'decode_attention',
-      pipeline: gpu.pipeline('decode_attention', { ...attentionDefines(cache.dtype, headDim), FUSED: false }),
+      pipeline: gpu.pipeline('decode_attention', { ...attentionDefines(args, l), FUSED: false }),
       buffers: [args.state.bind().binding, qkv.bind().binding, cache.bind().binding, out.bind().binding],
       workgroups: [heads, x.dim(0), 1],
     });
@@ -113,8 +152,9 @@ function fusedPossible(args: DecodeAttentionArgs): boolean {
   if (storage > caps.maxStorageBuffersPerShaderStage) return false;
   if (args.ln && args.ln.weight.dtype === 'f16' && !caps.f16) return false;
   if (args.bias && args.bias.dtype !== 'f32') return false;
-  const lnBytes = args.ln ? (Math.ceil(D / 512) * 512 + WG + 2) * 4 : 0;
-  return lnBytes + attentionWorkgroupBytes(args.headDim) <= caps.maxComputeWorkgroupStorageSize;
+  const l = layout(args, true);
+  const lnBytes = args.ln ? (Math.ceil(D / 512) * 512 + l.wg + 2) * 4 : 0;
+  return lnBytes + attentionWorkgroupBytes(args, l) <= caps.maxComputeWorkgroupStorageSize;
 }
 
 function recordFused(args: DecodeAttentionArgs, out: Tensor): void {
@@ -125,12 +165,15 @@ function recordFused(args: DecodeAttentionArgs, out: Tensor): void {
   const common = variantDefines(gpu, p, v, 1);
   delete common.ROWS;
   const firstFree = args.ln ? 8 : 6;
+  const l = layout(args, true);
+  const attn = attentionDefines(args, l);
   const defines = {
     ...common,
-    ...attentionDefines(args.cache.dtype, args.headDim),
+    ...attn,
     F16: common.F16 === true || args.cache.dtype === 'f16',
+    SUBGROUPS: common.SUBGROUPS === true || attn.SUBGROUPS === true,
     FUSED: true,
-    RP: Math.ceil((3 * args.headDim) / WG),
+    RP: Math.ceil((3 * args.headDim * l.hpw) / l.wg),
     ST_BINDING: firstFree,
     CACHE_BINDING: firstFree + 1,
   };
@@ -143,6 +186,6 @@ function recordFused(args: DecodeAttentionArgs, out: Tensor): void {
     pipeline: gpu.pipeline('decode_attention', defines),
     uniforms,
     buffers: bound,
-    workgroups: [args.heads, R, 1],
+    workgroups: [args.heads / l.hpw, R, 1],
   });
 }

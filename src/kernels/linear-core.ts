@@ -126,7 +126,7 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
           pipeline,
           uniforms: u,
           buffers,
-          workgroups: variantWorkgroups(variant, mc, nc, zc),
+          workgroups: variantWorkgroups(variant, mc, nc, zc, p.ln !== null),
         });
       }
     }

@@ -46,13 +46,27 @@ const REGBLOCK = { WG: 64, TM: 8, TN: 4 } as const;
 const GEMV_ROWS = { WG: 64, ROWS: 2 } as const;
 const GEMV_COOP_WG = 128;
 
+/**
+ * With a LayerNorm prologue every workgroup normalises the whole row of A, so the GEMVs take fewer, larger
+ * workgroups: gemv-rows 256 invocations (measured on lavapipe at 1x2560->7680, f16 weights: with 64 the prologue
+ * cost 3 ms of CPU more than a LayerNorm dispatch, with 256 none), gemv-coop 16 rows of B per workgroup (GPUs:
+ * about 500 workgroups at the model's widths; reasoned, not measured here).
+ */
+const LN_GEMV_ROWS_WG = 256;
+const LN_COOP_ROWS = 16;
+
+function gemvRowsWorkgroup(ln: boolean): number {
+  return ln ? LN_GEMV_ROWS_WG : GEMV_ROWS.WG;
+}
+
 /** The GEMV kernels are compiled for 1, 2, 4 or 8 rows of A (M up to that), to bound the pipelines. */
 function gemvRowBucket(M: number): number {
   return M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
 }
 
 /** Rows of B per workgroup of gemv-coop: fewer as M grows, to bound the partial sums per invocation. */
-function coopRows(M: number): number {
+function coopRows(M: number, ln = false): number {
+  if (ln) return Math.max(2, LN_COOP_ROWS / M);
   return M <= 2 ? 4 : M <= 4 ? 2 : 1;
 }
 
@@ -117,8 +131,8 @@ export function lnFusable(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: nu
   if (!p.ln || !isGemvKind(v.kind) || p.batch !== 1) return false;
   if (p.ln.weight.dtype === 'f16' && !gpu.caps.f16) return false;
   const mr = gemvRowBucket(rows);
-  const wg = v.kind === 'gemv-rows' ? GEMV_ROWS.WG : GEMV_COOP_WG;
-  const own = v.kind === 'gemv-coop' ? mr * coopRows(mr) * (v.subgroups ? GEMV_COOP_WG / 4 : GEMV_COOP_WG) * 4 : 0;
+  const wg = v.kind === 'gemv-rows' ? gemvRowsWorkgroup(true) : GEMV_COOP_WG;
+  const own = v.kind === 'gemv-coop' ? mr * coopRows(mr, true) * (v.subgroups ? GEMV_COOP_WG / 4 : GEMV_COOP_WG) * 4 : 0;
   const bytes = (mr * lnRowLength(p.K) + mr * wg + 2 * mr) * 4 + own;
   return bytes <= gpu.caps.maxComputeWorkgroupStorageSize;
 }
@@ -146,10 +160,10 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
   }
   switch (v.kind) {
     case 'gemv-rows':
-      Object.assign(d, GEMV_ROWS, { MR: gemvRowBucket(rows), B_WIDE: v.wide, A_LANES: v.subgroups, SUBGROUPS: v.subgroups });
+      Object.assign(d, GEMV_ROWS, { WG: gemvRowsWorkgroup(p.ln !== null), MR: gemvRowBucket(rows), B_WIDE: v.wide, A_LANES: v.subgroups, SUBGROUPS: v.subgroups });
       break;
     case 'gemv-coop':
-      Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(gemvRowBucket(rows)), MR: gemvRowBucket(rows), SUBGROUPS: v.subgroups, B_WIDE: v.wide });
+      Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(gemvRowBucket(rows), p.ln !== null), MR: gemvRowBucket(rows), SUBGROUPS: v.subgroups, B_WIDE: v.wide });
       break;
     case 'regblock':
       Object.assign(d, REGBLOCK, { B_WIDE: v.wide, ROW_LANES: v.subgroups, SUBGROUPS: v.subgroups });
@@ -167,13 +181,13 @@ export function shaderName(kind: VariantKind): string {
   return SHADER[kind];
 }
 
-/** Workgroup grid for a chunk of `rows` x `cols` outputs over `batches` batches. */
-export function variantWorkgroups(v: ResolvedVariant, rows: number, cols: number, batches: number): [number, number, number] {
+/** Workgroup grid for a chunk of `rows` x `cols` outputs over `batches` batches (`ln`: with the LayerNorm prologue). */
+export function variantWorkgroups(v: ResolvedVariant, rows: number, cols: number, batches: number, ln = false): [number, number, number] {
   switch (v.kind) {
     case 'gemv-rows':
-      return [Math.ceil(Math.ceil(cols / GEMV_ROWS.ROWS) / GEMV_ROWS.WG), 1, batches];
+      return [Math.ceil(Math.ceil(cols / GEMV_ROWS.ROWS) / gemvRowsWorkgroup(ln)), 1, batches];
     case 'gemv-coop':
-      return [Math.ceil(cols / coopRows(gemvRowBucket(rows))), 1, batches];
+      return [Math.ceil(cols / coopRows(gemvRowBucket(rows), ln)), 1, batches];
     case 'regblock':
       return [Math.ceil(Math.ceil(cols / REGBLOCK.TN) / REGBLOCK.WG), Math.ceil(rows / REGBLOCK.TM), batches];
     case 'tiled': {

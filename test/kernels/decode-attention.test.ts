@@ -29,7 +29,7 @@ interface Case {
   bias: boolean;
 }
 
-async function check(c: Case, kernel: DecodeAttentionKernel, laneSharing?: boolean): Promise<void> {
+async function check(c: Case, kernel: DecodeAttentionKernel, laneSharing?: boolean, subgroupMerge?: boolean): Promise<void> {
   const R = c.lengths.length;
   const D = c.heads * c.headDim;
   const W = 3 * D;
@@ -62,6 +62,7 @@ async function check(c: Case, kernel: DecodeAttentionKernel, laneSharing?: boole
     headDim: c.headDim,
     kernel,
     laneSharing,
+    subgroupMerge,
   });
   const ref = decodeAttentionReference({
     x: xs,
@@ -77,7 +78,7 @@ async function check(c: Case, kernel: DecodeAttentionKernel, laneSharing?: boole
     scale,
     store: (v) => roundTo(c.cache, [v])[0]!,
   });
-  const what = `${JSON.stringify(c)} ${kernel} lanes ${String(laneSharing)}`;
+  const what = `${JSON.stringify(c)} ${kernel} lanes ${String(laneSharing)} subgroup merge ${String(subgroupMerge)}`;
   // An f16 cache rounds the new key and value: values within an ulp of a rounding boundary may round the other
   // way than the float64 reference's, which moves outputs (about 1 in size) by up to ~1e-3.
   const atol = c.cache === 'f16' ? 2e-3 : 2e-5 * Math.sqrt(D);
@@ -94,17 +95,23 @@ const CASES: Case[] = [
   { heads: 2, headDim: 8, lengths: [4], capacity: 7, w: 'f16', cache: 'f32', ln: true, bias: false }, // D = 16: 8-wide f16 loads
   { heads: 4, headDim: 24, lengths: [70, 3], capacity: 80, w: 'f16', cache: 'f32', ln: false, bias: true }, // more keys than invocations
   { heads: 1, headDim: 40, lengths: [1, 5, 0, 9], capacity: 10, w: 'f16', cache: 'f16', ln: true, bias: true },
+  // Many heads: the fused kernel takes 2 or 4 per workgroup where the merge uses subgroups.
+  { heads: 32, headDim: 4, lengths: [3, 0], capacity: 6, w: 'f16', cache: 'f32', ln: true, bias: true },
+  { heads: 16, headDim: 8, lengths: [5], capacity: 9, w: 'f32', cache: 'f32', ln: false, bias: true },
 ];
 
 describe('decode attention matches the CPU reference', () => {
-  it('fused, x shared across 8-lane subgroups where the device has them', async () => {
-    for (const c of CASES) await check(c, 'fused');
+  // Every case and variant is a pipeline of its own (a few seconds each on lavapipe): each variant takes the
+  // cases that exercise it.
+  it('fused, x shared across 8-lane subgroups and a subgroup merge where the device has them', async () => {
+    for (const i of [0, 3, 4]) await check(CASES[i]!, 'fused');
   });
-  it('fused, x read by every lane', async () => {
-    for (const c of CASES) await check(c, 'fused', false);
+  it('fused, x read by every lane, merge through workgroup memory', async () => {
+    for (const i of [1, 2]) await check(CASES[i]!, 'fused', false, false);
   });
-  it('separate (projection, then attention)', async () => {
-    for (const c of CASES) await check(c, 'separate');
+  it('separate (projection, then attention), both merges', async () => {
+    for (const i of [2, 5]) await check(CASES[i]!, 'separate');
+    await check(CASES[0]!, 'separate', undefined, false);
   });
   it('refuses mismatched shapes', () => {
     const state = DecodeState.create(gpu, { rows: 1, capacity: 4, histWidth: 1, hidden: 8, heads: 2, headDim: 4, scale: 0.5 });
