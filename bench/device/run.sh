@@ -30,15 +30,21 @@ step "parity on the tiny fixture (GPU kernel variants)"
 timeout 60 $NODE .dev/b/parity.mjs test/fixtures/tiny-blip2 2>&1 | tee "$OUT/parity.txt"
 
 step "kernel benchmark"
-timeout ${KERNEL_TIMEOUT:-110} $NODE .dev/b/kernels.mjs --json "$OUT/kernels.json" --time ${KERNEL_TIME_MS:-200} ${KERNEL_FILTER:+--filter "$KERNEL_FILTER"}
+[ "${SKIP_KERNELS:-0}" = 1 ] || timeout ${KERNEL_TIMEOUT:-110} $NODE .dev/b/kernels.mjs --json "$OUT/kernels.json" --time ${KERNEL_TIME_MS:-200} ${KERNEL_FILTER:+--filter "$KERNEL_FILTER"}
 
 step "random full-size checkpoint"
 CKPT=${CKPT:-/tmp/blip2-random}
 [ -f "$CKPT/model.safetensors.index.json" ] || timeout 150 $NODE .dev/b/random-checkpoint.mjs "$CKPT" --config-dir test/fixtures/hf/blip2-opt-2.7b
 
+# MODEL_DECODES: "device" (generate's greedy path: captured step, token chosen on the device) and/or "legacy" (0.1's
+# loop, every step recorded anew and read back); BANDWIDTH_GBS puts decode beside its floor (H200: 4800).
 for dtype in ${MODEL_DTYPES:-f16 f32}; do
-  step "model benchmark (ours, $dtype weights)"
-  timeout ${MODEL_TIMEOUT:-150} $NODE --max-old-space-size=8192 .dev/b/model.mjs --checkpoint "$CKPT" --dtype $dtype --json "$OUT/model-$dtype.json" --runs 3 --tokens 20 --image test/fixtures/tiny-blip2/chelsea.png --label "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) node"
+  for decode in ${MODEL_DECODES:-device}; do
+    step "model benchmark (ours, $dtype weights, $decode decode)"
+    timeout ${MODEL_TIMEOUT:-150} $NODE --max-old-space-size=8192 .dev/b/model.mjs --checkpoint "$CKPT" --dtype $dtype --json "$OUT/model-$dtype-$decode.json" --runs 3 --tokens ${DECODE_TOKENS:-20} \
+      --image test/fixtures/tiny-blip2/chelsea.png --label "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) node $decode" \
+      --decode $decode --lookahead ${LOOKAHEAD:-2} ${BANDWIDTH_GBS:+--bandwidth-gbs $BANDWIDTH_GBS}
+  done
 done
 
 step "HF transformers reference"
