@@ -49,7 +49,8 @@ export interface PromptRunner {
 export interface CausalLMStepOptions extends OPTDecodeOptions {
   /**
    * Replay a captured decode step that reads its tokens, positions and lengths from device buffers (default), or
-   * record OPTForCausalLM.call anew at every step with host-built masks and positions (the reference path).
+   * record OPTForCausalLM.call anew at every step with host-built masks and positions (the reference path, also
+   * taken whenever a module of the language model has a forward hook: hooks run at every step there).
    */
   replay?: boolean;
 }
@@ -59,6 +60,7 @@ export class CausalLMStepModel implements StepModel {
   private cache: OPTKVCache | null = null;
   private mask: number[][] = [];
   private session: OPTDecodeSession | null = null;
+  private readonly options: CausalLMStepOptions;
 
   constructor(
     private readonly lm: OPTForCausalLM,
@@ -66,8 +68,10 @@ export class CausalLMStepModel implements StepModel {
     /** Tokens the loop may append (sizes the cache so it never grows). */
     private readonly maxNewTokens: number,
     private readonly cacheDtype: DType,
-    private readonly options: CausalLMStepOptions = {},
+    options: CausalLMStepOptions = {},
   ) {
+    // Forward hooks expect to run at every step: a captured step would run them once, at capture.
+    this.options = lm.hasForwardHooks() ? { ...options, replay: false } : options;
     const limit = lm.config.max_position_embeddings;
     if (prompt.positions + maxNewTokens > limit) {
       throw new RangeError(`the prompt (${prompt.positions} positions) plus ${maxNewTokens} new tokens exceeds the model's ${limit} positions; lower max_new_tokens`);

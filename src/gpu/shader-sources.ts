@@ -16,6 +16,7 @@ export const SHADER_NAMES = [
   'copy',
   'decode_attention',
   'decode_common',
+  'decode_embed',
   'decode_state',
   'flash_attention',
   'softmax',

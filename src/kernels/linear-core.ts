@@ -102,8 +102,8 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
   const aligned = vecAligned(p, p.a.offset, p.b.offset);
   const variant: ResolvedVariant = resolveVariant(gpu, p, choice ?? pickVariant(gpu, p), aligned, wideAligned(p, p.b.offset));
   const plan = planChunks(gpu, p);
-  if (p.ln && (plan.rowChunk < p.M || !lnFusable(gpu, p, variant, p.M))) {
-    // The prologue does not fit this kernel: the LayerNorm runs as its own dispatch first.
+  if (p.ln && (plan.rowChunk < p.M || !lnFusable(gpu, p, variant, p.M) || !lnPays(gpu, variantWorkgroups(variant, p.M, plan.colChunk, 1, true)))) {
+    // The prologue does not fit this kernel, or would cost more than it saves: the LayerNorm runs first.
     const ln = p.ln;
     const normed = layerNorm(p.a, ln.weight, ln.bias, ln.eps);
     try {
@@ -131,6 +131,17 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
       }
     }
   }
+}
+
+/**
+ * Every workgroup of a LayerNorm-prologue GEMV normalises the whole row, so on software adapters (lavapipe, where
+ * a dispatch's fixed cost is about 0.2 ms and each workgroup's prologue about 0.03-0.04 ms of CPU at K = 2560) the
+ * fusion only pays for grids of a couple of dozen workgroups (measured at 1x2560->7680, f16 weights: 15 workgroups
+ * cost no more than a LayerNorm dispatch, 60 cost 3 ms more; OPT-2.7B's fc1 takes 20, its lm_head 50 per chunk).
+ * On GPUs the prologue reads the row from cache and is always fused.
+ */
+function lnPays(gpu: Gpu, workgroups: readonly number[]): boolean {
+  return !gpu.caps.isSoftware || workgroups.reduce((a, b) => a * b, 1) <= 24;
 }
 
 /** A chunk of a problem: batches z0 .. z0+zc, rows m0 .. m0+mc of A and the output, columns n0 .. n0+nc. */

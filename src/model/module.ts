@@ -75,6 +75,12 @@ export abstract class Module<A extends unknown[] = unknown[], O = unknown> {
     return { remove: () => this.#preHooks.delete(id) };
   }
 
+  /** Whether this module or any submodule has a forward hook or pre-hook (decoding then runs every step anew). */
+  hasForwardHooks(): boolean {
+    for (const [, m] of this.namedModules()) if (m.#hooks.size > 0 || m.#preHooks.size > 0) return true;
+    return false;
+  }
+
   namedChildren(): [string, Module][] {
     const out: [string, Module][] = [];
     for (const [k, v] of Object.entries(this)) if (v instanceof Module) out.push([k, v]);

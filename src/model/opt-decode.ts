@@ -10,6 +10,7 @@
  * attention kernel elsewhere), out_proj + bias + residual, [LayerNorm + fc1 + bias + ReLU], fc2 + bias + residual.
  */
 import { decodeAttention, type DecodeAttentionKernel } from '../kernels/decode-attention.js';
+import { decodeEmbeddings } from '../kernels/decode-embed.js';
 import { DecodeState, type DecodeRow } from '../kernels/decode-state.js';
 import { add } from '../kernels/elementwise.js';
 import type { GpuProgram } from '../gpu/program.js';
@@ -56,9 +57,12 @@ function layerStep(layer: OPTDecoderLayer, idx: number, hidden: Tensor, cache: O
 export function opt_decode_forward(lm: OPTForCausalLM, cache: OPTKVCache, state: DecodeState, options: OPTDecodeOptions = {}): Tensor {
   return tidy(() => {
     const dec = lm.model.decoder;
-    let tokens = dec.embed_tokens.call(state.fed());
-    if (dec.project_in) tokens = dec.project_in.call(tokens);
-    let hidden = add(tokens, dec.embed_positions.call(state.positions()));
+    let hidden = dec.project_in ? null : decodeEmbeddings(state, dec.embed_tokens.weight.value, dec.embed_positions.weight.value);
+    if (!hidden) {
+      let tokens = dec.embed_tokens.call(state.fed());
+      if (dec.project_in) tokens = dec.project_in.call(tokens);
+      hidden = add(tokens, dec.embed_positions.call(state.positions()));
+    }
     for (let i = 0; i < dec.layers.length; i++) {
       const next = layerStep(dec.layers.at(i), i, hidden, cache, state, options);
       hidden.dispose();

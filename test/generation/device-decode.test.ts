@@ -107,6 +107,21 @@ for (const fx of loadFixtures()) {
       await both({ max_new_tokens: 6, num_beams: 3, num_return_sequences: 2, eos_token_id: eos, no_repeat_ngram_size: 2 }, [0]);
     });
 
+    it('forward hooks on the language model run at every step: decoding takes the reference path then', async () => {
+      let calls = 0;
+      const handle = lm.model.decoder.layers.at(0).registerForwardHook(() => void calls++);
+      try {
+        const metrics = {} as DecodeMetrics;
+        const out = await generateCausalLM(lm, { ...base, max_new_tokens: 4, eos_token_id: null, decode_metrics: metrics });
+        expect(metrics.mode).toBe('host');
+        expect(calls).toBe(4); // the prompt and three steps
+        const ref = await generateCausalLM(lm, { ...base, max_new_tokens: 4, eos_token_id: null, decode_on_device: false });
+        expect(out.sequences).toEqual(ref.sequences);
+      } finally {
+        handle.remove();
+      }
+    });
+
     it('measures dispatches, host time and read-back waits per step', async () => {
       const device = {} as DecodeMetrics;
       const host = {} as DecodeMetrics;
