@@ -6,8 +6,21 @@
  *
  * The caption is greedy and runs a fixed number of tokens (it does not stop at eos), so every run and machine
  * times the same work; its ids are the ones `Blip2.caption` generates up to that eos.
+ *
+ * Decoding runs as generate() runs it (`decode: 'device'`, the default: the captured step replayed with the token
+ * chosen on the device and read back through a ring, `lookahead` steps ahead) or as version 0.1 ran it
+ * (`decode: 'legacy'`: OPTForCausalLM.call recorded anew per step, its argmax read back before the next step).
+ * Either way the run reports, beside the stage times, dispatches per token, host milliseconds per token
+ * (JavaScript time recording and submitting a step, waits excluded) and read-back waits per token; with
+ * `bandwidthGBs` also the decode's floor (the weight bytes one token reads over that bandwidth).
  */
+import { decodeLoop } from '../src/generation/decode-loop.js';
+import { generationConfigFromJson } from '../src/generation/config.js';
+import { resolveGenerationConfig } from '../src/generation/generate.js';
+import { CausalLMStepModel } from '../src/generation/step-model.js';
+import type { DecodeMetrics } from '../src/generation/types.js';
 import type { Gpu } from '../src/gpu/gpu.js';
+import type { OPTKVCache } from '../src/model/opt-cache.js';
 import { argmax } from '../src/kernels/argmax.js';
 import type { LoadProgress } from '../src/model/loader.js';
 import type { Blip2Config } from '../src/model/config.js';
@@ -34,7 +47,23 @@ export interface ModelBenchOptions {
   /** Warm runs after the cold one. */
   runs: number;
   randomWeights?: boolean;
+  /** How decoding runs (see the header). Default 'device'. */
+  decode?: 'device' | 'legacy';
+  /** Device decoding: steps submitted ahead of the token read-back. Default: generate()'s (by adapter). */
+  lookahead?: number;
+  /** The device's memory bandwidth, GB/s: adds decode's floor to the report. */
+  bandwidthGBs?: number;
   onProgress?: (message: string) => void;
+}
+
+/** What decoding did, summed over a caption's steps. */
+interface DecodeCounts {
+  steps: number;
+  dispatches: number;
+  hostMs: number;
+  bookkeepingMs: number;
+  readbackWaits: number;
+  byKernel?: Record<string, number>;
 }
 
 interface CaptionTimes {
@@ -45,6 +74,7 @@ interface CaptionTimes {
   decode: number[];
   tokenIds: number[];
   promptLength: number;
+  counts: DecodeCounts;
 }
 
 const now = () => performance.now();
@@ -67,7 +97,7 @@ export function modelDims(c: Blip2Config): ModelDims {
 }
 
 /** One greedy caption, stage by stage: processor, vision, Q-Former + projection, prefill + first token, decode. */
-async function captionOnce(blip2: Blip2, image: ImageInput, prompt: string, tokens: number): Promise<CaptionTimes> {
+async function captionOnce(blip2: Blip2, image: ImageInput, prompt: string, tokens: number, options: Pick<ModelBenchOptions, 'decode' | 'lookahead'>): Promise<CaptionTimes> {
   const model = blip2.model;
   const gpu = model.gpu;
   const t0 = now();
@@ -85,8 +115,27 @@ async function captionOnce(blip2: Blip2, image: ImageInput, prompt: string, toke
   const t3 = now();
   const promptLength = batch.inputIds[0]!.length;
   const steps = Math.max(0, Math.min(tokens, model.config.text_config.max_position_embeddings - promptLength) - 1);
-  const cache = model.language_model.create_cache(gpu, 1, promptLength + steps + 1, 'f32');
   const merged = model.merge_image_features(feats, batch.inputIds, batch.attentionMask);
+  try {
+    const d = options.decode === 'legacy' ? await decodeLegacy(blip2, merged, promptLength, steps, t3) : await decodeDevice(blip2, merged, batch.inputIds, steps, t3, options.lookahead);
+    return { processor: t1 - t0, vision: t2 - t1, qformer: t3 - t2, promptLength, ...d };
+  } finally {
+    for (const t of [feats, merged.inputs_embeds, vision.last_hidden_state, vision.pooler_output, pixel_values]) t.dispose();
+  }
+}
+
+interface Merged {
+  inputs_embeds: Tensor;
+  attention_mask: number[][];
+}
+
+type Decoded = Pick<CaptionTimes, 'prefill' | 'decode' | 'tokenIds' | 'counts'>;
+
+/** Version 0.1's loop: every step recorded anew (host-built mask and positions), its argmax read back before the next. */
+async function decodeLegacy(blip2: Blip2, merged: Merged, promptLength: number, steps: number, t3: number): Promise<Decoded> {
+  const model = blip2.model;
+  const gpu = model.gpu;
+  const cache = model.language_model.create_cache(gpu, 1, promptLength + steps + 1, 'f32');
   const mask = merged.attention_mask;
   let logits = tidy(() => model.language_model.call({ inputs_embeds: merged.inputs_embeds, attention_mask: mask, past_key_values: cache, logits_to_keep: 1 }).logits);
   let next = tidy(() => argmax(logits.reshape([1, -1])));
@@ -94,25 +143,78 @@ async function captionOnce(blip2: Blip2, image: ImageInput, prompt: string, toke
   const t4 = now();
   const tokenIds = [token];
   const decode: number[] = [];
+  const counts: DecodeCounts = { steps, dispatches: 0, hostMs: 0, bookkeepingMs: 0, readbackWaits: steps };
   try {
     for (let i = 0; i < steps; i++) {
       const s = now();
+      const d0 = gpu.stats().dispatches;
       mask[0]!.push(1);
       const ids = Tensor.from(gpu, [token], [1, 1], 'i32');
       logits.dispose();
       next.dispose();
       logits = tidy(() => model.language_model.call({ input_ids: ids, attention_mask: mask, past_key_values: cache, logits_to_keep: 1 }).logits);
       next = tidy(() => argmax(logits.reshape([1, -1])));
-      token = (await next.read())[0]!;
+      const read = next.read(); // records the copy and submits, then waits
+      counts.hostMs += now() - s;
+      counts.dispatches += gpu.stats().dispatches - d0;
+      token = (await read)[0]!;
       ids.dispose();
       tokenIds.push(token);
       decode.push(now() - s);
     }
   } finally {
-    for (const t of [logits, next, feats, merged.inputs_embeds, vision.last_hidden_state, vision.pooler_output, pixel_values]) t.dispose();
+    for (const t of [logits, next]) t.dispose();
     cache.dispose();
   }
-  return { processor: t1 - t0, vision: t2 - t1, qformer: t3 - t2, prefill: t4 - t3, decode, tokenIds, promptLength };
+  return { prefill: t4 - t3, decode, tokenIds, counts };
+}
+
+/** Greedy search as generate() runs it: the prompt, then the captured step replayed with the choice on the device. */
+async function decodeDevice(blip2: Blip2, merged: Merged, inputIds: number[][], steps: number, t3: number, lookahead: number | undefined): Promise<Decoded> {
+  const lm = blip2.model.language_model;
+  const arrivals: number[] = [];
+  const tokenIds: number[] = [];
+  const prompt = {
+    batch: 1,
+    positions: merged.attention_mask[0]!.length,
+    run: (cache: OPTKVCache) =>
+      tidy(() => {
+        const out = lm.call({ inputs_embeds: merged.inputs_embeds, attention_mask: merged.attention_mask, past_key_values: cache, logits_to_keep: 1 });
+        return { logits: out.logits.reshape([1, out.logits.dim(-1)]), attention_mask: merged.attention_mask };
+      }),
+  };
+  const stepModel = new CausalLMStepModel(lm, prompt, steps + 1, 'f32');
+  // No eos: exactly `steps` steps after the prompt's token, as the legacy loop runs.
+  const config = resolveGenerationConfig(generationConfigFromJson(null, lm.config), { max_new_tokens: steps + 1, eos_token_id: null });
+  const metrics = {} as DecodeMetrics;
+  try {
+    await decodeLoop({
+      model: stepModel,
+      prompts: inputIds,
+      config,
+      lookahead,
+      metrics,
+      onToken: (e) => {
+        arrivals.push(now());
+        tokenIds.push(e.token);
+      },
+    });
+  } finally {
+    stepModel.dispose();
+  }
+  return {
+    prefill: arrivals[0]! - t3,
+    decode: arrivals.slice(1).map((t, i) => t - arrivals[i]!),
+    tokenIds,
+    counts: {
+      steps: metrics.steps ?? 0,
+      dispatches: metrics.dispatches ?? 0,
+      hostMs: metrics.hostRecordMs ?? 0,
+      bookkeepingMs: metrics.hostBookkeepingMs ?? 0,
+      readbackWaits: metrics.readbackWaits ?? 0,
+      byKernel: metrics.dispatchesByKernel,
+    },
+  };
 }
 
 function endToEnd(t: CaptionTimes, blip2: Blip2, options: ModelBenchOptions): EndToEnd {
@@ -157,11 +259,11 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelRu
     const parameters = blip2.model.namedParameters().reduce((n, [, p]) => n + p.shape.reduce((a, b) => a * b, 1), 0);
     const prompt = options.prompt ?? '';
     log('cold caption (compiles pipelines)...');
-    const cold = await captionOnce(blip2, options.image, prompt, options.tokens);
+    const cold = await captionOnce(blip2, options.image, prompt, options.tokens, options);
     const warm: CaptionTimes[] = [];
     for (let r = 0; r < options.runs; r++) {
       log(`warm run ${r + 1}/${options.runs}...`);
-      warm.push(await captionOnce(blip2, options.image, prompt, options.tokens));
+      warm.push(await captionOnce(blip2, options.image, prompt, options.tokens, options));
     }
     const decodeSteps = warm.flatMap((t) => t.decode);
     const stages: ModelRun['stages'] = {};
@@ -189,10 +291,37 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelRu
       runs: options.runs,
       timing: 'wall-clock',
       e2e: endToEnd(cold, blip2, options),
+      metrics: decodeMetrics(warm.length ? warm : [cold], blip2, options),
     };
   } finally {
     blip2.dispose();
   }
+}
+
+/**
+ * How decoding ran, per token over the given captions: dispatches, host ms (recording and submitting, waits
+ * excluded), read-back waits, and with a bandwidth the floor (the bytes of the weights one token reads: every
+ * language-model weight, the tied lm_head once, one row of the position table).
+ */
+function decodeMetrics(runs: readonly CaptionTimes[], blip2: Blip2, options: ModelBenchOptions): Record<string, number | string> {
+  const sum = (f: (c: DecodeCounts) => number) => runs.reduce((a, t) => a + f(t.counts), 0);
+  const steps = Math.max(1, sum((c) => c.steps));
+  const out: Record<string, number | string> = {
+    decode_mode: options.decode ?? 'device',
+    dispatches_per_token: sum((c) => c.dispatches) / steps,
+    host_ms_per_token: sum((c) => c.hostMs) / steps,
+    host_bookkeeping_ms_per_token: sum((c) => c.bookkeepingMs) / steps,
+    readback_waits_per_token: sum((c) => c.readbackWaits) / steps,
+  };
+  if (options.lookahead !== undefined && options.decode !== 'legacy') out.decode_lookahead = options.lookahead;
+  for (const [k, n] of Object.entries(runs[0]?.counts.byKernel ?? {})) out[`step_dispatches.${k}`] = n;
+  const weightBytes = blip2.model.language_model
+    .namedParameters()
+    .filter(([name]) => !name.endsWith('embed_positions.weight'))
+    .reduce((a, [, p]) => a + p.value.byteLength, 0);
+  out.decode_weight_bytes = weightBytes;
+  if (options.bandwidthGBs) out.bandwidth_floor_ms = (weightBytes / (options.bandwidthGBs * 1e9)) * 1000;
+  return out;
 }
 
 const fmt = (ms: number | undefined) => (ms === undefined ? '' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`);
@@ -212,6 +341,19 @@ export function formatModelRun(run: ModelRun): string {
     ['decode / token', e && e.decode_tokens ? fmt(e.decode_ms / e.decode_tokens) : '', fmt(s.decode_ms_per_token)],
     ['decode tokens/s', e ? e.decode_tokens_per_s.toFixed(2) : '', s.decode_ms_per_token ? (1000 / s.decode_ms_per_token).toFixed(2) : ''],
   ];
+  const x = run.metrics ?? {};
+  if (typeof x.dispatches_per_token === 'number') {
+    const n = (v: unknown, digits: number) => (typeof v === 'number' ? v.toFixed(digits) : '');
+    rows.push(
+      [`decode: ${String(x.decode_mode)}${x.decode_lookahead !== undefined ? `, lookahead ${String(x.decode_lookahead)}` : ''}`, '', ''],
+      ['  dispatches / token', '', n(x.dispatches_per_token, 1)],
+      ['  host ms / token (recording + submitting)', '', n(x.host_ms_per_token, 2)],
+      ['  read-back waits / token', '', n(x.readback_waits_per_token, 2)],
+    );
+    if (typeof x.bandwidth_floor_ms === 'number' && s.decode_ms_per_token) {
+      rows.push(['  bandwidth floor / token', '', `${fmt(x.bandwidth_floor_ms)} (x${(s.decode_ms_per_token / x.bandwidth_floor_ms).toFixed(2)})`]);
+    }
+  }
   const m = run.memory;
   const gib = (b: number | undefined) => (b === undefined ? '' : b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(2)} MiB`);
   rows.push(['weights on the device', gib(m.weights_bytes), ''], ['peak device memory', gib(m.peak_device_bytes), '']);

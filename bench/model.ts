@@ -3,13 +3,15 @@
  * captions (bench/model-run.ts has what is timed and how).
  *
  *   npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--tokens 20] [--runs 2]
- *                          [--image FILE] [--prompt TEXT] [--browser]
+ *                          [--image FILE] [--prompt TEXT] [--browser] [--decode device|legacy] [--lookahead N]
+ *                          [--bandwidth-gbs GBS]
  *
  * Any model folder works (the tiny test fixture, a real or random checkpoint). An empty or missing DIR gets a
  * random checkpoint with the real blip2-opt-2.7b layout (about 15 GB; `npm run make:random-checkpoint -- DIR
  * --layers 2,2,2` writes a real-dims one with few layers instead). `--browser` runs the same code in the
  * benchmark page in headless Chromium, the folder served to it over HTTP. Prints a table; `--json` writes the
- * report (bench/report-schema.ts).
+ * report (bench/report-schema.ts). `--decode legacy` times version 0.1's decode loop instead of generate()'s
+ * (bench/model-run.ts); `--bandwidth-gbs` (the device's memory bandwidth) adds decode's floor.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -23,7 +25,8 @@ import type { BenchReport } from './report-schema.js';
 import { writeRandomCheckpoint } from './random-checkpoint.js';
 
 const DEFAULT_IMAGE = fileURLToPath(new URL('../test/fixtures/tiny-blip2/chelsea.png', import.meta.url));
-const USAGE = 'usage: npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--tokens 20] [--runs 2] [--image FILE] [--prompt TEXT] [--browser]';
+const USAGE =
+  'usage: npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--tokens 20] [--runs 2] [--image FILE] [--prompt TEXT] [--browser] [--decode device|legacy] [--lookahead N] [--bandwidth-gbs GBS]';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,6 +39,9 @@ const { values: args } = parseArgs({
     image: { type: 'string', default: DEFAULT_IMAGE },
     prompt: { type: 'string', default: '' },
     browser: { type: 'boolean', default: false },
+    decode: { type: 'string', default: 'device' },
+    lookahead: { type: 'string' },
+    'bandwidth-gbs': { type: 'string' },
   },
 });
 function fail(message: string): never {
@@ -50,6 +56,12 @@ const runs = Number(args.runs);
 if (!Number.isInteger(tokens) || tokens < 1) fail(`--tokens must be a positive integer, got '${args.tokens}'`);
 if (!Number.isInteger(runs) || runs < 0) fail(`--runs must be a whole number, got '${args.runs}'`);
 if (!existsSync(args.image!)) fail(`--image ${args.image} does not exist`);
+if (args.decode !== 'device' && args.decode !== 'legacy') fail(`--decode must be device or legacy, got '${args.decode}'`);
+const decode = args.decode;
+const lookahead = args.lookahead === undefined ? undefined : Number(args.lookahead);
+if (lookahead !== undefined && (!Number.isInteger(lookahead) || lookahead < 0 || lookahead > 16)) fail(`--lookahead must be an integer in 0..16, got '${args.lookahead}'`);
+const bandwidthGBs = args['bandwidth-gbs'] === undefined ? undefined : Number(args['bandwidth-gbs']);
+if (bandwidthGBs !== undefined && !(bandwidthGBs > 0)) fail(`--bandwidth-gbs must be a positive number, got '${args['bandwidth-gbs']}'`);
 const checkpoint = resolve(args.checkpoint);
 
 if (!existsSync(join(checkpoint, 'model.safetensors.index.json')) && !existsSync(join(checkpoint, 'model.safetensors'))) {
@@ -80,6 +92,9 @@ async function inNode(): Promise<BenchReport> {
       tokens,
       runs,
       randomWeights,
+      decode,
+      lookahead,
+      bandwidthGBs,
       onProgress: (m) => {
         if (m.startsWith('cold caption')) peakRssDuringLoad = Math.max(peakRss, process.memoryUsage().rss);
         console.error(`  ${m}`);

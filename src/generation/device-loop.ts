@@ -42,14 +42,9 @@ export async function greedyOnDevice(book: RowBook, first: Tensor, dec: DeviceDe
     processLogitsOnDevice(logits, state, c);
     state.pick(logits, { commit });
   };
-  try {
-    choose(first, false);
-  } finally {
-    first.dispose();
-  }
-  const program = dec.capture((logits) => choose(logits, true));
   const ring = new ReadbackRing(gpu, state.rows * 4, lookahead + 1);
   const fedOffset = state.offsets.fed * 4;
+  let program: GpuProgram | null = null;
   const now = () => performance.now();
   const t0 = now();
   let record = 0;
@@ -57,13 +52,19 @@ export async function greedyOnDevice(book: RowBook, first: Tensor, dec: DeviceDe
   let waits = 0;
   let steps = 0;
   try {
-    ring.push(state.tensor.buffer, fedOffset); // the prompt's token
+    try {
+      choose(first, false);
+    } finally {
+      first.dispose();
+    }
+    ring.push(state.tensor.buffer, fedOffset); // the prompt's token: submitted before the step is captured
+    const step = (program = dec.capture((logits) => choose(logits, true)));
     let submitted = 1;
     for (;;) {
       while (submitted < budget && ring.pending <= lookahead) {
         if (ring.pending === 0) waits++;
         const s = now();
-        gpu.replay(program);
+        gpu.replay(step);
         ring.push(state.tensor.buffer, fedOffset);
         record += now() - s;
         submitted++;
@@ -77,9 +78,9 @@ export async function greedyOnDevice(book: RowBook, first: Tensor, dec: DeviceDe
     }
   } finally {
     ring.dispose();
-    program.dispose();
+    program?.dispose();
   }
-  if (metrics) {
+  if (metrics && program) {
     Object.assign(metrics, {
       mode: 'device',
       lookahead,
