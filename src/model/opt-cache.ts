@@ -1,7 +1,7 @@
 import type { Gpu } from '../gpu/gpu.js';
 import { embedding } from '../kernels/embedding.js';
 import { writeRows } from '../kernels/rows.js';
-import { Tensor, keep, tidy, type DType } from '../tensor.js';
+import { BYTES_PER_ELEMENT, Tensor, keep, tidy, type DType } from '../tensor.js';
 
 /**
  * Keys and values of every decoder layer, preallocated as [batch, capacity, 3 * hidden] so decoding appends rows
@@ -111,6 +111,22 @@ export class OPTKVCache {
         this.gpu.copyBuffer(moved.buffer, moved.byteOffset, l.kv.buffer, l.kv.byteOffset, l.kv.byteLength);
         moved.dispose(); // reused only by work recorded after the copy
       }
+    });
+  }
+
+  /**
+   * Copies the first `rows` cache rows of batch row `srcRow` of `src` (same layers, width and dtype) into batch row
+   * `dstRow` of this cache: a sequence prefilled on its own joins a running batch (continuous batching).
+   */
+  copyRowFrom(src: OPTKVCache, srcRow: number, dstRow: number, rows: number): void {
+    if (src.layers.length !== this.layers.length || src.width !== this.width || src.dtype !== this.dtype) throw new Error('copyRowFrom: the caches differ in layers, width or dtype');
+    if (!Number.isInteger(srcRow) || srcRow < 0 || srcRow >= src.batch) throw new RangeError(`copyRowFrom: source row ${srcRow} out of range`);
+    if (!Number.isInteger(dstRow) || dstRow < 0 || dstRow >= this.batch) throw new RangeError(`copyRowFrom: row ${dstRow} out of range`);
+    if (!Number.isInteger(rows) || rows < 0 || rows > src.capacity || rows > this.capacity) throw new RangeError(`copyRowFrom: ${rows} rows do not fit`);
+    const rowBytes = this.width * BYTES_PER_ELEMENT[this.dtype];
+    this.layers.forEach((l, i) => {
+      const from = src.layers[i]!.kv;
+      this.gpu.copyBuffer(from.buffer, from.byteOffset + srcRow * src.capacity * rowBytes, l.kv.buffer, l.kv.byteOffset + dstRow * this.capacity * rowBytes, rows * rowBytes);
     });
   }
 

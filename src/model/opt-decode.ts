@@ -152,6 +152,15 @@ export class OPTDecodeSession {
     return this.stepProgram.logits;
   }
 
+  /**
+   * Row r takes a new sequence between steps (continuous batching): the first `row.length` cache rows of
+   * `prefilled`'s row `srcRow` (its prompt, run on its own) and the state `row`. Nothing is recaptured.
+   */
+  replaceRow(r: number, prefilled: OPTKVCache, srcRow: number, row: DecodeRow): void {
+    this.cache.copyRowFrom(prefilled, srcRow, r, row.length);
+    this.state.setRow(r, row);
+  }
+
   /** Row i becomes row parents[i] (beam search): cache rows and state rows, in place. */
   reorder(parents: readonly number[]): void {
     this.cache.reorderInPlace(parents);

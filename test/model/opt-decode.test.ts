@@ -110,6 +110,39 @@ describe('the captured decode step equals OPTForCausalLM.call with the cache', (
     }
   });
 
+  it('a row takes a new sequence between steps without recapturing (continuous batching)', async () => {
+    const prefill = (ids: number[], capacity: number) => {
+      const c = lm.create_cache(gpu, 1, capacity, 'f32');
+      tidy(() => {
+        lm.call({ input_ids: Tensor.from(gpu, Int32Array.from(ids), [1, ids.length], 'i32'), attention_mask: [ids.map(() => 1)], past_key_values: c, logits_to_keep: 1 });
+      });
+      return c;
+    };
+    const row = (ids: number[]) => ({ ids, mask: ids.map(() => 1), position: ids.length + 2, length: ids.length });
+    // A batch of two running sequences; after two steps row 1 is replaced by a new prompt.
+    const a = [2, 40, 41];
+    const b = [2, 50, 51, 52];
+    const fresh = [2, 77, 78, 79, 80];
+    const cache = lm.create_cache(gpu, 2, CAPACITY, 'f32');
+    const pa = prefill(a, CAPACITY);
+    const pb = prefill(b, CAPACITY);
+    cache.copyRowFrom(pa, 0, 0, a.length);
+    cache.copyRowFrom(pb, 0, 1, b.length);
+    const session = new OPTDecodeSession(lm, cache, [row(a), row(b)], 8);
+    session.step([5, 6]);
+    session.step([7, 8]);
+    const pf = prefill(fresh, CAPACITY);
+    session.replaceRow(1, pf, 0, row(fresh));
+    const both = await session.step([9, 10]).read();
+    // Row 1 alone, from its own prompt: the same logits.
+    const alone = new OPTDecodeSession(lm, pf, [row(fresh)], 8);
+    const want = await alone.step([10]).read();
+    const V = lm.config.vocab_size;
+    expect(maxAbsDiff(both.subarray(V, 2 * V), want)).toBeLessThan(1e-5);
+    for (const s of [session, alone]) s.dispose();
+    for (const c of [cache, pa, pb, pf]) c.dispose();
+  });
+
   it('replays one program per step: dispatches and host work do not grow with the steps', async () => {
     const cache = lm.create_cache(gpu, 1, CAPACITY, 'f32');
     tidy(() => {
