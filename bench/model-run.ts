@@ -60,7 +60,8 @@ export interface ModelBenchOptions {
 interface DecodeCounts {
   steps: number;
   dispatches: number;
-  hostMs: number;
+  /** Host ms of each step (recording and submitting; waits excluded). */
+  hostSteps: number[];
   bookkeepingMs: number;
   readbackWaits: number;
   byKernel?: Record<string, number>;
@@ -143,7 +144,7 @@ async function decodeLegacy(blip2: Blip2, merged: Merged, promptLength: number, 
   const t4 = now();
   const tokenIds = [token];
   const decode: number[] = [];
-  const counts: DecodeCounts = { steps, dispatches: 0, hostMs: 0, bookkeepingMs: 0, readbackWaits: steps };
+  const counts: DecodeCounts = { steps, dispatches: 0, hostSteps: [], bookkeepingMs: 0, readbackWaits: steps };
   try {
     for (let i = 0; i < steps; i++) {
       const s = now();
@@ -155,7 +156,7 @@ async function decodeLegacy(blip2: Blip2, merged: Merged, promptLength: number, 
       logits = tidy(() => model.language_model.call({ input_ids: ids, attention_mask: mask, past_key_values: cache, logits_to_keep: 1 }).logits);
       next = tidy(() => argmax(logits.reshape([1, -1])));
       const read = next.read(); // records the copy and submits, then waits
-      counts.hostMs += now() - s;
+      counts.hostSteps.push(now() - s);
       counts.dispatches += gpu.stats().dispatches - d0;
       token = (await read)[0]!;
       ids.dispose();
@@ -209,7 +210,7 @@ async function decodeDevice(blip2: Blip2, merged: Merged, inputIds: number[][], 
     counts: {
       steps: metrics.steps ?? 0,
       dispatches: metrics.dispatches ?? 0,
-      hostMs: metrics.hostRecordMs ?? 0,
+      hostSteps: metrics.hostRecordStepMs ?? [],
       bookkeepingMs: metrics.hostBookkeepingMs ?? 0,
       readbackWaits: metrics.readbackWaits ?? 0,
       byKernel: metrics.dispatchesByKernel,
@@ -306,10 +307,15 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelRu
 function decodeMetrics(runs: readonly CaptionTimes[], blip2: Blip2, options: ModelBenchOptions): Record<string, number | string> {
   const sum = (f: (c: DecodeCounts) => number) => runs.reduce((a, t) => a + f(t.counts), 0);
   const steps = Math.max(1, sum((c) => c.steps));
+  const host = runs.flatMap((t) => t.counts.hostSteps);
   const out: Record<string, number | string> = {
     decode_mode: options.decode ?? 'device',
     dispatches_per_token: sum((c) => c.dispatches) / steps,
-    host_ms_per_token: sum((c) => c.hostMs) / steps,
+    // Wall-clock time of synchronous code: on a loaded machine it includes time the thread was descheduled, so the
+    // median and the least disturbed step are reported beside the mean.
+    host_ms_per_token: host.reduce((a, b) => a + b, 0) / Math.max(1, host.length),
+    host_ms_per_token_median: host.length ? median(host) : 0,
+    host_ms_per_token_min: host.length ? Math.min(...host) : 0,
     host_bookkeeping_ms_per_token: sum((c) => c.bookkeepingMs) / steps,
     readback_waits_per_token: sum((c) => c.readbackWaits) / steps,
   };
@@ -347,7 +353,7 @@ export function formatModelRun(run: ModelRun): string {
     rows.push(
       [`decode: ${String(x.decode_mode)}${x.decode_lookahead !== undefined ? `, lookahead ${String(x.decode_lookahead)}` : ''}`, '', ''],
       ['  dispatches / token', '', n(x.dispatches_per_token, 1)],
-      ['  host ms / token (recording + submitting)', '', n(x.host_ms_per_token, 2)],
+      ['  host ms / token (recording + submitting)', '', `${n(x.host_ms_per_token, 2)} (median ${n(x.host_ms_per_token_median, 2)}, min ${n(x.host_ms_per_token_min, 2)})`],
       ['  read-back waits / token', '', n(x.readback_waits_per_token, 2)],
     );
     if (typeof x.bandwidth_floor_ms === 'number' && s.decode_ms_per_token) {

@@ -85,12 +85,12 @@ export async function decodeLoop(args: DecodeLoopArgs): Promise<SearchResult> {
     const now = () => performance.now();
     const gpu = logits.gpu;
     const dispatched = () => (args.metrics ? gpu.stats().dispatches : 0);
-    const m = { record: 0, bookkeeping: 0, steps: 0, dispatches: 0, t0: now() };
+    const m = { record: 0, recordSteps: [] as number[], bookkeeping: 0, steps: 0, dispatches: 0, t0: now() };
     for (;;) {
       if (stepLogits) stepLogits.push((await logits.read()) as Float32Array);
       let s = now();
       processLogitsGpu(logits, book.sequences, L, c, c.do_sample);
-      m.record += now() - s;
+      let stepRecord = now() - s;
       const picked = rngFor ? await pickSampled(logits, c, rngFor) : await pickGreedy(logits);
       logits.dispose();
       logits = null;
@@ -102,7 +102,9 @@ export async function decodeLoop(args: DecodeLoopArgs): Promise<SearchResult> {
       const d0 = dispatched();
       logits = model.step(book.lastTokens());
       m.dispatches += dispatched() - d0;
-      m.record += now() - s;
+      stepRecord += now() - s;
+      m.record += stepRecord;
+      m.recordSteps.push(stepRecord);
       m.steps++;
     }
     if (args.metrics) {
@@ -112,6 +114,7 @@ export async function decodeLoop(args: DecodeLoopArgs): Promise<SearchResult> {
         steps: m.steps,
         dispatches: m.dispatches,
         hostRecordMs: m.record,
+        hostRecordStepMs: m.recordSteps,
         hostBookkeepingMs: m.bookkeeping,
         readbackWaits: m.steps,
         wallMs: now() - m.t0,

@@ -47,7 +47,7 @@ export async function greedyOnDevice(book: RowBook, first: Tensor, dec: DeviceDe
   let program: GpuProgram | null = null;
   const now = () => performance.now();
   const t0 = now();
-  let record = 0;
+  const recordSteps: number[] = [];
   let bookkeeping = 0;
   let waits = 0;
   let steps = 0;
@@ -66,7 +66,7 @@ export async function greedyOnDevice(book: RowBook, first: Tensor, dec: DeviceDe
         const s = now();
         gpu.replay(step);
         ring.push(state.tensor.buffer, fedOffset);
-        record += now() - s;
+        recordSteps.push(now() - s);
         submitted++;
         steps++;
       }
@@ -86,7 +86,8 @@ export async function greedyOnDevice(book: RowBook, first: Tensor, dec: DeviceDe
       lookahead,
       steps,
       dispatches: steps * program.dispatchCount,
-      hostRecordMs: record,
+      hostRecordMs: recordSteps.reduce((a, b) => a + b, 0),
+      hostRecordStepMs: recordSteps,
       hostBookkeepingMs: bookkeeping,
       readbackWaits: waits,
       wallMs: now() - t0,

@@ -49,6 +49,11 @@ export interface DecodeMetrics {
   dispatches: number;
   /** JavaScript time spent recording and submitting the steps, excluding every wait (ms, all steps). */
   hostRecordMs: number;
+  /**
+   * The same per step (ms): wall-clock time of synchronous code, so on a loaded machine a step's figure includes
+   * the time its thread was descheduled; the smallest is the least disturbed.
+   */
+  hostRecordStepMs: number[];
   /** JavaScript time spent on the returned tokens: stopping criteria, streaming (ms, all steps). */
   hostBookkeepingMs: number;
   /** Steps that could only be submitted after the previous step's tokens had been read back. */
