@@ -58,10 +58,11 @@ export async function greedyOnDevice(book: RowBook, first: Tensor, dec: DeviceDe
       first.dispose();
     }
     ring.push(state.tensor.buffer, fedOffset); // the prompt's token: submitted before the step is captured
-    const step = (program = dec.capture((logits) => choose(logits, true)));
+    // One token only (max_new_tokens 1): nothing to capture.
+    const step = budget > 1 ? (program = dec.capture((logits) => choose(logits, true))) : null;
     let submitted = 1;
     for (;;) {
-      while (submitted < budget && ring.pending <= lookahead) {
+      while (step && submitted < budget && ring.pending <= lookahead) {
         if (ring.pending === 0) waits++;
         const s = now();
         gpu.replay(step);
@@ -80,18 +81,18 @@ export async function greedyOnDevice(book: RowBook, first: Tensor, dec: DeviceDe
     ring.dispose();
     program?.dispose();
   }
-  if (metrics && program) {
+  if (metrics) {
     Object.assign(metrics, {
       mode: 'device',
       lookahead,
       steps,
-      dispatches: steps * program.dispatchCount,
+      dispatches: steps * (program?.dispatchCount ?? 0),
       hostRecordMs: recordSteps.reduce((a, b) => a + b, 0),
       hostRecordStepMs: recordSteps,
       hostBookkeepingMs: bookkeeping,
       readbackWaits: waits,
       wallMs: now() - t0,
-      dispatchesByKernel: program.histogram(),
+      dispatchesByKernel: program?.histogram() ?? {},
     } satisfies DecodeMetrics);
   }
 }

@@ -83,6 +83,7 @@ for (const fx of loadFixtures()) {
     it('greedy: rows ending at different steps are padded while the device runs on', async () => {
       await both({ max_new_tokens: 10, eos_token_id: eos });
       await both({ max_new_tokens: 10, eos_token_id: [eos, 99], pad_token_id: 0 });
+      await both({ max_new_tokens: 1, eos_token_id: eos }, [0, 1]); // the prompt's token only: no step
     });
 
     it('greedy with every processor on the device: repetition penalty, no-repeat n-grams, min lengths', async () => {
