@@ -15,6 +15,11 @@
 // B_NK, VEC (every row start and K are multiples of 4 elements: operands are read as 4-element
 // vectors, f16 ones as vec2<u32>), A_LANES (gemv_rows only: see the binding of a).
 // LN (GEMV kernels only): an A-side LayerNorm prologue, C = epilogue(LN(A) B): see ln_prologue below.
+// Quantized B (src/quant/format.ts): B_Q8 or B_Q4, with B_QUANT for either. B is [N, K] with every row whole
+// groups of 32 packed codes (read as vec4<u32>: one q4 group or half a q8 group per load), p.ldb the padded
+// row length in codes, p.b_off in codes; the f16 scales [N, groups] come in binding 6 from p.bs_off (LN's
+// bindings then follow at 7 and 8). The ld_b* helpers return scaled values, so every kernel runs quantized
+// weights; the decode GEMV instead sums codes per group and scales once (group_dot_* below).
 
 struct Params {
   M: u32,
@@ -37,6 +42,7 @@ struct Params {
   ln_w_off: u32,
   ln_b_off: u32,
   ln_eps: f32,
+  bs_off: u32, // B_QUANT: first scale of B's binding 6, in f16 elements
 }
 
 const FLAG_BIAS = 1u;
@@ -48,7 +54,7 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 @group(0) @binding(0) var<uniform> p: Params;
 #if A_LANES
 // gemv_rows on CPU adapters: f32 A read one element per subgroup lane and shared by
-// subgroupBroadcast; B is f16 read 8 at a time (A_LANES implies B_WIDE).
+// subgroupBroadcast; B is f16 read 8 at a time (A_LANES implies B_WIDE) or quantized.
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
 #elif VEC
@@ -58,6 +64,8 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 #endif
 #if B_WIDE
+@group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
+#elif B_QUANT
 @group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
 #elif B_F16
 @group(0) @binding(2) var<storage, read> b: array<vec2<u32>>;
@@ -71,7 +79,9 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 #else
 @group(0) @binding(1) var<storage, read> a: array<${A_T}>;
 #endif
-#if B_F16
+#if B_QUANT
+@group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
+#elif B_F16
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 #else
 @group(0) @binding(2) var<storage, read> b: array<${B_T}>;
@@ -80,6 +90,47 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 @group(0) @binding(3) var<storage, read_write> c: array<${C_T}>;
 @group(0) @binding(4) var<storage, read> bias: array<${BIAS_T}>;
 @group(0) @binding(5) var<storage, read> res: array<${R_T}>;
+#if B_QUANT
+@group(0) @binding(6) var<storage, read> bs: array<u32>;
+
+// The scale of the group that holds element e of B (rows start at group boundaries, so e's group is
+// (e - b_off) / 32 counted over the rows).
+fn ld_scale(e: u32) -> f32 {
+  let i = p.bs_off + ((e - p.b_off) >> 5u);
+  return unpack2x16float(bs[i >> 1u])[i & 1u];
+}
+
+// The 32-bit word holding code e.
+fn code_word(e: u32) -> i32 {
+#if B_Q8
+  return bitcast<i32>(b[e >> 4u][(e >> 2u) & 3u]);
+#else
+  return bitcast<i32>(b[e >> 5u][(e >> 3u) & 3u]);
+#endif
+}
+
+// Codes of a word as f32: a q8 word holds 4 (bytes, low first), a q4 word 8 (nibbles, low first); each is
+// sign-extended by shifting it to the top and back (arithmetic shift).
+#if B_Q8
+fn codes_of(w: i32) -> vec4<f32> {
+  return vec4<f32>((vec4<i32>(w) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+#else
+fn codes_of(w: i32) -> mat2x4<f32> {
+  let v = vec4<i32>(w);
+  return mat2x4<f32>(vec4<f32>((v << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u)), vec4<f32>((v << vec4<u32>(12u, 8u, 4u, 0u)) >> vec4<u32>(28u)));
+}
+#endif
+
+// Unscaled codes of elements e..e+3 (e a multiple of 4).
+fn codes4(e: u32) -> vec4<f32> {
+#if B_Q8
+  return codes_of(code_word(e));
+#else
+  return codes_of(code_word(e))[(e >> 2u) & 1u];
+#endif
+}
+#endif
 
 #if LN
 // A-side LayerNorm prologue for the decode GEMVs, C = epilogue(LN(A) B): fusing the LayerNorm that precedes a
@@ -215,7 +266,9 @@ fn ld_a4(e: u32) -> vec4<f32> {
 #endif
 
 fn ld_b4(e: u32) -> vec4<f32> {
-#if VEC
+#if B_QUANT
+  return codes4(e) * ld_scale(e);
+#elif VEC
 #if B_WIDE
   let q = b[e >> 3u];
   let h = select(q.xy, q.zw, (e & 4u) != 0u);
@@ -231,7 +284,17 @@ fn ld_b4(e: u32) -> vec4<f32> {
 #endif
 }
 
-#if B_WIDE
+#if B_QUANT
+// Eight scaled elements from e (a multiple of 8).
+fn ld_b8(e: u32) -> mat2x4<f32> {
+  let s = ld_scale(e);
+#if B_Q8
+  return mat2x4<f32>(codes4(e) * s, codes4(e + 4u) * s);
+#else
+  return codes_of(code_word(e)) * s;
+#endif
+}
+#elif B_WIDE
 // Eight f16 elements from e (a multiple of 8) in one 16-byte load: half the load instructions of two
 // ld_b4, which is what a software rasteriser's skinny GEMV is bound by.
 fn ld_b8(e: u32) -> mat2x4<f32> {
@@ -252,7 +315,9 @@ fn ld_a1(e: u32) -> f32 {
 #endif
 }
 fn ld_b1(e: u32) -> f32 {
-#if B_F16
+#if B_QUANT
+  return codes4(e & ~3u)[e & 3u] * ld_scale(e);
+#elif B_F16
   return unpack2x16float(b[e >> 1u])[e & 1u];
 #else
   return f32(b[e]);

@@ -126,6 +126,8 @@ function projectionProblem(args: DecodeAttentionArgs, out: Tensor): GemmProblem 
   return {
     a: args.x,
     b: args.weight,
+    bFormat: args.weight.dtype as 'f32' | 'f16',
+    scales: null,
     out,
     bLayout: 'nk',
     batch: R,

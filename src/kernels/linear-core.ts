@@ -2,6 +2,7 @@ import type { Binding, Gpu } from '../gpu/gpu.js';
 import { uniforms } from '../gpu/uniforms.js';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor.js';
 import { layerNorm } from './layernorm.js';
+import { codesPerWord } from '../quant/format.js';
 import { bindRange, worstCaseBindingBytes } from './linear-bind.js';
 import type { GemmProblem, VariantChoice } from './linear-problem.js';
 import { pickVariant } from './tuning.js';
@@ -44,15 +45,22 @@ interface ChunkPlan {
   colChunk: number;
 }
 
+/** Elements of b's storage per row of B (codes words for quantized B), and kernel elements (codes) per storage element. */
+function bRow(p: GemmProblem): { len: number; unit: number } {
+  if (p.scales) return { len: p.b.dim(1), unit: codesPerWord(p.bFormat as 'q8' | 'q4') };
+  return { len: p.bLayout === 'nk' ? p.K : p.N, unit: 1 };
+}
+
 function planChunks(gpu: Gpu, p: GemmProblem): ChunkPlan {
   const limit = gpu.caps.maxStorageBufferBindingSize;
   const fits = (t: Tensor, count: number) => worstCaseBindingBytes(t, count) <= limit;
   const outputs = [p.out, ...(p.residual && !p.residualInPlace ? [p.residual] : [])];
-  const bRowLen = p.bLayout === 'nk' ? p.K : p.N;
-  const bCount = p.bLayout === 'nk' ? p.N * p.K : p.K * p.N;
+  const bRowLen = bRow(p).len;
+  const bCount = (p.bLayout === 'nk' ? p.N : p.K) * bRowLen;
   const whole = (batches: number) =>
     fits(p.a, (batches - 1) * p.aBatchStride + p.M * p.K) &&
     fits(p.b, (batches - 1) * p.bBatchStride + bCount) &&
+    (!p.scales || fits(p.scales, p.scales.size)) &&
     outputs.every((t) => fits(t, (batches - 1) * p.cBatchStride + p.M * p.N)) &&
     (!p.bias || fits(p.bias, p.N));
   const maxZ = gpu.caps.maxComputeWorkgroupsPerDimension;
@@ -77,11 +85,11 @@ function planChunks(gpu: Gpu, p: GemmProblem): ChunkPlan {
   };
   let rowChunk = Math.min(p.M, per(p.a, p.K), ...outputs.map((t) => per(t, p.N)));
   let colChunk = p.N;
-  if (!fits(p.b, bCount)) {
+  if (!fits(p.b, bCount) || (p.scales && !fits(p.scales, p.scales.size))) {
     if (p.bLayout !== 'nk') {
       throw new RangeError(`linear: ${p.b} in [K, N] layout exceeds the storage binding limit (${limit} bytes); only [N, K] operands can be split`);
     }
-    colChunk = Math.min(p.N, per(p.b, bRowLen));
+    colChunk = Math.min(p.N, per(p.b, bRowLen), ...(p.scales ? [per(p.scales, p.scales.dim(1))] : []));
   }
   // Whole tiles per chunk keep the edge handling to the last chunk.
   if (colChunk < p.N && colChunk >= 128) colChunk -= colChunk % 128;
@@ -155,34 +163,44 @@ export interface GemmChunk {
 }
 
 /**
- * The bindings (a, b, c, bias, residual, then the LayerNorm's weight and bias with `ln`) and the Params block of
+ * The bindings (a, b, c, bias, residual, then quantized B's scales, then the LayerNorm's weight and bias with `ln`) and the Params block of
  * linear_common for one chunk. Kernels outside the family that include linear_common (decode_attention) bind
  * their operands through it too.
  */
 export function chunkBindings(p: GemmProblem, ch: GemmChunk): { buffers: Binding[]; uniforms: Uint32Array } {
   const { z0, zc, m0, mc, n0, nc } = ch;
-  const ldb = p.bLayout === 'nk' ? p.K : p.N;
+  const { len: bRowLen, unit: bUnit } = bRow(p);
   const aB = bindRange(p.a, z0 * p.aBatchStride + m0 * p.K, (zc - 1) * p.aBatchStride + mc * p.K);
   const cCount = (zc - 1) * p.cBatchStride + mc * p.N;
   const cB = bindRange(p.out, z0 * p.cBatchStride + m0 * p.N, cCount);
   const rB = p.residual && !p.residualInPlace ? bindRange(p.residual, z0 * p.cBatchStride + m0 * p.N, cCount) : null;
   const bB =
     p.bLayout === 'nk'
-      ? bindRange(p.b, z0 * p.bBatchStride + n0 * p.K, (zc - 1) * p.bBatchStride + nc * p.K)
+      ? bindRange(p.b, z0 * p.bBatchStride + n0 * bRowLen, (zc - 1) * p.bBatchStride + nc * bRowLen)
       : bindRange(p.b, z0 * p.bBatchStride, (zc - 1) * p.bBatchStride + p.K * p.N);
+  const sB = p.scales ? bindRange(p.scales, n0 * p.scales.dim(1), nc * p.scales.dim(1)) : null;
   const biasB = p.bias ? bindRange(p.bias, n0, nc) : null;
   const lnW = p.ln ? p.ln.weight.bind() : null;
   const lnB = p.ln ? p.ln.bias.bind() : null;
-  const buffers = [aB.binding, bB.binding, cB.binding, biasB?.binding ?? aB.binding, rB?.binding ?? aB.binding, ...(lnW && lnB ? [lnW.binding, lnB.binding] : [])];
+  const buffers = [
+    aB.binding,
+    bB.binding,
+    cB.binding,
+    biasB?.binding ?? aB.binding,
+    rB?.binding ?? aB.binding,
+    ...(sB ? [sB.binding] : []),
+    ...(lnW && lnB ? [lnW.binding, lnB.binding] : []),
+  ];
   const u = uniforms()
     .u32(mc, nc, p.K)
     // The output and residual bindings start at row m0; column chunks add n0 to their offsets.
-    .u32(aB.elementOffset, bB.elementOffset, cB.elementOffset + n0, biasB?.elementOffset ?? 0, rB ? rB.elementOffset + n0 : 0)
-    .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, p.K, ldb, p.N)
+    .u32(aB.elementOffset, bB.elementOffset * bUnit, cB.elementOffset + n0, biasB?.elementOffset ?? 0, rB ? rB.elementOffset + n0 : 0)
+    .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, p.K, bRowLen * bUnit, p.N)
     .f32(p.alpha)
     .u32(epilogueFlags(p))
     .u32(lnW?.elementOffset ?? 0, lnB?.elementOffset ?? 0)
     .f32(p.ln?.eps ?? 0)
+    .u32(sB?.elementOffset ?? 0)
     .build();
   return { buffers, uniforms: u };
 }

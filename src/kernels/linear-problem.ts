@@ -1,3 +1,4 @@
+import type { WeightFormat } from '../quant/format.js';
 import type { Tensor } from '../tensor.js';
 
 export type Activation = 'none' | 'gelu' | 'relu';
@@ -18,7 +19,12 @@ export interface LayerNormPrologue {
  */
 export interface GemmProblem {
   a: Tensor;
+  /** B's storage: float values of `bFormat`, or for q8/q4 the packed codes (u32 words, rows of whole groups). */
   b: Tensor;
+  /** How B is stored: 'f32'/'f16' (b's dtype) or quantized ('q8'/'q4', only as an [N, K] weight). */
+  bFormat: WeightFormat;
+  /** Quantized B: its f16 scales, [N, groups]; null otherwise. */
+  scales: Tensor | null;
   out: Tensor;
   /** 'nk': B is [N, K] row-major (a PyTorch weight, i.e. A B^T); 'kn': B is [K, N]. */
   bLayout: 'nk' | 'kn';

@@ -87,18 +87,15 @@ export function epilogueFlags(p: GemmProblem): number {
   return f;
 }
 
-/** Whether every row start and K allow 4-element vector loads (and N too for a [K, N] B). */
+/**
+ * Whether every row start and K allow 4-element vector loads (and N too for a [K, N] B). Quantized rows are
+ * whole groups of codes, always aligned: only A decides.
+ */
 export function vecAligned(p: GemmProblem, aOffset: number, bOffset: number): boolean {
   const aligned = (v: number) => v % 4 === 0;
   const ldb = p.bLayout === 'nk' ? p.K : p.N;
-  return (
-    aligned(p.K) &&
-    aligned(aOffset) &&
-    aligned(bOffset) &&
-    aligned(p.aBatchStride) &&
-    aligned(p.bBatchStride) &&
-    aligned(ldb)
-  );
+  const bAligned = p.scales !== null || (aligned(bOffset) && aligned(p.bBatchStride) && aligned(ldb));
+  return aligned(p.K) && aligned(aOffset) && aligned(p.aBatchStride) && bAligned;
 }
 
 /**
@@ -110,7 +107,7 @@ export function variantKey(p: GemmProblem, v: ResolvedVariant, rows: number): st
   const resType = p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype;
   const bucket = isGemvKind(v.kind) ? gemvRowBucket(rows) : 0;
   const ln = p.ln ? `|ln${lnRowLength(p.K)}${p.ln.weight.dtype}${p.ln.bias.dtype}` : '';
-  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.b.dtype}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}${ln}`;
+  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}${ln}`;
 }
 
 /**
@@ -147,7 +144,7 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
     BIAS_T: p.bias?.dtype ?? p.a.dtype,
     R_T: p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype,
     A_F16: p.a.dtype === 'f16',
-    B_F16: p.b.dtype === 'f16',
+    ...formatDefines(p),
     B_NK: p.bLayout === 'nk',
     VEC: v.vec,
   };
@@ -155,7 +152,7 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
   d.F16 = v.f16Math || [p.out, p.bias, p.residual, p.ln?.weight, p.ln?.bias].some((t) => t?.dtype === 'f16');
   if (p.ln) {
     // The LayerNorm bindings follow the epilogue's (bias 4, residual 5).
-    Object.assign(d, { LN: true, LN_K: lnRowLength(p.K), LN_T: p.ln.weight.dtype, LN_W_BINDING: 6, LN_B_BINDING: 7 });
+    Object.assign(d, { LN: true, LN_K: lnRowLength(p.K), LN_T: p.ln.weight.dtype, LN_W_BINDING: p.scales ? 7 : 6, LN_B_BINDING: p.scales ? 8 : 7 });
     if (p.ln.bias.dtype !== p.ln.weight.dtype) throw new Error('linear: the LayerNorm weight and bias must share a dtype');
   }
   switch (v.kind) {
@@ -175,6 +172,11 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
   }
   if (d.F16 && !gpu.caps.f16) throw new Error('linear: this variant needs shader-f16, which the device lacks');
   return d;
+}
+
+/** The one place B's storage format becomes defines: B_F16 (packed pairs), B_Q8 / B_Q4 (with B_QUANT). */
+function formatDefines(p: GemmProblem): Record<string, boolean> {
+  return { B_F16: p.bFormat === 'f16', B_Q8: p.bFormat === 'q8', B_Q4: p.bFormat === 'q4', B_QUANT: p.scales !== null };
 }
 
 export function shaderName(kind: VariantKind): string {
@@ -201,8 +203,12 @@ export function isGemvKind(kind: VariantKind): boolean {
   return kind === 'gemv-rows' || kind === 'gemv-coop';
 }
 
-/** Whether B is f16 and its rows start at multiples of 8 elements (for 16-byte loads of 8 halves). */
+/**
+ * Whether B can be read 8 elements at a time: f16 rows starting at multiples of 8 elements (16-byte loads of 8
+ * halves), or quantized rows (always aligned); K a multiple of 8 either way.
+ */
 export function wideAligned(p: GemmProblem, bOffset: number): boolean {
+  if (p.scales) return p.K % 8 === 0;
   return p.b.dtype === 'f16' && p.bLayout === 'nk' && p.K % 8 === 0 && bOffset % 8 === 0 && p.bBatchStride % 8 === 0;
 }
 
@@ -233,7 +239,7 @@ export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, 
     const possible = aLanesPossible(gpu, p, wide);
     subgroups = choice.subgroups ?? possible;
     if (subgroups && !possible) {
-      throw new Error('linear: gemv-rows with subgroups needs subgroups of exactly 8 lanes, f32 x and f16 weights read 8 at a time');
+      throw new Error('linear: gemv-rows with subgroups needs subgroups of exactly 8 lanes, f32 x and f16 weights (or quantized ones) read 8 at a time');
     }
   } else if (choice.kind === 'regblock') {
     // Lane i loads row i of the block: the block must have as many rows as the subgroup has lanes.

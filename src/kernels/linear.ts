@@ -1,4 +1,5 @@
 import { numel, Tensor, type DType } from '../tensor.js';
+import { QuantizedTensor, type Weight } from '../quant/quantized-tensor.js';
 import { runGemm } from './linear-core.js';
 import type { Activation, GemmProblem, LayerNormPrologue, VariantChoice } from './linear-problem.js';
 
@@ -57,10 +58,18 @@ function checkOut(op: string, out: Tensor, like: Tensor, shape: readonly number[
   if (!sameShape(out.shape, shape)) throw new RangeError(`${op}: out is ${out}, expected shape [${shape.join(', ')}]`);
 }
 
+function checkWeight(weight: Weight): void {
+  if (weight instanceof QuantizedTensor) {
+    if (weight.disposed) throw new Error('linear: weight was disposed');
+  } else {
+    checkFloat('linear', 'weight', weight);
+  }
+}
+
 /** Validates linear's operands and describes the product; allocates the output unless given. */
-export function linearProblem(x: Tensor, weight: Tensor, bias?: Tensor | null, options: LinearOptions = {}): GemmProblem {
+export function linearProblem(x: Tensor, weight: Weight, bias?: Tensor | null, options: LinearOptions = {}): GemmProblem {
   checkFloat('linear', 'x', x);
-  checkFloat('linear', 'weight', weight);
+  checkWeight(weight);
   if (x.ndim < 1) throw new RangeError(`linear: x must have at least one dimension, got ${x}`);
   if (weight.ndim !== 2) throw new RangeError(`linear: weight must be [N, K], got ${weight}`);
   const K = x.dim(-1);
@@ -96,7 +105,8 @@ export function linearProblem(x: Tensor, weight: Tensor, bias?: Tensor | null, o
   }
   if (options.out) {
     checkOut('linear', options.out, x, shape);
-    for (const [name, t] of [['x', x], ['weight', weight], ['bias', b]] as const) {
+    const weights = weight instanceof QuantizedTensor ? [weight.codes, weight.scales] : [weight];
+    for (const [name, t] of [['x', x], ...weights.map((w) => ['weight', w] as const), ['bias', b]] as const) {
       if (t && overlaps(options.out, t)) throw new Error(`linear: out overlaps ${name}; write to a separate tensor`);
     }
   }
@@ -106,9 +116,12 @@ export function linearProblem(x: Tensor, weight: Tensor, bias?: Tensor | null, o
   }
   // Allocated last, once nothing can throw any more.
   const out = options.out ?? Tensor.empty(gpu, shape, x.dtype);
+  const quantized = weight instanceof QuantizedTensor;
   return {
     a: x,
-    b: weight,
+    b: quantized ? weight.codes : weight,
+    bFormat: quantized ? weight.scheme : (weight.dtype as 'f32' | 'f16'),
+    scales: quantized ? weight.scales : null,
     out,
     bLayout: 'nk',
     batch: 1,
@@ -146,7 +159,7 @@ export function matmulProblem(a: Tensor, b: Tensor, options: MatmulOptions = {})
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
   const bLayout = transposeB ? 'nk' : 'kn';
-  const common = { a, b, bLayout, K, N, alpha, bias: null, activation: 'none', residual: null, residualInPlace: false, ln: null } as const;
+  const common = { a, b, bFormat: b.dtype as 'f32' | 'f16', scales: null, bLayout, K, N, alpha, bias: null, activation: 'none', residual: null, residualInPlace: false, ln: null } as const;
   if (bBatch.length === 0) {
     // b is shared by every batch: one product with the batches stacked as rows.
     const out = Tensor.empty(a.gpu, [...aBatch, M, N], a.dtype);
@@ -179,10 +192,10 @@ function runOrDispose(p: GemmProblem, ownsOut: boolean, choice?: VariantChoice):
 
 /**
  * y = act(x W^T + b) (+ residual). x [..., K] (f32 or f16, any leading dims, any view offset), weight
- * [N, K] (f32 or f16, PyTorch layout), bias [N] or null, residual [..., N]. Returns [..., N] with x's
- * dtype (or writes `out`). Products accumulate in f32.
+ * [N, K] (f32 or f16, PyTorch layout, or a q8/q4 QuantizedTensor), bias [N] or null, residual [..., N].
+ * Returns [..., N] with x's dtype (or writes `out`). Products accumulate in f32.
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options?: LinearOptions): Tensor {
+export function linear(x: Tensor, weight: Weight, bias?: Tensor | null, options?: LinearOptions): Tensor {
   return runOrDispose(linearProblem(x, weight, bias, options), options?.out === undefined);
 }
 
@@ -192,7 +205,7 @@ export function matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
 }
 
 /** linear with the kernel variant forced (tests and benchmarks). */
-export function linearWithVariant(choice: VariantChoice, x: Tensor, weight: Tensor, bias?: Tensor | null, options?: LinearOptions): Tensor {
+export function linearWithVariant(choice: VariantChoice, x: Tensor, weight: Weight, bias?: Tensor | null, options?: LinearOptions): Tensor {
   return runOrDispose(linearProblem(x, weight, bias, options), options?.out === undefined, choice);
 }
 

@@ -38,12 +38,12 @@ export interface TuningTable {
 
 const tables = new WeakMap<Gpu, Map<string, VariantChoice>>();
 
-function key(M: number, K: number, N: number, layout: string, a: DType, b: DType): string {
+function key(M: number, K: number, N: number, layout: string, a: DType, b: string): string {
   return `${M}x${K}x${N}|${layout}|${a}|${b}`;
 }
 
 function problemKey(p: GemmProblem): string {
-  return key(p.M, p.K, p.N, p.bLayout, p.a.dtype, p.b.dtype);
+  return key(p.M, p.K, p.N, p.bLayout, p.a.dtype, p.bFormat);
 }
 
 /** The rule of thumb. */
