@@ -122,6 +122,63 @@ fn codes_of(w: i32) -> mat2x4<f32> {
 }
 #endif
 
+#if QGROUPS
+// gemv_rows on 8-lane subgroups: sum over one group of x * code for the row whose group starts at element e,
+// unscaled. x[m] holds the group's x values of row m of A spread over the subgroup: lane i has elements
+// 4i..4i+3, handed round by subgroupBroadcast (constant lanes: a register shuffle on llvmpipe).
+fn group_dot(e: u32, x: array<vec4<f32>, ${MR}>) -> array<f32, ${MR}> {
+  var d: array<f32, ${MR}>;
+#if B_Q8
+  let q0 = b[e >> 4u];
+  let q1 = b[(e >> 4u) + 1u];
+  let c0 = codes_of(bitcast<i32>(q0.x));
+  let c1 = codes_of(bitcast<i32>(q0.y));
+  let c2 = codes_of(bitcast<i32>(q0.z));
+  let c3 = codes_of(bitcast<i32>(q0.w));
+  let c4 = codes_of(bitcast<i32>(q1.x));
+  let c5 = codes_of(bitcast<i32>(q1.y));
+  let c6 = codes_of(bitcast<i32>(q1.z));
+  let c7 = codes_of(bitcast<i32>(q1.w));
+  for (var m = 0u; m < ${MR}u; m++) {
+    let v = x[m];
+    d[m] = dot(subgroupBroadcast(v, 0u), c0) + dot(subgroupBroadcast(v, 1u), c1) + dot(subgroupBroadcast(v, 2u), c2) + dot(subgroupBroadcast(v, 3u), c3) +
+           dot(subgroupBroadcast(v, 4u), c4) + dot(subgroupBroadcast(v, 5u), c5) + dot(subgroupBroadcast(v, 6u), c6) + dot(subgroupBroadcast(v, 7u), c7);
+  }
+#else
+  let q = b[e >> 5u];
+  let c0 = codes_of(bitcast<i32>(q.x));
+  let c1 = codes_of(bitcast<i32>(q.y));
+  let c2 = codes_of(bitcast<i32>(q.z));
+  let c3 = codes_of(bitcast<i32>(q.w));
+  for (var m = 0u; m < ${MR}u; m++) {
+    let v = x[m];
+    d[m] = dot(subgroupBroadcast(v, 0u), c0[0]) + dot(subgroupBroadcast(v, 1u), c0[1]) + dot(subgroupBroadcast(v, 2u), c1[0]) + dot(subgroupBroadcast(v, 3u), c1[1]) +
+           dot(subgroupBroadcast(v, 4u), c2[0]) + dot(subgroupBroadcast(v, 5u), c2[1]) + dot(subgroupBroadcast(v, 6u), c3[0]) + dot(subgroupBroadcast(v, 7u), c3[1]);
+  }
+#endif
+  return d;
+}
+
+// GS groups of one row from element e, scaled: the scales of a group pair (QPAIRS) come in one 32-bit load.
+fn group_step(e: u32, x: array<array<vec4<f32>, ${MR}>, ${GS}>) -> array<f32, ${MR}> {
+  var d = group_dot(e, x[0]);
+#if QPAIRS
+  let i = p.bs_off + ((e - p.b_off) >> 5u);
+  let s = unpack2x16float(bs[i >> 1u]);
+  let d1 = group_dot(e + 32u, x[1]);
+  for (var m = 0u; m < ${MR}u; m++) {
+    d[m] = d[m] * s.x + d1[m] * s.y;
+  }
+#else
+  let s = ld_scale(e);
+  for (var m = 0u; m < ${MR}u; m++) {
+    d[m] *= s;
+  }
+#endif
+  return d;
+}
+#endif
+
 // Unscaled codes of elements e..e+3 (e a multiple of 4).
 fn codes4(e: u32) -> vec4<f32> {
 #if B_Q8

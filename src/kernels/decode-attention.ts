@@ -1,9 +1,10 @@
 import type { Binding } from '../gpu/gpu.js';
+import type { Weight } from '../quant/quantized-tensor.js';
 import { Tensor, type DType } from '../tensor.js';
 import { chunkBindings } from './linear-core.js';
 import type { GemmProblem, LayerNormPrologue } from './linear-problem.js';
 import { resolveVariant, variantDefines, vecAligned, wideAligned } from './linear-variants.js';
-import { linear } from './linear.js';
+import { linear, weightOperand } from './linear.js';
 import { newOutput } from './output.js';
 
 /**
@@ -17,8 +18,8 @@ export interface DecodeAttentionArgs {
   state: Tensor;
   /** Hidden states of the step, [R, D] f32. */
   x: Tensor;
-  /** The fused [k; v; q] projection, [3D, D], and its bias [3D] (or null). */
-  weight: Tensor;
+  /** The fused [k; v; q] projection, [3D, D] (float or quantized), and its bias [3D] (or null). */
+  weight: Weight;
   bias: Tensor | null;
   /** A LayerNorm applied to x first (pre-LN models), or null. */
   ln: LayerNormPrologue | null;
@@ -125,9 +126,7 @@ function projectionProblem(args: DecodeAttentionArgs, out: Tensor): GemmProblem 
   const [R, D] = args.x.shape as [number, number];
   return {
     a: args.x,
-    b: args.weight,
-    bFormat: args.weight.dtype as 'f32' | 'f16',
-    scales: null,
+    ...weightOperand(args.weight),
     out,
     bLayout: 'nk',
     batch: R,
@@ -150,7 +149,8 @@ function fusedPossible(args: DecodeAttentionArgs): boolean {
   const gpu = args.x.gpu;
   const caps = gpu.caps;
   const D = args.x.dim(1);
-  const storage = 5 + (args.ln ? 2 : 0) + 2; // a, b, c, bias, (LayerNorm), state, cache
+  const quantized = weightOperand(args.weight).scales !== null;
+  const storage = 5 + (quantized ? 1 : 0) + (args.ln ? 2 : 0) + 2; // a, b, c, bias, (scales), (LayerNorm), state, cache
   if (storage > caps.maxStorageBuffersPerShaderStage) return false;
   if (args.ln && args.ln.weight.dtype === 'f16' && !caps.f16) return false;
   if (args.bias && args.bias.dtype !== 'f32') return false;
@@ -166,7 +166,7 @@ function recordFused(args: DecodeAttentionArgs, out: Tensor): void {
   const v = resolveVariant(gpu, p, { kind: 'gemv-rows', subgroups: args.laneSharing }, vecAligned(p, p.a.offset, p.b.offset), wideAligned(p, p.b.offset));
   const common = variantDefines(gpu, p, v, 1);
   delete common.ROWS;
-  const firstFree = args.ln ? 8 : 6;
+  const firstFree = 6 + (p.scales ? 1 : 0) + (args.ln ? 2 : 0);
   const l = layout(args, true);
   const attn = attentionDefines(args, l);
   const defines = {

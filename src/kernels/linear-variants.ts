@@ -10,6 +10,8 @@ export interface ResolvedVariant {
   subgroups: boolean;
   tile: TiledConfig;
   f16Math: boolean;
+  /** gemv-rows: rows of B per invocation. */
+  gemvRows: number;
 }
 
 /** Largest M the skinny (GEMV) kernels take; their accumulators are unrolled per row of A. */
@@ -57,6 +59,18 @@ const LN_COOP_ROWS = 16;
 
 function gemvRowsWorkgroup(ln: boolean): number {
   return ln ? LN_GEMV_ROWS_WG : GEMV_ROWS.WG;
+}
+
+/** Quantized B whose scales come in aligned pairs per row (K a multiple of 64, even first scale). */
+function qPairs(p: GemmProblem): boolean {
+  const lab = (globalThis as { __QPAIRS?: boolean }).__QPAIRS;
+  return lab !== false && p.scales !== null && p.K % 64 === 0 && p.scales.offset % 2 === 0;
+}
+
+/** gemv-rows: rows of B per invocation. */
+function gemvRowsPerInvocation(p: GemmProblem): number {
+  const lab = (globalThis as { __QROWS?: number }).__QROWS;
+  return p.scales && lab ? lab : GEMV_ROWS.ROWS;
 }
 
 /** The GEMV kernels are compiled for 1, 2, 4 or 8 rows of A (M up to that), to bound the pipelines. */
@@ -107,7 +121,7 @@ export function variantKey(p: GemmProblem, v: ResolvedVariant, rows: number): st
   const resType = p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype;
   const bucket = isGemvKind(v.kind) ? gemvRowBucket(rows) : 0;
   const ln = p.ln ? `|ln${lnRowLength(p.K)}${p.ln.weight.dtype}${p.ln.bias.dtype}` : '';
-  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}${ln}`;
+  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}|${v.gemvRows}|${p.K % 32 === 0}|${qPairs(p)}${ln}`;
 }
 
 /**
@@ -157,7 +171,12 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
   }
   switch (v.kind) {
     case 'gemv-rows':
-      Object.assign(d, GEMV_ROWS, { WG: gemvRowsWorkgroup(p.ln !== null), MR: gemvRowBucket(rows), B_WIDE: v.wide, A_LANES: v.subgroups, SUBGROUPS: v.subgroups });
+      Object.assign(d, GEMV_ROWS, { ROWS: v.gemvRows, WG: gemvRowsWorkgroup(p.ln !== null), MR: gemvRowBucket(rows), B_WIDE: v.wide, A_LANES: v.subgroups, SUBGROUPS: v.subgroups });
+      d.QGROUPS = v.subgroups && p.scales !== null && p.K % 32 === 0;
+      d.QPAIRS = d.QGROUPS && qPairs(p);
+      d.GS = d.QPAIRS ? 2 : 1;
+      d.QR2 = v.gemvRows >= 2;
+      d.QR4 = v.gemvRows >= 4;
       break;
     case 'gemv-coop':
       Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(gemvRowBucket(rows), p.ln !== null), MR: gemvRowBucket(rows), SUBGROUPS: v.subgroups, B_WIDE: v.wide });
@@ -187,7 +206,7 @@ export function shaderName(kind: VariantKind): string {
 export function variantWorkgroups(v: ResolvedVariant, rows: number, cols: number, batches: number, ln = false): [number, number, number] {
   switch (v.kind) {
     case 'gemv-rows':
-      return [Math.ceil(Math.ceil(cols / GEMV_ROWS.ROWS) / gemvRowsWorkgroup(ln)), 1, batches];
+      return [Math.ceil(Math.ceil(cols / v.gemvRows) / gemvRowsWorkgroup(ln)), 1, batches];
     case 'gemv-coop':
       return [Math.ceil(cols / coopRows(gemvRowBucket(rows), ln)), 1, batches];
     case 'regblock':
@@ -256,5 +275,5 @@ export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, 
   if (choice.kind === 'tiled' && tiledWorkgroupBytes(tile, f16Math) > gpu.caps.maxComputeWorkgroupStorageSize) {
     throw new Error(`linear: ${tile} needs more workgroup memory than the device has`);
   }
-  return { kind: choice.kind, vec, wide, subgroups, tile, f16Math };
+  return { kind: choice.kind, vec, wide, subgroups, tile, f16Math, gemvRows: gemvRowsPerInvocation(p) };
 }

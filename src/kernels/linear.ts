@@ -66,6 +66,12 @@ function checkWeight(weight: Weight): void {
   }
 }
 
+/** An [N, K] weight as GemmProblem's B: its storage, format and (quantized) scales. */
+export function weightOperand(weight: Weight): Pick<GemmProblem, 'b' | 'bFormat' | 'scales'> {
+  if (weight instanceof QuantizedTensor) return { b: weight.codes, bFormat: weight.scheme, scales: weight.scales };
+  return { b: weight, bFormat: weight.dtype as 'f32' | 'f16', scales: null };
+}
+
 /** Validates linear's operands and describes the product; allocates the output unless given. */
 export function linearProblem(x: Tensor, weight: Weight, bias?: Tensor | null, options: LinearOptions = {}): GemmProblem {
   checkFloat('linear', 'x', x);
@@ -116,12 +122,9 @@ export function linearProblem(x: Tensor, weight: Weight, bias?: Tensor | null, o
   }
   // Allocated last, once nothing can throw any more.
   const out = options.out ?? Tensor.empty(gpu, shape, x.dtype);
-  const quantized = weight instanceof QuantizedTensor;
   return {
     a: x,
-    b: quantized ? weight.codes : weight,
-    bFormat: quantized ? weight.scheme : (weight.dtype as 'f32' | 'f16'),
-    scales: quantized ? weight.scales : null,
+    ...weightOperand(weight),
     out,
     bLayout: 'nk',
     batch: 1,

@@ -14,6 +14,8 @@ import { expandBatch, Blip2VisionModel, type VisionModelOutput } from './blip2-v
 import { Blip2QFormerModel, type QFormerEncoderOutput } from './blip2-qformer.js';
 import { parseBlip2Config, type Blip2Config } from './config.js';
 import { loadWeights, type LoadProgress } from './loader.js';
+import { isQuantScheme, type QuantScheme } from '../quant/format.js';
+import { parseQuantizationConfig, QuantizationConfigError } from '../quant/config.js';
 import { Module, Parameter } from './module.js';
 import { Linear } from './nn.js';
 import { OPTForCausalLM, type CausalLMOutput } from './opt.js';
@@ -60,6 +62,12 @@ export interface FromPretrainedOptions {
   gpu?: Gpu;
   /** Storage of the large weights: f16 (default; read as packed pairs where the device lacks shader-f16) or f32. */
   dtype?: 'f16' | 'f32';
+  /**
+   * Quantize the Linear weights of the vision encoder and OPT decoder layers to q8 or q4 (docs/quantization.md)
+   * while loading; everything else follows `dtype`. A folder made by `blip2 convert` loads in its own scheme
+   * without this (and rejects a different one).
+   */
+  quantize?: QuantScheme;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -69,12 +77,18 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
    * model.safetensors.index.json. Weights stream to the GPU one chunk at a time.
    */
   static async fromPretrained(dir: string, options: FromPretrainedOptions = {}): Promise<Blip2ForConditionalGeneration> {
-    const config = parseBlip2Config(await readJsonFile(joinPath(dir, 'config.json')));
+    const json = await readJsonFile(joinPath(dir, 'config.json'));
+    const config = parseBlip2Config(json);
+    const stored = parseQuantizationConfig((json as { quantization_config?: unknown } | null)?.quantization_config, joinPath(dir, 'config.json'));
+    if (options.quantize !== undefined && !isQuantScheme(options.quantize)) throw new RangeError(`quantize must be 'q8' or 'q4', got ${JSON.stringify(options.quantize)}`);
+    if (stored && options.quantize && options.quantize !== stored) {
+      throw new QuantizationConfigError(`${dir} holds ${stored} weights (made by blip2 convert); quantize '${options.quantize}' contradicts it: leave it out, or convert the float checkpoint to ${options.quantize}`);
+    }
     const gpu = options.gpu ?? (await getGpu());
     const model = new Blip2ForConditionalGeneration(config);
     const source = await openCheckpoint(dir);
     try {
-      await loadWeights(model, source, gpu, { dtype: options.dtype ?? 'f16', onProgress: options.onProgress });
+      await loadWeights(model, source, gpu, { dtype: options.dtype ?? 'f16', quantize: stored ?? options.quantize ?? null, stored, onProgress: options.onProgress });
     } finally {
       await source.close();
     }

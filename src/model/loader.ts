@@ -2,6 +2,10 @@ import type { Gpu } from '../gpu/gpu.js';
 import { toFloat16Bits, toFloat32, type TensorSource } from '../io/safetensors.js';
 import { ST_DTYPE_BYTES } from '../io/safetensors-dtypes.js';
 import { packF16Into } from '../kernels/copy.js';
+import { groupsPerRow, rowBytes, type QuantScheme } from '../quant/format.js';
+import { keepWeight, QuantizedTensor } from '../quant/quantized-tensor.js';
+import { quantizeRowsInto } from '../quant/quantize-rows.js';
+import { isQuantizedWeight, scalesKey } from '../quant/targets.js';
 import { keep, Tensor, type DType } from '../tensor.js';
 import type { Module, Parameter } from './module.js';
 
@@ -14,6 +18,13 @@ export interface LoadProgress {
 export interface LoadOptions {
   /** Storage of `matmul` parameters; `fp32` parameters always load as f32. */
   dtype: 'f16' | 'f32';
+  /**
+   * Quantize the scheme's Linear weights (src/quant/targets.ts) to q8 or q4 while loading a float checkpoint,
+   * or, for a checkpoint that stores them quantized (`stored`), the scheme it holds (they must agree).
+   */
+  quantize?: QuantScheme | null;
+  /** The checkpoint holds the quantized weights already (codes `KEY`, scales `KEY_scales`) in this scheme. */
+  stored?: QuantScheme | null;
   onProgress?: (p: LoadProgress) => void;
   /** Elements converted and uploaded per step: host memory stays near this, not a tensor or a shard. */
   chunkElements?: number;
@@ -43,8 +54,15 @@ export class CheckpointMismatchError extends Error {
   }
 }
 
-/** Where a parameter's data comes from: a checkpoint tensor, or the fused bias of older vision checkpoints. */
-type Plan = { key: string; param: Parameter; from: { kind: 'tensor'; name: string } | { kind: 'qv_bias'; q: string; v: string } };
+/**
+ * Where a parameter's data comes from: a checkpoint tensor (float, quantized on the way when `quantize` is
+ * set), a stored quantized weight (codes and scales), or the fused bias of older vision checkpoints.
+ */
+type Plan = {
+  key: string;
+  param: Parameter;
+  from: { kind: 'tensor'; name: string; quantize: QuantScheme | null } | { kind: 'quantized'; codes: string; scales: string; scheme: QuantScheme } | { kind: 'qv_bias'; q: string; v: string };
+};
 
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
@@ -58,18 +76,55 @@ function ignorable(key: string, model: Module): boolean {
   return false;
 }
 
-/** Matches the model's parameters with the checkpoint, listing every problem at once (nanoGPT-style). */
-export function planLoad(model: Module, source: TensorSource): Plan[] {
+/** Whether the parameter at `key` is one the scheme quantizes (a 2-D Linear weight of the listed modules). */
+function quantizable(key: string, param: Parameter): boolean {
+  return param.shape.length === 2 && param.role === 'matmul' && isQuantizedWeight(key);
+}
+
+/** The safetensors dtype and shape a stored quantized [N, K] weight's codes have. */
+export function storedCodesLayout(scheme: QuantScheme, N: number, K: number): { dtype: 'I8' | 'U8'; shape: [number, number] } {
+  return { dtype: scheme === 'q8' ? 'I8' : 'U8', shape: [N, rowBytes(scheme, K)] };
+}
+
+/**
+ * Matches the model's parameters with the checkpoint, listing every problem at once (nanoGPT-style).
+ * `options.stored`: the checkpoint holds quantized weights in that scheme (their codes under the weight's
+ * key, their scales under KEY_scales); `options.quantize`: quantize float weights while loading.
+ */
+export function planLoad(model: Module, source: TensorSource, options: { quantize?: QuantScheme | null; stored?: QuantScheme | null } = {}): Plan[] {
   const plan: Plan[] = [];
   const missing: string[] = [];
   const misshaped: string[] = [];
   const used = new Set<string>();
+  const stored = options.stored ?? null;
+  if (stored && options.quantize && options.quantize !== stored) {
+    throw new Error(`the checkpoint holds ${stored} weights; quantizing them to ${options.quantize} is not possible (load it with quantize '${stored}' or none)`);
+  }
   for (const [key, param] of model.namedParameters()) {
     if (source.has(key)) {
       used.add(key);
-      const shape = source.info(key).shape;
-      if (!sameShape(shape, param.shape)) misshaped.push(`${key}: checkpoint [${shape.join(', ')}], model [${param.shape.join(', ')}]`);
-      else plan.push({ key, param, from: { kind: 'tensor', name: key } });
+      const info = source.info(key);
+      if (stored && quantizable(key, param)) {
+        const [N, K] = param.shape as [number, number];
+        const want = storedCodesLayout(stored, N, K);
+        const sKey = scalesKey(key);
+        if (info.dtype !== want.dtype || !sameShape(info.shape, want.shape)) {
+          misshaped.push(`${key}: checkpoint ${info.dtype}[${info.shape.join(', ')}], ${stored} codes of [${N}, ${K}] are ${want.dtype}[${want.shape.join(', ')}]`);
+        }
+        if (!source.has(sKey)) {
+          missing.push(sKey);
+        } else {
+          used.add(sKey);
+          const si = source.info(sKey);
+          const G = groupsPerRow(K);
+          if (si.dtype !== 'F16' || !sameShape(si.shape, [N, G])) misshaped.push(`${sKey}: checkpoint ${si.dtype}[${si.shape.join(', ')}], expected F16[${N}, ${G}]`);
+        }
+        plan.push({ key, param, from: { kind: 'quantized', codes: key, scales: sKey, scheme: stored } });
+        continue;
+      }
+      if (!sameShape(info.shape, param.shape)) misshaped.push(`${key}: checkpoint [${info.shape.join(', ')}], model [${param.shape.join(', ')}]`);
+      else if (!info.dtype.startsWith('F') && info.dtype !== 'BF16') misshaped.push(`${key}: checkpoint holds ${info.dtype} values, not floats`);
+      else plan.push({ key, param, from: { kind: 'tensor', name: key, quantize: quantizable(key, param) ? (options.quantize ?? null) : null } });
       continue;
     }
     const legacy = key.endsWith('.qkv.bias') ? key.slice(0, -'qkv.bias'.length) : null;
@@ -93,16 +148,28 @@ export function planLoad(model: Module, source: TensorSource): Plan[] {
 }
 
 function plannedBytes(source: TensorSource, p: Plan): number {
-  return p.from.kind === 'tensor' ? source.info(p.from.name).byteLength : source.info(p.from.q).byteLength + source.info(p.from.v).byteLength;
+  switch (p.from.kind) {
+    case 'tensor':
+      return source.info(p.from.name).byteLength;
+    case 'quantized':
+      return source.info(p.from.codes).byteLength + source.info(p.from.scales).byteLength;
+    case 'qv_bias':
+      return source.info(p.from.q).byteLength + source.info(p.from.v).byteLength;
+  }
 }
 
-/** One chunk of a checkpoint tensor and where it goes: `count` elements from element `start` of `name`. */
+/**
+ * One chunk of a checkpoint tensor and where it goes: `count` elements from element `start` of `name`, written
+ * into `dst` from element `dstElement` (converted to dst's float type, or as raw bytes into u32 codes); or, with
+ * `quantize`, whole rows of a float weight quantized into a QuantizedTensor.
+ */
 interface Piece {
   name: string;
   start: number;
   count: number;
   dst: Tensor;
   dstElement: number;
+  quantize?: { target: QuantizedTensor; row0: number; rows: number };
 }
 
 /** The chunks of tensor `name`, written into `dst` from element `dstElement` on. */
@@ -111,6 +178,21 @@ function piecesOf(source: TensorSource, name: string, dst: Tensor, dstElement: n
   const count = info.byteLength / ST_DTYPE_BYTES[info.dtype];
   const pieces: Piece[] = [];
   for (let e = 0; e < count; e += chunkElements) pieces.push({ name, start: e, count: Math.min(chunkElements, count - e), dst, dstElement: dstElement + e });
+  return pieces;
+}
+
+/**
+ * Whole rows of the float weight `name` per chunk, quantized into `target`: an even number of rows, so each
+ * chunk's scales start at a 4-byte boundary of the scales tensor.
+ */
+function quantizedPiecesOf(name: string, target: QuantizedTensor, chunkElements: number): Piece[] {
+  const [N, K] = target.shape;
+  const perChunk = Math.max(2, Math.floor(chunkElements / K / 2) * 2);
+  const pieces: Piece[] = [];
+  for (let r = 0; r < N; r += perChunk) {
+    const rows = Math.min(perChunk, N - r);
+    pieces.push({ name, start: r * K, count: rows * K, dst: target.codes, dstElement: 0, quantize: { target, row0: r, rows } });
+  }
   return pieces;
 }
 
@@ -129,7 +211,14 @@ async function streamPieces(
 ): Promise<void> {
   const itemBytes = (p: Piece) => ST_DTYPE_BYTES[source.info(p.name).dtype];
   const widest = pieces.reduce((m, p) => Math.max(m, itemBytes(p)), 1);
-  const reads = [new Uint8Array(chunkElements * widest), new Uint8Array(chunkElements * widest)];
+  const longest = pieces.reduce((m, p) => Math.max(m, p.count), 0);
+  const reads = [new Uint8Array(longest * widest), new Uint8Array(longest * widest)];
+  // Quantizer outputs, made on first use, sized for the largest quantized piece.
+  const quantized = pieces.filter((p) => p.quantize).map((p) => ({ rows: p.quantize!.rows, K: p.quantize!.target.K, scheme: p.quantize!.target.scheme }));
+  const codeBytes = quantized.reduce((m, q) => Math.max(m, q.rows * rowBytes(q.scheme, q.K)), 0);
+  const scaleCount = quantized.reduce((m, q) => Math.max(m, q.rows * groupsPerRow(q.K)), 0);
+  let codes: Uint8Array | null = null;
+  let scales: Uint16Array | null = null;
   // Conversion targets, made on first use: a GPU-packed f16 load needs neither, an f32 load of f32 data no floats.
   let halves: Uint16Array | null = null;
   let floats: Float32Array | null = null;
@@ -152,14 +241,28 @@ async function streamPieces(
       const dstByte = p.dst.byteOffset + p.dstElement * (p.dst.dtype === 'f16' ? 2 : 4);
       // writeBuffer copies its data before returning, so the host buffers can be reused at once; a large write
       // first submits the recorded work, so the staging buffer is only rewritten after the last pack ran.
-      if (packsOnGpu(p, dtype)) {
+      if (p.quantize) {
+        const { target, row0, rows } = p.quantize;
+        const [, K] = target.shape;
+        const rb = rowBytes(target.scheme, K);
+        const G = groupsPerRow(K);
+        const values = toFloat32(dtype, raw, dtype === 'F32' ? undefined : (floats ??= new Float32Array(longest)).subarray(0, p.count));
+        const c = (codes ??= new Uint8Array(codeBytes)).subarray(0, rows * rb);
+        const sc = (scales ??= new Uint16Array(scaleCount)).subarray(0, rows * G);
+        quantizeRowsInto(values, rows, K, target.scheme, c, sc);
+        gpu.write(target.codes.buffer, target.codes.byteOffset + row0 * rb, c);
+        gpu.write(target.scales.buffer, target.scales.byteOffset + row0 * G * 2, sc);
+      } else if (p.dst.dtype === 'u32') {
+        // Stored quantized codes: the checkpoint's bytes are the GPU layout.
+        gpu.write(p.dst.buffer, p.dst.byteOffset + p.start * itemBytes(p), raw);
+      } else if (packsOnGpu(p, dtype)) {
         gpu.write(staging!.buffer, staging!.byteOffset, raw);
         packF16Into(staging!, p.count, p.dst.buffer, dstByte);
       } else {
         const data =
           p.dst.dtype === 'f16'
-            ? toFloat16Bits(dtype, raw, (halves ??= new Uint16Array(chunkElements)).subarray(0, p.count))
-            : toFloat32(dtype, raw, dtype === 'F32' ? undefined : (floats ??= new Float32Array(chunkElements)).subarray(0, p.count));
+            ? toFloat16Bits(dtype, raw, (halves ??= new Uint16Array(longest)).subarray(0, p.count))
+            : toFloat32(dtype, raw, dtype === 'F32' ? undefined : (floats ??= new Float32Array(longest)).subarray(0, p.count));
         gpu.write(p.dst.buffer, dstByte, data);
       }
       await onPiece(p, raw.length);
@@ -176,17 +279,30 @@ async function streamPieces(
  * storage dtype on the way. Host memory stays near one chunk; Dawn's staging memory is drained regularly.
  */
 export async function loadWeights(model: Module, source: TensorSource, gpu: Gpu, options: LoadOptions): Promise<void> {
-  const plan = planLoad(model, source);
-  const chunk = Math.max(2, Math.floor((options.chunkElements ?? 4 * 1024 * 1024) / 2) * 2); // even: f16 writes stay 4-byte aligned
+  const plan = planLoad(model, source, { quantize: options.quantize, stored: options.stored });
+  // A multiple of 64 elements: f16 writes stay 4-byte aligned, raw code chunks whole words.
+  const chunk = Math.max(64, Math.floor((options.chunkElements ?? 4 * 1024 * 1024) / 64) * 64);
   const totalBytes = plan.reduce((a, p) => a + plannedBytes(source, p), 0);
   let loadedBytes = 0;
   let sinceSync = 0;
-  const created: Tensor[] = [];
+  const created: (Tensor | QuantizedTensor)[] = [];
   try {
     const pieces: Piece[] = [];
     for (const p of plan) {
+      const label = p.key;
+      if (p.from.kind === 'quantized' || (p.from.kind === 'tensor' && p.from.quantize)) {
+        const scheme = p.from.kind === 'quantized' ? p.from.scheme : p.from.quantize!;
+        const q = keepWeight(QuantizedTensor.empty(gpu, p.param.shape as [number, number], scheme, { persistent: true, label }));
+        created.push(q);
+        if (p.from.kind === 'quantized') {
+          pieces.push(...piecesOf(source, p.from.codes, q.codes, 0, chunk), ...piecesOf(source, p.from.scales, q.scales, 0, chunk));
+        } else {
+          pieces.push(...quantizedPiecesOf(p.from.name, q, chunk));
+        }
+        continue;
+      }
       const dtype: DType = p.param.role === 'matmul' ? options.dtype : 'f32';
-      const t = keep(Tensor.empty(gpu, p.param.shape, dtype, { persistent: true, label: p.key }));
+      const t = keep(Tensor.empty(gpu, p.param.shape, dtype, { persistent: true, label }));
       created.push(t);
       if (p.from.kind === 'tensor') {
         pieces.push(...piecesOf(source, p.from.name, t, 0, chunk));
@@ -197,7 +313,12 @@ export async function loadWeights(model: Module, source: TensorSource, gpu: Gpu,
         pieces.push(...piecesOf(source, p.from.q, t, 0, chunk), ...piecesOf(source, p.from.v, t, 2 * third, chunk));
       }
     }
-    const keyOf = new Map(plan.map((p, i) => [created[i]!, p.key]));
+    const keyOf = new Map<Tensor, string>();
+    plan.forEach((p, i) => {
+      const c = created[i]!;
+      if (c instanceof QuantizedTensor) keyOf.set(c.codes, p.key).set(c.scales, p.key);
+      else keyOf.set(c, p.key);
+    });
     const convertOnGpu = (options.convertOn ?? (gpu.caps.isSoftware ? 'host' : 'gpu')) === 'gpu';
     await streamPieces(gpu, source, pieces, chunk, convertOnGpu, async (piece, bytes) => {
       loadedBytes += bytes;
@@ -214,7 +335,9 @@ export async function loadWeights(model: Module, source: TensorSource, gpu: Gpu,
     throw e;
   }
   plan.forEach((p, i) => {
-    p.param.tensor?.dispose();
-    p.param.tensor = created[i]!;
+    p.param.dispose();
+    const c = created[i]!;
+    if (c instanceof QuantizedTensor) p.param.quantized = c;
+    else p.param.tensor = c;
   });
 }

@@ -1,3 +1,4 @@
+import { QuantizedTensor, type Weight } from '../quant/quantized-tensor.js';
 import type { Tensor } from '../tensor.js';
 
 /**
@@ -7,22 +8,54 @@ import type { Tensor } from '../tensor.js';
  */
 export type ParameterRole = 'matmul' | 'fp32';
 
-/** A named slot for a weight; filled by the loader. */
+/**
+ * A named slot for a weight; filled by the loader. It holds a float tensor, or for the Linear weights of a
+ * quantized model (src/quant/) a QuantizedTensor: `data` gives either, `value` only a float tensor.
+ */
 export class Parameter {
-  tensor: Tensor | null = null;
+  #data: Weight | null = null;
   constructor(
     readonly shape: readonly number[],
     public role: ParameterRole = 'fp32',
   ) {}
 
+  /** The float tensor (null when not loaded or quantized). Assigning replaces whatever was held (without disposing it). */
+  get tensor(): Tensor | null {
+    return this.#data instanceof QuantizedTensor ? null : this.#data;
+  }
+  set tensor(t: Tensor | null) {
+    this.#data = t;
+  }
+
+  /** The quantized weight (null when not loaded or float). Assigning replaces whatever was held. */
+  get quantized(): QuantizedTensor | null {
+    return this.#data instanceof QuantizedTensor ? this.#data : null;
+  }
+  set quantized(q: QuantizedTensor | null) {
+    this.#data = q;
+  }
+
+  /** What is held, float or quantized, or null. */
+  get loaded(): Weight | null {
+    return this.#data;
+  }
+
+  /** What is held, float or quantized (what `linear` takes). */
+  get data(): Weight {
+    if (!this.#data) throw new Error(`parameter of shape [${this.shape.join(', ')}] is not loaded`);
+    return this.#data;
+  }
+
+  /** The float tensor; a quantized parameter throws (read `data`, or load the model without quantization). */
   get value(): Tensor {
-    if (!this.tensor) throw new Error(`parameter of shape [${this.shape.join(', ')}] is not loaded`);
-    return this.tensor;
+    const d = this.data;
+    if (d instanceof QuantizedTensor) throw new Error(`parameter of shape [${this.shape.join(', ')}] is quantized (${d}); its float values are not kept`);
+    return d;
   }
 
   dispose(): void {
-    this.tensor?.dispose();
-    this.tensor = null;
+    this.#data?.dispose();
+    this.#data = null;
   }
 }
 

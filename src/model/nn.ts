@@ -30,7 +30,7 @@ export class Linear extends Module<[Tensor, LinearCallOptions?], Tensor> {
   }
 
   forward(x: Tensor, options: LinearCallOptions = {}): Tensor {
-    return linear(x, this.weight.value, this.bias?.value ?? null, options);
+    return linear(x, this.weight.data, this.bias?.value ?? null, options);
   }
 }
 

@@ -10,6 +10,7 @@ import { linear } from '../kernels/linear.js';
 import { concatRows } from '../kernels/rows.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { keep, Tensor, tidy, type DType } from '../tensor.js';
+import { concatQuantizedRows, keepWeight, QuantizedTensor, type Weight } from '../quant/quantized-tensor.js';
 import type { OPTConfig } from './config.js';
 import { Module, ModuleList } from './module.js';
 import { Embedding, LayerNorm, Linear } from './nn.js';
@@ -97,26 +98,34 @@ export class OPTAttention extends Module<[Tensor, OPTAttentionContext, number, T
   }
 
   /** The [k; v; q] projection as one [3D, D] weight (+ bias), set up by fuse_qkv() after loading. */
-  private qkv: { weight: Tensor; bias: Tensor | null; parts: (Tensor | null)[] } | null = null;
+  private qkv: { weight: Weight; bias: Tensor | null; parts: (Weight | null)[] } | null = null;
 
   /**
    * Puts k_proj, v_proj and q_proj (weights and biases) side by side in one buffer and makes the three parameters
    * views of it, so the three projections run as one GEMM (and, when decoding one sequence, write straight into
-   * the KV cache). Forward hooks on the three Linear modules therefore do not fire; hook self_attn instead.
+   * the KV cache). Quantized weights are joined the same way (codes and scales). Forward hooks on the three
+   * Linear modules therefore do not fire; hook self_attn instead.
    */
   fuse_qkv(): void {
     const parts = [this.k_proj, this.v_proj, this.q_proj];
     const D = this.embed_dim;
-    const w0 = this.k_proj.weight.value;
+    const ws = parts.map((p) => p.weight.data);
+    const w0 = ws[0]!;
     const gpu = w0.gpu;
-    if (parts.some((p) => p.weight.value.dtype !== w0.dtype)) throw new Error('fuse_qkv: k/v/q weights differ in dtype');
     const hasBias = parts.every((p) => p.bias !== null);
     this.disposeFused();
-    const weight = keep(Tensor.empty(gpu, [3 * D, D], w0.dtype, { persistent: true, label: 'qkv.weight' }));
+    let weight: Weight;
+    if (ws.every((w) => w instanceof QuantizedTensor)) {
+      weight = keepWeight(concatQuantizedRows(ws, { persistent: true, label: 'qkv.weight' }));
+    } else if (ws.every((w) => w instanceof Tensor && w.dtype === (w0 as Tensor).dtype)) {
+      const t = keep(Tensor.empty(gpu, [3 * D, D], (w0 as Tensor).dtype, { persistent: true, label: 'qkv.weight' }));
+      (ws as Tensor[]).forEach((w, i) => gpu.copyBuffer(w.buffer, w.byteOffset, t.buffer, i * w.byteLength, w.byteLength));
+      weight = t;
+    } else {
+      throw new Error('fuse_qkv: k/v/q weights differ in dtype or quantization');
+    }
     const bias = hasBias ? keep(Tensor.empty(gpu, [3 * D], 'f32', { persistent: true, label: 'qkv.bias' })) : null;
     parts.forEach((p, i) => {
-      const w = p.weight.value;
-      gpu.copyBuffer(w.buffer, w.byteOffset, weight.buffer, i * w.byteLength, w.byteLength);
       if (bias && p.bias) {
         const b = p.bias.value;
         if (b.dtype !== 'f32') throw new Error('fuse_qkv: biases must be f32');
@@ -124,14 +133,16 @@ export class OPTAttention extends Module<[Tensor, OPTAttentionContext, number, T
       }
     });
     parts.forEach((p, i) => {
-      p.weight.tensor!.dispose(); // destroyed only after the recorded copies are submitted
-      p.weight.tensor = keep(weight.rows(i * D, D));
+      // Destroyed only after the recorded copies are submitted.
+      p.weight.dispose();
+      if (weight instanceof QuantizedTensor) p.weight.quantized = keepWeight(weight.rows(i * D, D));
+      else p.weight.tensor = keep(weight.rows(i * D, D));
       if (bias && p.bias) {
         p.bias.tensor!.dispose();
         p.bias.tensor = keep(bias.rows(i * D, D));
       }
     });
-    this.qkv = { weight, bias, parts: parts.flatMap((p) => [p.weight.tensor, p.bias?.tensor ?? null]) };
+    this.qkv = { weight, bias, parts: parts.flatMap((p) => [p.weight.loaded, p.bias?.tensor ?? null]) };
   }
 
   private disposeFused(): void {
@@ -149,12 +160,18 @@ export class OPTAttention extends Module<[Tensor, OPTAttentionContext, number, T
    * The [k; v; q] projection as one [3D, D] weight and [3D] bias: the fused weights, or (after parameters were
    * replaced by hand) a concatenation made for this call.
    */
-  fusedQKV(): { weight: Tensor; bias: Tensor | null } {
-    const current = [this.k_proj, this.v_proj, this.q_proj].flatMap((p) => [p.weight.tensor, p.bias?.tensor ?? null]);
+  fusedQKV(): { weight: Weight; bias: Tensor | null } {
+    const current = [this.k_proj, this.v_proj, this.q_proj].flatMap((p) => [p.weight.loaded, p.bias?.tensor ?? null]);
     if (this.qkv && current.every((t, i) => t === this.qkv!.parts[i])) return this.qkv;
     const D = this.embed_dim;
-    const w = (p: Linear) => p.weight.value.reshape([1, D, D]);
-    const weight = concatRows(concatRows(w(this.k_proj), w(this.v_proj)), w(this.q_proj)).reshape([3 * D, D]);
+    const ws = [this.k_proj, this.v_proj, this.q_proj].map((p) => p.weight.data);
+    let weight: Weight;
+    if (ws.every((w) => w instanceof QuantizedTensor)) {
+      weight = concatQuantizedRows(ws);
+    } else {
+      const w = (p: Linear) => p.weight.value.reshape([1, D, D]);
+      weight = concatRows(concatRows(w(this.k_proj), w(this.v_proj)), w(this.q_proj)).reshape([3 * D, D]);
+    }
     const b = (p: Linear) => p.bias!.value.reshape([1, 1, D]);
     const bias = this.k_proj.bias ? concatRows(concatRows(b(this.k_proj), b(this.v_proj)), b(this.q_proj)).reshape([3 * D]) : null;
     return { weight, bias };

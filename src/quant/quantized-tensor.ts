@@ -1,5 +1,5 @@
 import type { Gpu } from '../gpu/gpu.js';
-import { Tensor, type TensorOptions } from '../tensor.js';
+import { keep, Tensor, type TensorOptions } from '../tensor.js';
 import type { QuantizedRows } from '../cpu/quantize.js';
 import { codesPerWord, groupsPerRow, rowBytes, type QuantScheme } from './format.js';
 
@@ -100,3 +100,47 @@ export class QuantizedTensor {
 
 /** What a linear layer multiplies by: a float tensor or a quantized one. */
 export type Weight = Tensor | QuantizedTensor;
+
+/**
+ * The rows of `parts` one after another in a new quantized weight (byte copies of codes and scales, as
+ * fuse_qkv joins float weights). Every part has the same scheme and K.
+ */
+export function concatQuantizedRows(parts: readonly QuantizedTensor[], options: TensorOptions = {}): QuantizedTensor {
+  const first = parts[0];
+  if (!first) throw new RangeError('concatQuantizedRows: no parts');
+  for (const q of parts) {
+    if (q.scheme !== first.scheme || q.K !== first.K) throw new TypeError(`concatQuantizedRows: ${q} does not match ${first}`);
+  }
+  const gpu = first.gpu;
+  const N = parts.reduce((a, q) => a + q.N, 0);
+  const out = QuantizedTensor.empty(gpu, [N, first.K], first.scheme, options);
+  try {
+    let row = 0;
+    for (const q of parts) {
+      for (const [src, dst] of [[q.codes, out.codes], [q.scales, out.scales]] as const) {
+        const rowBytes = src.byteLength / q.N;
+        const dstByte = dst.byteOffset + row * rowBytes;
+        if (src.byteOffset % 4 || dstByte % 4 || src.byteLength % 4) {
+          throw new RangeError(`concatQuantizedRows: ${q} rows are not 4-byte aligned for a buffer copy`);
+        }
+        gpu.copyBuffer(src.buffer, src.byteOffset, dst.buffer, dstByte, src.byteLength);
+      }
+      row += q.N;
+    }
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  return out;
+}
+
+/** keep() for either kind of weight: the caller owns it and must dispose it. */
+export function keepWeight<W extends Weight>(w: W): W {
+  if (w instanceof QuantizedTensor) {
+    keep(w.codes);
+    keep(w.scales);
+  } else {
+    keep(w);
+  }
+  return w;
+}

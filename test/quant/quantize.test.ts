@@ -94,3 +94,39 @@ describe('the quantizer equals transformers on the fixtures', () => {
     });
   }
 });
+
+describe('the loader quantizer', () => {
+  it('equals the reference bit for bit, edge cases included', async () => {
+    const { quantizeRowsInto } = await import('../../src/quant/quantize-rows.js');
+    const { f16BitsToF32: half } = await import('../../src/util/half.js');
+    for (const scheme of QUANT_SCHEMES) {
+      for (const [N, K] of [[7, 75], [4, 64], [3, 5], [2, 1000]] as const) {
+        const w = randn(N * K, N + K, 3);
+        w.fill(0, 0, Math.min(K, 40)); // a zero group
+        w[K] = 1e-8; // a tiny group: a subnormal f16 scale
+        // A group whose scale is exactly s = 2^-4 (absmax qmax * s) and whose other values sit exactly half-way
+        // between two codes, (j + 0.5) * s: round half to even decides every one of them.
+        const s = half(0x2c00);
+        const qmax = QMAX[scheme];
+        if (N > 2 && K >= 32) {
+          w[2 * K] = qmax * s;
+          for (let k = 1; k < 32; k++) w[2 * K + k] = ((k % (2 * qmax)) - qmax + 0.5) * s;
+        }
+        const ref = quantizeRef(w, N, K, scheme);
+        const codes = new Uint8Array(N * rowBytes(scheme, K)).fill(0xaa); // stale data must be overwritten
+        const scales = new Uint16Array(N * groupsPerRow(K));
+        quantizeRowsInto(w, N, K, scheme, codes, scales);
+        if (N > 2 && K >= 32) expect(ref.scales[2 * groupsPerRow(K)]).toBe(0x2c00);
+        expect(Array.from(codes)).toEqual(Array.from(ref.codes));
+        expect(Array.from(scales)).toEqual(Array.from(ref.scales));
+      }
+    }
+  });
+
+  it('rejects a group whose scale does not fit f16', async () => {
+    const { quantizeRowsInto } = await import('../../src/quant/quantize-rows.js');
+    const w = new Float32Array(32).fill(1e7);
+    expect(() => quantizeRowsInto(w, 1, 32, 'q8', new Uint8Array(32), new Uint16Array(1))).toThrow(/beyond f16/);
+    expect(() => quantizeRef(w, 1, 32, 'q8')).toThrow(/beyond f16/);
+  });
+});
