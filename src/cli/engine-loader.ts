@@ -99,7 +99,7 @@ export async function loadEngine(o: LoadOptions): Promise<LoadedEngine> {
     : undefined;
   let engine: Engine;
   try {
-    engine = await factory({ modelDir: model.dir, modelId: servedModelId(model), dtype: o.settings.dtype, onProgress });
+    engine = await factory({ modelDir: model.dir, modelId: servedModelId(model), dtype: o.settings.dtype, quantize: o.settings.quantize, onProgress });
   } finally {
     (loadBar as ProgressBar | null)?.finish();
   }

@@ -5,6 +5,8 @@ const MODEL_FLAGS = `Model:
                             or $BLIP2_MODEL); hub models are taken from the HF cache or downloaded
       --revision REV        hub branch, tag or commit (default main)
       --dtype f16|f32       weight precision on the GPU (default f16)
+      --quantize q8|q4      8- or 4-bit weights for the vision encoder and OPT decoder layers
+                            (docs/quantization.md); a folder made by \`blip2 convert\` needs none
       --progress            show progress bars even when stderr is not a terminal`;
 
 const GENERATION_FLAGS = `Generation (the same ranges as the server's API fields):
@@ -32,6 +34,7 @@ Usage:
   blip2 chat IMAGE                         multi-turn conversation about an image (reads stdin)
   blip2 serve [--port N] [--host H]        OpenAI-compatible HTTP server (/v1/chat/completions)
   blip2 download [MODEL]                   download a model into the Hugging Face cache
+  blip2 convert SOURCE --quantize q4 --out DIR   write a compact quantized copy of a model folder
   blip2 bench [ARGS...]                    run the model benchmark (bench/model.ts)
 
 Options:
@@ -135,6 +138,26 @@ resumes. Prints the snapshot folder.
   -h, --help                this help
 
 Environment: HF_ENDPOINT (mirror), HF_TOKEN (gated/private repos), HF_HUB_OFFLINE=1 (cache only).
+`;
+
+export const CONVERT_HELP = `Usage: blip2 convert SOURCE --quantize q8|q4 --out DIR [options]
+
+Writes a quantized copy of the BLIP-2 folder SOURCE (a local HF folder or a hub repo id): config.json
+with a quantization_config naming the scheme, the tokenizer, processor and generation files, and
+safetensors shards holding the codes and f16 scales of the vision encoder's and OPT decoder's Linear
+weights (docs/quantization.md). The folder loads with no conversion: blip2 caption IMG --model DIR.
+
+      --quantize q8|q4      the scheme (required)
+      --out DIR             where to write (created; must not hold a model yet)
+      --dtype f16|f32       storage of the other large weights (embeddings; default f16);
+                            LayerNorms, biases and the Q-Former stay f32
+      --max-shard-size N    largest shard in bytes (default 2000000000)
+      --revision REV        hub revision of SOURCE (default main)
+      --progress            show the progress bar even when stderr is not a terminal
+      --json                print {dir, shards, bytes} as JSON
+  -q, --quiet               no progress bar
+  -v, --verbose             stack traces on errors
+  -h, --help                this help
 `;
 
 export const BENCH_HELP = `Usage: blip2 bench [ARGS...]

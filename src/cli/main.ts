@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { benchCommand } from './commands/bench.js';
 import { chatCommand } from './commands/chat.js';
+import { convertCommand } from './commands/convert.js';
 import { downloadCommand } from './commands/download.js';
 import { askCommand, captionCommand } from './commands/generate.js';
 import { serveCommand } from './commands/serve.js';
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, Command> = {
   chat: chatCommand,
   serve: serveCommand,
   download: downloadCommand,
+  convert: convertCommand,
   bench: benchCommand,
 };
 

@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { checkGenerationParams, defaultGenerationParams, type GenerationParams } from '../server/engine.js';
 import { GENERATION_RANGES, inRange, rangeMessage, type RangedParam } from '../server/generation-ranges.js';
 import { DEFAULT_MODEL } from '../io/hub.js';
+import { isQuantScheme, type QuantScheme } from '../quant/format.js';
 import { UsageError } from './io.js';
 
 type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
@@ -20,6 +21,7 @@ export const MODEL_OPTIONS = {
   model: { type: 'string', short: 'm' },
   revision: { type: 'string' },
   dtype: { type: 'string' },
+  quantize: { type: 'string' },
   progress: { type: 'boolean' },
 } as const satisfies OptionSpecs;
 
@@ -114,6 +116,8 @@ export interface ModelSettings {
   model: string;
   revision?: string;
   dtype: 'f16' | 'f32';
+  /** Quantize the Linear weights of the vision encoder and OPT decoder (a converted folder sets its own). */
+  quantize?: QuantScheme;
   /** Show progress bars even when stderr is not a terminal. */
   progress: boolean;
 }
@@ -123,7 +127,15 @@ export function modelSettings(command: string, p: Parsed, env: Readonly<Record<s
   if (dtype !== 'f16' && dtype !== 'f32') throw new UsageError(`--dtype must be f16 or f32 (got '${dtype}')`, command);
   const model = str(p, 'model') ?? env.BLIP2_MODEL ?? DEFAULT_MODEL;
   if (!model.trim()) throw new UsageError('--model must not be empty', command);
-  return { model, revision: str(p, 'revision'), dtype, progress: flag(p, 'progress') };
+  return { model, revision: str(p, 'revision'), dtype, quantize: quantizeOption(command, p), progress: flag(p, 'progress') };
+}
+
+/** --quantize q8|q4 (absent: none). */
+export function quantizeOption(command: string, p: Parsed): QuantScheme | undefined {
+  const q = str(p, 'quantize');
+  if (q === undefined) return undefined;
+  if (!isQuantScheme(q)) throw new UsageError(`--quantize must be q8 or q4 (got '${q}')`, command);
+  return q;
 }
 
 export function generationSettings(command: string, p: Parsed): GenerationParams {

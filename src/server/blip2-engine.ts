@@ -162,6 +162,7 @@ export class Blip2Engine implements Engine {
 export const createEngine: EngineFactory = async (options) => {
   const pipeline = await Blip2.fromPretrained(options.modelDir, {
     dtype: options.dtype,
+    quantize: options.quantize,
     onProgress: options.onProgress
       ? (p) => options.onProgress!({ phase: 'load', label: p.key, done: p.loadedBytes, total: p.totalBytes, unit: 'bytes' })
       : undefined,

@@ -114,6 +114,8 @@ export interface EngineOptions {
   /** The name clients see. */
   modelId: string;
   dtype: 'f16' | 'f32';
+  /** Quantize the vision encoder's and OPT decoder's Linear weights to q8 or q4 (docs/quantization.md). */
+  quantize?: 'q8' | 'q4';
   onProgress?: (event: ProgressEvent) => void;
 }
 
