@@ -129,20 +129,19 @@ fn codes_of(w: i32) -> mat2x4<f32> {
 fn group_dot(e: u32, x: array<vec4<f32>, ${MR}>) -> array<f32, ${MR}> {
   var d: array<f32, ${MR}>;
 #if B_Q8
+  // Each half of the group is loaded and summed before the next is loaded: fewer values live at once (the
+  // codes of a whole group and the broadcasts of its x do not fit the registers, and spills cost as much as loads).
   let q0 = b[e >> 4u];
-  let q1 = b[(e >> 4u) + 1u];
-  let c0 = codes_of(bitcast<i32>(q0.x));
-  let c1 = codes_of(bitcast<i32>(q0.y));
-  let c2 = codes_of(bitcast<i32>(q0.z));
-  let c3 = codes_of(bitcast<i32>(q0.w));
-  let c4 = codes_of(bitcast<i32>(q1.x));
-  let c5 = codes_of(bitcast<i32>(q1.y));
-  let c6 = codes_of(bitcast<i32>(q1.z));
-  let c7 = codes_of(bitcast<i32>(q1.w));
   for (var m = 0u; m < ${MR}u; m++) {
     let v = x[m];
-    d[m] = dot(subgroupBroadcast(v, 0u), c0) + dot(subgroupBroadcast(v, 1u), c1) + dot(subgroupBroadcast(v, 2u), c2) + dot(subgroupBroadcast(v, 3u), c3) +
-           dot(subgroupBroadcast(v, 4u), c4) + dot(subgroupBroadcast(v, 5u), c5) + dot(subgroupBroadcast(v, 6u), c6) + dot(subgroupBroadcast(v, 7u), c7);
+    d[m] = dot(subgroupBroadcast(v, 0u), codes_of(bitcast<i32>(q0.x))) + dot(subgroupBroadcast(v, 1u), codes_of(bitcast<i32>(q0.y))) +
+           dot(subgroupBroadcast(v, 2u), codes_of(bitcast<i32>(q0.z))) + dot(subgroupBroadcast(v, 3u), codes_of(bitcast<i32>(q0.w)));
+  }
+  let q1 = b[(e >> 4u) + 1u];
+  for (var m = 0u; m < ${MR}u; m++) {
+    let v = x[m];
+    d[m] += dot(subgroupBroadcast(v, 4u), codes_of(bitcast<i32>(q1.x))) + dot(subgroupBroadcast(v, 5u), codes_of(bitcast<i32>(q1.y))) +
+            dot(subgroupBroadcast(v, 6u), codes_of(bitcast<i32>(q1.z))) + dot(subgroupBroadcast(v, 7u), codes_of(bitcast<i32>(q1.w)));
   }
 #else
   let q = b[e >> 5u];

@@ -63,14 +63,19 @@ function gemvRowsWorkgroup(ln: boolean): number {
 
 /** Quantized B whose scales come in aligned pairs per row (K a multiple of 64, even first scale). */
 function qPairs(p: GemmProblem): boolean {
-  const lab = (globalThis as { __QPAIRS?: boolean }).__QPAIRS;
-  return lab !== false && p.scales !== null && p.K % 64 === 0 && p.scales.offset % 2 === 0;
+  return p.scales !== null && p.K % 64 === 0 && p.scales.offset % 2 === 0;
 }
 
-/** gemv-rows: rows of B per invocation. */
-function gemvRowsPerInvocation(p: GemmProblem): number {
-  const lab = (globalThis as { __QROWS?: number }).__QROWS;
-  return p.scales && lab ? lab : GEMV_ROWS.ROWS;
+/**
+ * gemv-rows: rows of B per invocation. Quantized weights on 8-lane subgroups take 4: each group step loads
+ * x once (four words per lane) for all of them, and a row's codes cost only four or eight words per group
+ * (llvmpipe, read from its generated code: 874 instructions per row and q4 group at 4 rows against 1050 at 2;
+ * f16 weights need 2058 for the same 32 values).
+ */
+function gemvRowsPerInvocation(p: GemmProblem, choice: VariantChoice, lanes: boolean): number {
+  const rows = choice.rows ?? (p.scales && lanes ? 4 : GEMV_ROWS.ROWS);
+  if (![1, 2, 4].includes(rows)) throw new RangeError(`linear: gemv-rows takes 1, 2 or 4 rows per invocation, got ${rows}`);
+  return rows;
 }
 
 /** The GEMV kernels are compiled for 1, 2, 4 or 8 rows of A (M up to that), to bound the pipelines. */
@@ -275,5 +280,6 @@ export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, 
   if (choice.kind === 'tiled' && tiledWorkgroupBytes(tile, f16Math) > gpu.caps.maxComputeWorkgroupStorageSize) {
     throw new Error(`linear: ${tile} needs more workgroup memory than the device has`);
   }
-  return { kind: choice.kind, vec, wide, subgroups, tile, f16Math, gemvRows: gemvRowsPerInvocation(p) };
+  const gemvRows = choice.kind === 'gemv-rows' ? gemvRowsPerInvocation(p, choice, subgroups) : GEMV_ROWS.ROWS;
+  return { kind: choice.kind, vec, wide, subgroups, tile, f16Math, gemvRows };
 }

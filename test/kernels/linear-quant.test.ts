@@ -101,6 +101,8 @@ const GENERAL: Case[] = [
 
 const VARIANTS: { name: string; choice: VariantChoice; cases: Case[]; lanes8?: boolean; subgroups?: boolean }[] = [
   { name: 'gemv-rows', choice: { kind: 'gemv-rows' }, cases: GEMV },
+  { name: 'gemv-rows, 1 row per invocation', choice: { kind: 'gemv-rows', rows: 1 }, cases: GEMV.slice(0, 3) },
+  { name: 'gemv-rows, 2 rows per invocation', choice: { kind: 'gemv-rows', rows: 2 }, cases: GEMV.slice(0, 3) },
   { name: 'gemv-rows reading x per lane', choice: { kind: 'gemv-rows', subgroups: false }, cases: GEMV.slice(0, 3) },
   { name: 'gemv-coop', choice: { kind: 'gemv-coop', subgroups: false }, cases: GEMV },
   { name: 'gemv-coop with subgroups', choice: { kind: 'gemv-coop', subgroups: true }, cases: GEMV.slice(0, 4), subgroups: true },
