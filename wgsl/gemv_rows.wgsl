@@ -49,31 +49,30 @@ fn main(
   var acc: array<array<vec4<f32>, ${ROWS}>, ${MR}>;
   let k4 = p.K & ~3u;
 #if QGROUPS
-  // Quantized B, K a multiple of 32, 8-lane subgroups: GS groups of 32 per step (group_step in linear_common).
-  // Lane i loads x[k + 4i .. k + 4i + 3] of each group, shared by broadcast. Rows are unrolled by hand: a
-  // dynamically indexed private array costs a per-lane loop through memory on llvmpipe.
+  // Quantized B, K a multiple of 32, 8-lane subgroups: one group of 32 per step (group_dot in linear_common).
+  // Lane i loads x[k + 4i .. k + 4i + 3], shared by broadcast; each row's codes are summed against x unscaled
+  // and the group's scale applied once. Rows are unrolled by hand (QR2, QR4): a dynamically indexed private
+  // array costs a per-lane loop through memory on llvmpipe.
   var qa: array<array<f32, ${ROWS}>, ${MR}>;
-  for (var k = 0u; k < p.K; k += 32u * ${GS}u) {
-    var xv: array<array<vec4<f32>, ${MR}>, ${GS}>;
-    for (var g = 0u; g < ${GS}u; g++) {
-      for (var m = 0u; m < ${MR}u; m++) {
-        let e = arow[m] + k + 32u * g + 4u * sg_lane;
-        xv[g][m] = vec4<f32>(a[e], a[e + 1u], a[e + 2u], a[e + 3u]);
-      }
+  for (var k = 0u; k < p.K; k += 32u) {
+    var xv: array<vec4<f32>, ${MR}>;
+    for (var m = 0u; m < ${MR}u; m++) {
+      let e = arow[m] + k + 4u * sg_lane;
+      xv[m] = vec4<f32>(a[e], a[e + 1u], a[e + 2u], a[e + 3u]);
     }
-    let d0 = group_step(brow[0] + k, xv);
+    let d0 = group_scaled(brow[0] + k, xv);
     for (var m = 0u; m < ${MR}u; m++) {
       qa[m][0] += d0[m];
     }
 #if QR2
-    let d1 = group_step(brow[1] + k, xv);
+    let d1 = group_scaled(brow[1] + k, xv);
     for (var m = 0u; m < ${MR}u; m++) {
       qa[m][1] += d1[m];
     }
 #endif
 #if QR4
-    let d2 = group_step(brow[2] + k, xv);
-    let d3 = group_step(brow[3] + k, xv);
+    let d2 = group_scaled(brow[2] + k, xv);
+    let d3 = group_scaled(brow[3] + k, xv);
     for (var m = 0u; m < ${MR}u; m++) {
       qa[m][2] += d2[m];
       qa[m][3] += d3[m];

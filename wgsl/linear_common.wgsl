@@ -19,7 +19,7 @@
 // groups of 32 packed codes (read as vec4<u32>: one q4 group or half a q8 group per load), p.ldb the padded
 // row length in codes, p.b_off in codes; the f16 scales [N, groups] come in binding 6 from p.bs_off (LN's
 // bindings then follow at 7 and 8). The ld_b* helpers return scaled values, so every kernel runs quantized
-// weights; the decode GEMV instead sums codes per group and scales once (group_dot_* below).
+// weights; the decode GEMV instead sums codes per group and scales once (group_dot, group_scaled below).
 
 struct Params {
   M: u32,
@@ -158,22 +158,13 @@ fn group_dot(e: u32, x: array<vec4<f32>, ${MR}>) -> array<f32, ${MR}> {
   return d;
 }
 
-// GS groups of one row from element e, scaled: the scales of a group pair (QPAIRS) come in one 32-bit load.
-fn group_step(e: u32, x: array<array<vec4<f32>, ${MR}>, ${GS}>) -> array<f32, ${MR}> {
-  var d = group_dot(e, x[0]);
-#if QPAIRS
-  let i = p.bs_off + ((e - p.b_off) >> 5u);
-  let s = unpack2x16float(bs[i >> 1u]);
-  let d1 = group_dot(e + 32u, x[1]);
-  for (var m = 0u; m < ${MR}u; m++) {
-    d[m] = d[m] * s.x + d1[m] * s.y;
-  }
-#else
+// One group of one row from element e, scaled once: sum(x * code) * scale.
+fn group_scaled(e: u32, x: array<vec4<f32>, ${MR}>) -> array<f32, ${MR}> {
+  var d = group_dot(e, x);
   let s = ld_scale(e);
   for (var m = 0u; m < ${MR}u; m++) {
     d[m] *= s;
   }
-#endif
   return d;
 }
 #endif

@@ -67,6 +67,6 @@ export interface VariantChoice {
   tile?: TiledConfig;
   /** tiled: products in f16 (with f32 accumulation per K tile); needs shader-f16. */
   f16Math?: boolean;
-  /** gemv-rows: rows of B per invocation (1, 2 or 4; default 2, 4 for quantized B on 8-lane subgroups). */
+  /** gemv-rows: rows of B per invocation (1, 2 or 4; default 2). */
   rows?: number;
 }

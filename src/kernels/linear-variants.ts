@@ -61,19 +61,9 @@ function gemvRowsWorkgroup(ln: boolean): number {
   return ln ? LN_GEMV_ROWS_WG : GEMV_ROWS.WG;
 }
 
-/** Quantized B whose scales come in aligned pairs per row (K a multiple of 64, even first scale). */
-function qPairs(p: GemmProblem): boolean {
-  return p.scales !== null && p.K % 64 === 0 && p.scales.offset % 2 === 0;
-}
-
-/**
- * gemv-rows: rows of B per invocation. Quantized weights on 8-lane subgroups take 4: each group step loads
- * x once (four words per lane) for all of them, and a row's codes cost only four or eight words per group
- * (llvmpipe, read from its generated code: 874 instructions per row and q4 group at 4 rows against 1050 at 2;
- * f16 weights need 2058 for the same 32 values).
- */
-function gemvRowsPerInvocation(p: GemmProblem, choice: VariantChoice, lanes: boolean): number {
-  const rows = choice.rows ?? (p.scales && lanes ? 4 : GEMV_ROWS.ROWS);
+/** gemv-rows: rows of B per invocation (linear-problem.ts: VariantChoice.rows). */
+function gemvRowsPerInvocation(choice: VariantChoice): number {
+  const rows = choice.rows ?? GEMV_ROWS.ROWS;
   if (![1, 2, 4].includes(rows)) throw new RangeError(`linear: gemv-rows takes 1, 2 or 4 rows per invocation, got ${rows}`);
   return rows;
 }
@@ -126,7 +116,7 @@ export function variantKey(p: GemmProblem, v: ResolvedVariant, rows: number): st
   const resType = p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype;
   const bucket = isGemvKind(v.kind) ? gemvRowBucket(rows) : 0;
   const ln = p.ln ? `|ln${lnRowLength(p.K)}${p.ln.weight.dtype}${p.ln.bias.dtype}` : '';
-  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}|${v.gemvRows}|${p.K % 32 === 0}|${qPairs(p)}${ln}`;
+  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}|${v.gemvRows}|${p.K % 32 === 0}${ln}`;
 }
 
 /**
@@ -178,8 +168,6 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
     case 'gemv-rows':
       Object.assign(d, GEMV_ROWS, { ROWS: v.gemvRows, WG: gemvRowsWorkgroup(p.ln !== null), MR: gemvRowBucket(rows), B_WIDE: v.wide, A_LANES: v.subgroups, SUBGROUPS: v.subgroups });
       d.QGROUPS = v.subgroups && p.scales !== null && p.K % 32 === 0;
-      d.QPAIRS = d.QGROUPS && qPairs(p);
-      d.GS = d.QPAIRS ? 2 : 1;
       d.QR2 = v.gemvRows >= 2;
       d.QR4 = v.gemvRows >= 4;
       break;
@@ -280,6 +268,6 @@ export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, 
   if (choice.kind === 'tiled' && tiledWorkgroupBytes(tile, f16Math) > gpu.caps.maxComputeWorkgroupStorageSize) {
     throw new Error(`linear: ${tile} needs more workgroup memory than the device has`);
   }
-  const gemvRows = choice.kind === 'gemv-rows' ? gemvRowsPerInvocation(p, choice, subgroups) : GEMV_ROWS.ROWS;
+  const gemvRows = choice.kind === 'gemv-rows' ? gemvRowsPerInvocation(choice) : GEMV_ROWS.ROWS;
   return { kind: choice.kind, vec, wide, subgroups, tile, f16Math, gemvRows };
 }
