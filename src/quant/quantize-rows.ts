@@ -17,15 +17,16 @@ export function quantizeRowsInto(src: Float32Array, rows: number, K: number, sch
   if (src.length < rows * K || codes.length < rows * rb || scales.length < rows * G) throw new RangeError('quantizeRowsInto: buffers too small');
   codes.fill(0, 0, rows * rb);
   const q4 = scheme === 'q4';
+  const signed = new Int8Array(codes.buffer, codes.byteOffset, codes.length);
   for (let n = 0; n < rows; n++) {
     const w0 = n * K;
     const c0 = n * rb;
     for (let g = 0; g < G; g++) {
-      const k0 = g * GROUP_SIZE;
-      const k1 = k0 + GROUP_SIZE < K ? k0 + GROUP_SIZE : K;
+      const k0 = w0 + g * GROUP_SIZE;
+      const k1 = Math.min(w0 + K, k0 + GROUP_SIZE);
       let absmax = 0;
       for (let k = k0; k < k1; k++) {
-        const a = Math.abs(src[w0 + k]!);
+        const a = Math.abs(src[k]!);
         if (a > absmax) absmax = a;
       }
       const s32 = Math.fround(absmax / qmax);
@@ -34,16 +35,20 @@ export function quantizeRowsInto(src: Float32Array, rows: number, K: number, sch
       scales[n * G + g] = bits;
       const s = f16BitsToF32(bits);
       if (s === 0) continue; // codes stay 0
+      const out = c0 + g * (q4 ? GROUP_SIZE / 2 : GROUP_SIZE);
       if (q4) {
-        for (let k = k0; k < k1; k++) {
-          let q = Math.fround(src[w0 + k]! / s) + ROUND - ROUND;
-          q = q > qmax ? qmax : q < -qmax ? -qmax : q;
-          codes[c0 + (k >> 1)]! |= (q & 0xf) << ((k & 1) << 2);
+        // Two codes per byte, the even column low.
+        for (let k = k0, o = out; k < k1; k += 2, o++) {
+          let lo = Math.fround(src[k]! / s) + ROUND - ROUND;
+          lo = lo > 7 ? 7 : lo < -7 ? -7 : lo;
+          let hi = k + 1 < k1 ? Math.fround(src[k + 1]! / s) + ROUND - ROUND : 0;
+          hi = hi > 7 ? 7 : hi < -7 ? -7 : hi;
+          codes[o] = (lo & 0xf) | ((hi & 0xf) << 4);
         }
       } else {
-        for (let k = k0; k < k1; k++) {
-          const q = Math.fround(src[w0 + k]! / s) + ROUND - ROUND;
-          codes[c0 + k] = q > qmax ? qmax : q < -qmax ? -qmax : q;
+        for (let k = k0, o = out; k < k1; k++, o++) {
+          const q = Math.fround(src[k]! / s) + ROUND - ROUND;
+          signed[o] = q > 127 ? 127 : q < -127 ? -127 : q;
         }
       }
     }
