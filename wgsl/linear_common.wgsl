@@ -332,14 +332,22 @@ fn ld_b4(e: u32) -> vec4<f32> {
 }
 
 #if B_QUANT
+// Unscaled codes of elements e..e+7 (e a multiple of 8).
+fn codes8(e: u32) -> mat2x4<f32> {
+#if B_Q8
+  let q = b[e >> 4u];
+  let h = select(q.xy, q.zw, (e & 8u) != 0u);
+  return mat2x4<f32>(codes_of(bitcast<i32>(h.x)), codes_of(bitcast<i32>(h.y)));
+#else
+  let q = b[e >> 5u];
+  let h = select(q.xy, q.zw, (e & 16u) != 0u);
+  return codes_of(bitcast<i32>(select(h.x, h.y, (e & 8u) != 0u)));
+#endif
+}
+
 // Eight scaled elements from e (a multiple of 8).
 fn ld_b8(e: u32) -> mat2x4<f32> {
-  let s = ld_scale(e);
-#if B_Q8
-  return mat2x4<f32>(codes4(e) * s, codes4(e + 4u) * s);
-#else
-  return codes_of(code_word(e)) * s;
-#endif
+  return codes8(e) * ld_scale(e);
 }
 #elif B_WIDE
 // Eight f16 elements from e (a multiple of 8) in one 16-byte load: half the load instructions of two

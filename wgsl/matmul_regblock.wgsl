@@ -50,7 +50,18 @@ fn main(
 #if ROW_LANES
   let own_row = a0 + min(m0 + sg_lane, p.M - 1u) * p.lda;
   let k8 = p.K & ~7u;
+#if B_QUANT
+  // Quantized B: each column's group scale is loaded once per group of 32 (every fourth step), not per step.
+  var sc: array<f32, ${TN}>;
+#endif
   for (; kv < k8; kv += 8u) {
+#if B_QUANT
+    if ((kv & 31u) == 0u) {
+      for (var j = 0u; j < ${TN}u; j++) {
+        sc[j] = ld_scale(brow[j] + kv);
+      }
+    }
+#endif
     let lo = ld_a4(own_row + kv);
     let hi = ld_a4(own_row + kv + 4u);
     let alo = array<vec4<f32>, 8>(subgroupBroadcast(lo, 0u), subgroupBroadcast(lo, 1u), subgroupBroadcast(lo, 2u), subgroupBroadcast(lo, 3u),
@@ -58,7 +69,11 @@ fn main(
     let ahi = array<vec4<f32>, 8>(subgroupBroadcast(hi, 0u), subgroupBroadcast(hi, 1u), subgroupBroadcast(hi, 2u), subgroupBroadcast(hi, 3u),
                                   subgroupBroadcast(hi, 4u), subgroupBroadcast(hi, 5u), subgroupBroadcast(hi, 6u), subgroupBroadcast(hi, 7u));
     for (var j = 0u; j < ${TN}u; j++) {
-#if B_WIDE
+#if B_QUANT
+      let w = codes8(brow[j] + kv) * sc[j];
+      let blo = w[0];
+      let bhi = w[1];
+#elif B_WIDE
       let w = ld_b8(brow[j] + kv);
       let blo = w[0];
       let bhi = w[1];
