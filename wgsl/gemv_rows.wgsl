@@ -49,35 +49,83 @@ fn main(
   var acc: array<array<vec4<f32>, ${ROWS}>, ${MR}>;
   let k4 = p.K & ~3u;
 #if QGROUPS
-  // Quantized B, K a multiple of 32, 8-lane subgroups: one group of 32 per step (group_dot in linear_common).
-  // Lane i loads x[k + 4i .. k + 4i + 3], shared by broadcast; each row's codes are summed against x unscaled
-  // and the group's scale applied once. Rows are unrolled by hand (QR2, QR4): a dynamically indexed private
-  // array costs a per-lane loop through memory on llvmpipe.
+  // Quantized B, K a multiple of 32, 8-lane subgroups: one group of 32 per step (group_part in linear_common).
+  // Lane i loads x[k + 4i .. k + 4i + 3] (one 16-byte load), shared by broadcast; each row's codes are summed
+  // against x unscaled, part by part for all rows, and the group's scale is applied once. Rows are unrolled by
+  // hand (QR2, QR4): a dynamically indexed private array costs a per-lane loop through memory on llvmpipe.
   var qa: array<array<f32, ${ROWS}>, ${MR}>;
+#if QPAIRS
+  // Scales in pairs (K a multiple of 64, even first scale): one 32-bit load every other group gives two.
+  var sw: array<u32, ${ROWS}>;
+#endif
   for (var k = 0u; k < p.K; k += 32u) {
     var xv: array<vec4<f32>, ${MR}>;
     for (var m = 0u; m < ${MR}u; m++) {
-      let e = arow[m] + k + 4u * sg_lane;
-      xv[m] = vec4<f32>(a[e], a[e + 1u], a[e + 2u], a[e + 3u]);
+      xv[m] = a[(arow[m] + k) / 4u + sg_lane];
     }
-    let d0 = group_scaled(brow[0] + k, xv);
-    for (var m = 0u; m < ${MR}u; m++) {
-      qa[m][0] += d0[m];
-    }
+    var d0 = group_part(brow[0] + k, 0u, xv);
 #if QR2
-    let d1 = group_scaled(brow[1] + k, xv);
-    for (var m = 0u; m < ${MR}u; m++) {
-      qa[m][1] += d1[m];
-    }
+    var d1 = group_part(brow[1] + k, 0u, xv);
 #endif
 #if QR4
-    let d2 = group_scaled(brow[2] + k, xv);
-    let d3 = group_scaled(brow[3] + k, xv);
-    for (var m = 0u; m < ${MR}u; m++) {
-      qa[m][2] += d2[m];
-      qa[m][3] += d3[m];
-    }
+    var d2 = group_part(brow[2] + k, 0u, xv);
+    var d3 = group_part(brow[3] + k, 0u, xv);
 #endif
+#if B_Q8
+    let e0 = group_part(brow[0] + k, 1u, xv);
+#if QR2
+    let e1 = group_part(brow[1] + k, 1u, xv);
+#endif
+#if QR4
+    let e2 = group_part(brow[2] + k, 1u, xv);
+    let e3 = group_part(brow[3] + k, 1u, xv);
+#endif
+#endif
+#if QPAIRS
+    if ((k & 32u) == 0u) {
+      for (var r = 0u; r < ${ROWS}u; r++) {
+        sw[r] = bs[(p.bs_off + ((brow[r] + k - p.b_off) >> 5u)) >> 1u];
+      }
+    }
+    let half = (k >> 5u) & 1u;
+    let s0 = unpack2x16float(sw[0])[half];
+#if QR2
+    let s1 = unpack2x16float(sw[1])[half];
+#endif
+#if QR4
+    let s2 = unpack2x16float(sw[2])[half];
+    let s3 = unpack2x16float(sw[3])[half];
+#endif
+#else
+    let s0 = ld_scale(brow[0] + k);
+#if QR2
+    let s1 = ld_scale(brow[1] + k);
+#endif
+#if QR4
+    let s2 = ld_scale(brow[2] + k);
+    let s3 = ld_scale(brow[3] + k);
+#endif
+#endif
+    for (var m = 0u; m < ${MR}u; m++) {
+#if B_Q8
+      d0[m] += e0[m];
+#if QR2
+      d1[m] += e1[m];
+#endif
+#if QR4
+      d2[m] += e2[m];
+      d3[m] += e3[m];
+#endif
+#endif
+      qa[m][0] = fma(d0[m], s0, qa[m][0]);
+#if QR2
+      qa[m][1] = fma(d1[m], s1, qa[m][1]);
+#endif
+#if QR4
+      qa[m][2] = fma(d2[m], s2, qa[m][2]);
+      qa[m][3] = fma(d3[m], s3, qa[m][3]);
+#endif
+    }
   }
   for (var m = 0u; m < ${MR}u; m++) {
     for (var r = 0u; r < ${ROWS}u; r++) {

@@ -55,7 +55,11 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 #if A_LANES
 // gemv_rows on CPU adapters: f32 A read one element per subgroup lane and shared by
 // subgroupBroadcast; B is f16 read 8 at a time (A_LANES implies B_WIDE) or quantized.
+#if QGROUPS
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+#else
 @group(0) @binding(1) var<storage, read> a: array<f32>;
+#endif
 @group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
 #elif VEC
 #if A_F16
@@ -123,25 +127,27 @@ fn codes_of(w: i32) -> mat2x4<f32> {
 #endif
 
 #if QGROUPS
-// gemv_rows on 8-lane subgroups: sum over one group of x * code for the row whose group starts at element e,
-// unscaled. x[m] holds the group's x values of row m of A spread over the subgroup: lane i has elements
-// 4i..4i+3, handed round by subgroupBroadcast (constant lanes: a register shuffle on llvmpipe).
-fn group_dot(e: u32, x: array<vec4<f32>, ${MR}>) -> array<f32, ${MR}> {
+// gemv_rows on 8-lane subgroups. x[m] holds one group's x values of row m of A spread over the subgroup: lane i
+// has elements 4i..4i+3, handed round by subgroupBroadcast (constant lanes: a register shuffle on llvmpipe).
+// group_part sums x * code over part `h` of the group for the row whose group starts at element e, unscaled:
+// q4 has one part (its 32 codes in one 16-byte load), q8 two halves of 16 (one 16-byte load each), summed for
+// every row before the next half's x is broadcast: the broadcasts of a whole group and the codes do not fit the
+// registers, and spilling them costs as much as loading them.
+fn group_part(e: u32, h: u32, x: array<vec4<f32>, ${MR}>) -> array<f32, ${MR}> {
   var d: array<f32, ${MR}>;
 #if B_Q8
-  // Each half of the group is loaded and summed before the next is loaded: fewer values live at once (the
-  // codes of a whole group and the broadcasts of its x do not fit the registers, and spills cost as much as loads).
-  let q0 = b[e >> 4u];
+  let q = b[(e >> 4u) + h];
+  let c0 = codes_of(bitcast<i32>(q.x));
+  let c1 = codes_of(bitcast<i32>(q.y));
+  let c2 = codes_of(bitcast<i32>(q.z));
+  let c3 = codes_of(bitcast<i32>(q.w));
   for (var m = 0u; m < ${MR}u; m++) {
     let v = x[m];
-    d[m] = dot(subgroupBroadcast(v, 0u), codes_of(bitcast<i32>(q0.x))) + dot(subgroupBroadcast(v, 1u), codes_of(bitcast<i32>(q0.y))) +
-           dot(subgroupBroadcast(v, 2u), codes_of(bitcast<i32>(q0.z))) + dot(subgroupBroadcast(v, 3u), codes_of(bitcast<i32>(q0.w)));
-  }
-  let q1 = b[(e >> 4u) + 1u];
-  for (var m = 0u; m < ${MR}u; m++) {
-    let v = x[m];
-    d[m] += dot(subgroupBroadcast(v, 4u), codes_of(bitcast<i32>(q1.x))) + dot(subgroupBroadcast(v, 5u), codes_of(bitcast<i32>(q1.y))) +
-            dot(subgroupBroadcast(v, 6u), codes_of(bitcast<i32>(q1.z))) + dot(subgroupBroadcast(v, 7u), codes_of(bitcast<i32>(q1.w)));
+    if (h == 0u) {
+      d[m] = dot(subgroupBroadcast(v, 0u), c0) + dot(subgroupBroadcast(v, 1u), c1) + dot(subgroupBroadcast(v, 2u), c2) + dot(subgroupBroadcast(v, 3u), c3);
+    } else {
+      d[m] = dot(subgroupBroadcast(v, 4u), c0) + dot(subgroupBroadcast(v, 5u), c1) + dot(subgroupBroadcast(v, 6u), c2) + dot(subgroupBroadcast(v, 7u), c3);
+    }
   }
 #else
   let q = b[e >> 5u];
@@ -155,16 +161,6 @@ fn group_dot(e: u32, x: array<vec4<f32>, ${MR}>) -> array<f32, ${MR}> {
            dot(subgroupBroadcast(v, 4u), c2[0]) + dot(subgroupBroadcast(v, 5u), c2[1]) + dot(subgroupBroadcast(v, 6u), c3[0]) + dot(subgroupBroadcast(v, 7u), c3[1]);
   }
 #endif
-  return d;
-}
-
-// One group of one row from element e, scaled once: sum(x * code) * scale.
-fn group_scaled(e: u32, x: array<vec4<f32>, ${MR}>) -> array<f32, ${MR}> {
-  var d = group_dot(e, x);
-  let s = ld_scale(e);
-  for (var m = 0u; m < ${MR}u; m++) {
-    d[m] *= s;
-  }
   return d;
 }
 #endif

@@ -61,6 +61,11 @@ function gemvRowsWorkgroup(ln: boolean): number {
   return ln ? LN_GEMV_ROWS_WG : GEMV_ROWS.WG;
 }
 
+/** Quantized B whose scales come in aligned pairs per row: K a multiple of 64 and an even first scale. */
+function qPairs(p: GemmProblem): boolean {
+  return p.scales !== null && p.K % 64 === 0 && p.scales.offset % 2 === 0;
+}
+
 /** gemv-rows: rows of B per invocation (linear-problem.ts: VariantChoice.rows). */
 function gemvRowsPerInvocation(choice: VariantChoice): number {
   const rows = choice.rows ?? GEMV_ROWS.ROWS;
@@ -116,7 +121,7 @@ export function variantKey(p: GemmProblem, v: ResolvedVariant, rows: number): st
   const resType = p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype;
   const bucket = isGemvKind(v.kind) ? gemvRowBucket(rows) : 0;
   const ln = p.ln ? `|ln${lnRowLength(p.K)}${p.ln.weight.dtype}${p.ln.bias.dtype}` : '';
-  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}|${v.gemvRows}|${p.K % 32 === 0}${ln}`;
+  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}|${v.gemvRows}|${p.K % 32 === 0}|${qPairs(p)}${ln}`;
 }
 
 /**
@@ -168,6 +173,7 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
     case 'gemv-rows':
       Object.assign(d, GEMV_ROWS, { ROWS: v.gemvRows, WG: gemvRowsWorkgroup(p.ln !== null), MR: gemvRowBucket(rows), B_WIDE: v.wide, A_LANES: v.subgroups, SUBGROUPS: v.subgroups });
       d.QGROUPS = v.subgroups && p.scales !== null && p.K % 32 === 0;
+      d.QPAIRS = d.QGROUPS && qPairs(p);
       d.QR2 = v.gemvRows >= 2;
       d.QR4 = v.gemvRows >= 4;
       break;
