@@ -28,6 +28,8 @@ export interface PageRunOptions {
   /** Name recorded for the model (default: the URL's last component). */
   modelName?: string;
   dtype?: 'f16' | 'f32';
+  /** Quantized weights (docs/quantization.md). */
+  quantize?: 'q8' | 'q4';
   tokens?: number;
   runs?: number;
   image?: string;
@@ -92,6 +94,7 @@ export async function runInPage(o: PageRunOptions, progress: (e: ProgressEvent) 
     model: o.model,
     name: o.modelName,
     dtype: o.dtype ?? 'f16',
+    quantize: o.quantize,
     image: new URL(o.image, location.href).href,
     imageName: o.image.split('/').pop(),
     prompt: o.prompt ?? '',

@@ -13,6 +13,10 @@
  * Either way the run reports, beside the stage times, dispatches per token, host milliseconds per token
  * (JavaScript time recording and submitting a step, waits excluded) and read-back waits per token; with
  * `bandwidthGBs` also the decode's floor (the weight bytes one token reads over that bandwidth).
+ *
+ * Several configurations (f16, q8, q4 weights: `runModelBenches`) are all loaded first and measured interleaved:
+ * every warm run captions with each in turn, so a shared machine whose load drifts moves them alike and their
+ * ratios hold.
  */
 import { decodeLoop } from '../src/generation/decode-loop.js';
 import { generationConfigFromJson } from '../src/generation/config.js';
@@ -25,6 +29,7 @@ import { argmax } from '../src/kernels/argmax.js';
 import type { LoadProgress } from '../src/model/loader.js';
 import type { Blip2Config } from '../src/model/config.js';
 import { Blip2 } from '../src/pipeline.js';
+import type { QuantScheme } from '../src/quant/format.js';
 import type { ImageInput } from '../src/processing/image-input.js';
 import { Tensor, tidy } from '../src/tensor.js';
 import type { EndToEnd, ModelDims, ModelRun } from './report-schema.js';
@@ -36,6 +41,8 @@ export interface ModelBenchOptions {
   /** Name recorded in the report (default: the folder's last component). */
   name?: string;
   dtype: 'f16' | 'f32';
+  /** Quantized Linear weights (docs/quantization.md); a folder made by `blip2 convert` sets its own. */
+  quantize?: QuantScheme;
   /** The image to caption: path, URL or bytes. */
   image: ImageInput;
   /** Recorded as the image's name. */
@@ -238,16 +245,27 @@ function endToEnd(t: CaptionTimes, blip2: Blip2, options: ModelBenchOptions): En
   };
 }
 
-/** Loads the model, captions once cold and `runs` times warm; the run's report entry. */
-export async function runModelBench(options: ModelBenchOptions): Promise<ModelRun> {
+/** A configuration loaded for measuring, with what its load took. */
+interface Loaded {
+  options: ModelBenchOptions;
+  blip2: Blip2;
+  load_s: number;
+  weights_bytes: number;
+  cold?: CaptionTimes;
+  warm: CaptionTimes[];
+}
+
+async function load(options: ModelBenchOptions): Promise<Loaded> {
   const { gpu } = options;
   const log = options.onProgress ?? (() => {});
-  const name = options.name ?? (options.model.replace(/\/+$/, '').split('/').pop() || options.model);
+  await gpu.sync();
+  const before = gpu.stats().liveBytes;
   const tLoad = now();
   let lastPct = -1;
   const blip2 = await Blip2.fromPretrained(options.model, {
     gpu,
     dtype: options.dtype,
+    quantize: options.quantize,
     onProgress: (p: LoadProgress) => {
       const pct = Math.floor((100 * p.loadedBytes) / Math.max(1, p.totalBytes));
       if (pct !== lastPct && pct % 10 === 0) log(`loading ${pct}%`);
@@ -255,48 +273,74 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelRu
     },
   });
   const load_s = (now() - tLoad) / 1000;
-  try {
-    const weights_bytes = gpu.stats().liveBytes;
-    const parameters = blip2.model.namedParameters().reduce((n, [, p]) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-    const prompt = options.prompt ?? '';
-    log('cold caption (compiles pipelines)...');
-    const cold = await captionOnce(blip2, options.image, prompt, options.tokens, options);
-    const warm: CaptionTimes[] = [];
-    for (let r = 0; r < options.runs; r++) {
-      log(`warm run ${r + 1}/${options.runs}...`);
-      warm.push(await captionOnce(blip2, options.image, prompt, options.tokens, options));
-    }
-    const decodeSteps = warm.flatMap((t) => t.decode);
-    const stages: ModelRun['stages'] = {};
-    if (warm.length) {
-      stages.processor_ms = median(warm.map((t) => t.processor));
-      stages.vision_ms = median(warm.map((t) => t.vision));
-      stages.qformer_ms = median(warm.map((t) => t.qformer));
-      stages.prefill_ms = median(warm.map((t) => t.prefill));
-      if (decodeSteps.length) stages.decode_ms_per_token = median(decodeSteps);
-    }
-    return {
-      model: {
-        name,
-        source: options.model,
-        ...(options.randomWeights !== undefined ? { random_weights: options.randomWeights } : {}),
-        dims: modelDims(blip2.model.config),
-        parameters,
-      },
-      variant: { dtype: options.dtype, quantize: null, kv_cache: 'f32' },
-      load_s,
-      memory: { weights_bytes, peak_device_bytes: gpu.stats().peakLiveBytes },
-      stages,
-      prefill_tokens: cold.promptLength,
-      decode_tokens: cold.decode.length,
-      runs: options.runs,
-      timing: 'wall-clock',
-      e2e: endToEnd(cold, blip2, options),
-      metrics: decodeMetrics(warm.length ? warm : [cold], blip2, options),
-    };
-  } finally {
-    blip2.dispose();
+  return { options, blip2, load_s, weights_bytes: gpu.stats().liveBytes - before, warm: [] };
+}
+
+function report(l: Loaded): ModelRun {
+  const { options, blip2, warm } = l;
+  const cold = l.cold!;
+  const name = options.name ?? (options.model.replace(/\/+$/, '').split('/').pop() || options.model);
+  const parameters = blip2.model.namedParameters().reduce((n, [, p]) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+  const quantize = blip2.model.namedParameters().find(([, p]) => p.quantized)?.[1].quantized?.scheme ?? null;
+  const decodeSteps = warm.flatMap((t) => t.decode);
+  const stages: ModelRun['stages'] = {};
+  if (warm.length) {
+    stages.processor_ms = median(warm.map((t) => t.processor));
+    stages.vision_ms = median(warm.map((t) => t.vision));
+    stages.qformer_ms = median(warm.map((t) => t.qformer));
+    stages.prefill_ms = median(warm.map((t) => t.prefill));
+    if (decodeSteps.length) stages.decode_ms_per_token = median(decodeSteps);
   }
+  return {
+    model: {
+      name,
+      source: options.model,
+      ...(options.randomWeights !== undefined ? { random_weights: options.randomWeights } : {}),
+      dims: modelDims(blip2.model.config),
+      parameters,
+    },
+    variant: { dtype: options.dtype, quantize, kv_cache: 'f32' },
+    load_s: l.load_s,
+    memory: { weights_bytes: l.weights_bytes, peak_device_bytes: options.gpu.stats().peakLiveBytes },
+    stages,
+    prefill_tokens: cold.promptLength,
+    decode_tokens: cold.decode.length,
+    runs: options.runs,
+    timing: 'wall-clock',
+    e2e: endToEnd(cold, blip2, options),
+    metrics: decodeMetrics(warm.length ? warm : [cold], blip2, options),
+  };
+}
+
+/**
+ * Loads every configuration (in order, keeping them all), captions once cold with each, then `runs` warm rounds
+ * that caption with each in turn; one report entry per configuration.
+ */
+export async function runModelBenches(list: readonly ModelBenchOptions[]): Promise<ModelRun[]> {
+  const loaded: Loaded[] = [];
+  try {
+    for (const options of list) loaded.push(await load(options));
+    for (const l of loaded) {
+      (l.options.onProgress ?? (() => {}))('cold caption (compiles pipelines)...');
+      l.cold = await captionOnce(l.blip2, l.options.image, l.options.prompt ?? '', l.options.tokens, l.options);
+    }
+    const runs = Math.max(0, ...list.map((o) => o.runs));
+    for (let r = 0; r < runs; r++) {
+      for (const l of loaded) {
+        if (r >= l.options.runs) continue;
+        (l.options.onProgress ?? (() => {}))(`warm run ${r + 1}/${l.options.runs}...`);
+        l.warm.push(await captionOnce(l.blip2, l.options.image, l.options.prompt ?? '', l.options.tokens, l.options));
+      }
+    }
+    return loaded.map(report);
+  } finally {
+    for (const l of loaded) l.blip2.dispose();
+  }
+}
+
+/** Loads the model, captions once cold and `runs` times warm; the run's report entry. */
+export async function runModelBench(options: ModelBenchOptions): Promise<ModelRun> {
+  return (await runModelBenches([options]))[0]!;
 }
 
 /**
@@ -324,7 +368,7 @@ function decodeMetrics(runs: readonly CaptionTimes[], blip2: Blip2, options: Mod
   const weightBytes = blip2.model.language_model
     .namedParameters()
     .filter(([name]) => !name.endsWith('embed_positions.weight'))
-    .reduce((a, [, p]) => a + p.value.byteLength, 0);
+    .reduce((a, [, p]) => a + p.data.byteLength, 0);
   out.decode_weight_bytes = weightBytes;
   if (options.bandwidthGBs) out.bandwidth_floor_ms = (weightBytes / (options.bandwidthGBs * 1e9)) * 1000;
   return out;

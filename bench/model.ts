@@ -2,9 +2,9 @@
  * Model benchmark, end to end: load a BLIP-2 folder, caption one image from a cold start, then `--runs` warm
  * captions (bench/model-run.ts has what is timed and how).
  *
- *   npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--tokens 20] [--runs 2]
- *                          [--image FILE] [--prompt TEXT] [--browser] [--decode device|legacy] [--lookahead N]
- *                          [--bandwidth-gbs GBS]
+ *   npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--quantize none,q8,q4]
+ *                          [--tokens 20] [--runs 2] [--image FILE] [--prompt TEXT] [--browser] [--decode device|legacy]
+ *                          [--lookahead N] [--bandwidth-gbs GBS]
  *
  * Any model folder works (the tiny test fixture, a real or random checkpoint). An empty or missing DIR gets a
  * random checkpoint with the real blip2-opt-2.7b layout (about 15 GB; `npm run make:random-checkpoint -- DIR
@@ -12,6 +12,9 @@
  * benchmark page in headless Chromium, the folder served to it over HTTP. Prints a table; `--json` writes the
  * report (bench/report-schema.ts). `--decode legacy` times version 0.1's decode loop instead of generate()'s
  * (bench/model-run.ts); `--bandwidth-gbs` (the device's memory bandwidth) adds decode's floor.
+ *
+ * `--quantize` takes a list (none, q8, q4: docs/quantization.md): the configurations are loaded together and
+ * measured interleaved (bench/model-run.ts), one report entry each, printed side by side.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -20,13 +23,14 @@ import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
 import { adapterInfo, makeReport } from './environment.js';
 import { nodeEnvironment } from './environment-node.js';
-import { formatModelRun, runModelBench } from './model-run.js';
+import { isQuantScheme } from '../src/quant/format.js';
+import { formatModelRun, runModelBenches } from './model-run.js';
 import type { BenchReport } from './report-schema.js';
 import { writeRandomCheckpoint } from './random-checkpoint.js';
 
 const DEFAULT_IMAGE = fileURLToPath(new URL('../test/fixtures/tiny-blip2/chelsea.png', import.meta.url));
 const USAGE =
-  'usage: npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--tokens 20] [--runs 2] [--image FILE] [--prompt TEXT] [--browser] [--decode device|legacy] [--lookahead N] [--bandwidth-gbs GBS]';
+  'usage: npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--quantize none,q8,q4] [--tokens 20] [--runs 2] [--image FILE] [--prompt TEXT] [--browser] [--decode device|legacy] [--lookahead N] [--bandwidth-gbs GBS]';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,6 +38,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     label: { type: 'string' },
     dtype: { type: 'string', default: 'f16' },
+    quantize: { type: 'string', default: 'none' },
     tokens: { type: 'string', default: '20' },
     runs: { type: 'string', default: '2' },
     image: { type: 'string', default: DEFAULT_IMAGE },
@@ -51,6 +56,11 @@ function fail(message: string): never {
 if (!args.checkpoint) fail('--checkpoint is required');
 if (args.dtype !== 'f16' && args.dtype !== 'f32') fail(`--dtype must be f16 or f32, got '${args.dtype}'`);
 const dtype = args.dtype;
+const quantizes = args.quantize!.split(',').map((q) => {
+  if (q !== 'none' && !isQuantScheme(q)) fail(`--quantize takes a list of none, q8, q4, got '${q}'`);
+  return q === 'none' ? undefined : q;
+});
+if (args.browser && quantizes.length > 1) fail('--browser measures one configuration: give --quantize one value');
 const tokens = Number(args.tokens);
 const runs = Number(args.runs);
 if (!Number.isInteger(tokens) || tokens < 1) fail(`--tokens must be a positive integer, got '${args.tokens}'`);
@@ -81,11 +91,12 @@ async function inNode(): Promise<BenchReport> {
     const adapter = adapterInfo(gpu);
     console.error(`adapter: ${adapter.label}`);
     let peakRssDuringLoad = 0;
-    const run = await runModelBench({
+    const model = await runModelBenches(quantizes.map((quantize) => ({
       gpu,
       model: checkpoint,
       name: basename(checkpoint),
       dtype,
+      quantize,
       image: args.image!,
       imageName: basename(args.image!),
       prompt: args.prompt,
@@ -97,14 +108,16 @@ async function inNode(): Promise<BenchReport> {
       bandwidthGBs,
       onProgress: (m) => {
         if (m.startsWith('cold caption')) peakRssDuringLoad = Math.max(peakRss, process.memoryUsage().rss);
-        console.error(`  ${m}`);
+        console.error(`  ${quantize ?? dtype}: ${m}`);
       },
-    });
+    })));
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    run.memory.peak_host_bytes = peakRss;
-    run.memory.peak_host_bytes_during_load = peakRssDuringLoad;
+    for (const run of model) {
+      run.memory.peak_host_bytes = peakRss;
+      run.memory.peak_host_bytes_during_load = peakRssDuringLoad;
+    }
     const notes = gpu.caps.isSoftware ? ['software adapter: device buffers live in host memory, so peak_host_bytes includes the device bytes'] : undefined;
-    return makeReport({ suite: 'model', env, adapter, label: args.label, model: [run], notes });
+    return makeReport({ suite: 'model', env, adapter, label: args.label, model, notes });
   } finally {
     clearInterval(sampler);
     gpu.destroy();
@@ -113,12 +126,33 @@ async function inNode(): Promise<BenchReport> {
 
 // The browser driver (esbuild, playwright-core) loads only when asked for: GPU-machine bundles leave it out.
 const report = args.browser
-  ? await (await import('./browser-driver.js')).runBenchInBrowser({ suite: 'model', label: args.label, modelDir: checkpoint, imagePath: args.image, dtype, tokens, runs, prompt: args.prompt, randomWeights })
+  ? await (await import('./browser-driver.js')).runBenchInBrowser({ suite: 'model', label: args.label, modelDir: checkpoint, imagePath: args.image, dtype, quantize: quantizes[0], tokens, runs, prompt: args.prompt, randomWeights })
   : await inNode();
 for (const run of report.model ?? []) {
-  console.log(`\n${run.model.name}, ${run.variant.dtype} weights, ${report.adapter?.label ?? report.label}`);
+  console.log(`\n${run.model.name}, ${run.variant.quantize ? `${run.variant.quantize} + ${run.variant.dtype}` : run.variant.dtype} weights, ${report.adapter?.label ?? report.label}`);
   console.log(formatModelRun(run));
   if (run.e2e?.text !== undefined) console.log(`caption: ${JSON.stringify(run.e2e.text)} (ids ${run.e2e.token_ids?.join(' ')})`);
+}
+const runsMeasured = report.model ?? [];
+if (runsMeasured.length > 1) {
+  // Side by side, with each configuration's ratio to the first (measured interleaved in this one run).
+  const first = runsMeasured[0]!;
+  const name = (r: (typeof runsMeasured)[number]) => (r.variant.quantize ? `${r.variant.quantize}` : `${r.variant.dtype}`);
+  const cell = (v: number | undefined, base: number | undefined, unit: string) =>
+    v === undefined ? '' : `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${unit}${base ? ` (${(v / base).toFixed(2)}x)` : ''}`;
+  const rows: [string, (r: (typeof runsMeasured)[number]) => string][] = [
+    ['weights on the device', (r) => `${((r.memory.weights_bytes ?? 0) / 2 ** 30).toFixed(2)} GiB`],
+    ['load', (r) => (r.load_s === null ? '' : `${r.load_s.toFixed(1)} s`)],
+    ['vision tower', (r) => cell(r.stages.vision_ms, first.stages.vision_ms, 'ms')],
+    ['prefill + 1st token', (r) => cell(r.stages.prefill_ms, first.stages.prefill_ms, 'ms')],
+    ['decode / token', (r) => cell(r.stages.decode_ms_per_token, first.stages.decode_ms_per_token, 'ms')],
+  ];
+  const cols = runsMeasured.map((r) => rows.map(([, f]) => f(r)));
+  const w = runsMeasured.map((r, i) => Math.max(name(r).length, ...cols[i]!.map((c) => c.length)));
+  const lw = Math.max(...rows.map(([l]) => l.length));
+  console.log(`\nside by side (interleaved in this run; ratios to ${name(first)}):`);
+  console.log(`${''.padEnd(lw)}  ${runsMeasured.map((r, i) => name(r).padStart(w[i]!)).join('  ')}`);
+  rows.forEach(([label], j) => console.log(`${label.padEnd(lw)}  ${cols.map((c, i) => c[j]!.padStart(w[i]!)).join('  ')}`));
 }
 if (args.json) {
   writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
