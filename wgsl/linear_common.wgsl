@@ -137,30 +137,26 @@ fn group_part(e: u32, h: u32, x: array<vec4<f32>, ${MR}>) -> array<f32, ${MR}> {
   var d: array<f32, ${MR}>;
 #if B_Q8
   let q = b[(e >> 4u) + h];
+#else
+  let q = b[e >> 5u];
+#endif
   let c0 = codes_of(bitcast<i32>(q.x));
   let c1 = codes_of(bitcast<i32>(q.y));
   let c2 = codes_of(bitcast<i32>(q.z));
   let c3 = codes_of(bitcast<i32>(q.w));
   for (var m = 0u; m < ${MR}u; m++) {
     let v = x[m];
+#if B_Q8
     if (h == 0u) {
       d[m] = dot(subgroupBroadcast(v, 0u), c0) + dot(subgroupBroadcast(v, 1u), c1) + dot(subgroupBroadcast(v, 2u), c2) + dot(subgroupBroadcast(v, 3u), c3);
     } else {
       d[m] = dot(subgroupBroadcast(v, 4u), c0) + dot(subgroupBroadcast(v, 5u), c1) + dot(subgroupBroadcast(v, 6u), c2) + dot(subgroupBroadcast(v, 7u), c3);
     }
-  }
 #else
-  let q = b[e >> 5u];
-  let c0 = codes_of(bitcast<i32>(q.x));
-  let c1 = codes_of(bitcast<i32>(q.y));
-  let c2 = codes_of(bitcast<i32>(q.z));
-  let c3 = codes_of(bitcast<i32>(q.w));
-  for (var m = 0u; m < ${MR}u; m++) {
-    let v = x[m];
     d[m] = dot(subgroupBroadcast(v, 0u), c0[0]) + dot(subgroupBroadcast(v, 1u), c0[1]) + dot(subgroupBroadcast(v, 2u), c1[0]) + dot(subgroupBroadcast(v, 3u), c1[1]) +
            dot(subgroupBroadcast(v, 4u), c2[0]) + dot(subgroupBroadcast(v, 5u), c2[1]) + dot(subgroupBroadcast(v, 6u), c3[0]) + dot(subgroupBroadcast(v, 7u), c3[1]);
-  }
 #endif
+  }
   return d;
 }
 #endif
