@@ -18,6 +18,7 @@ const ui = {
   modelUrl: $<HTMLInputElement>('model-url'),
   modelList: $<HTMLDataListElement>('model-list'),
   dtype: $<HTMLSelectElement>('dtype'),
+  quantize: $<HTMLSelectElement>('quantize'),
   load: $<HTMLButtonElement>('load'),
   modelDrop: $('model-drop'),
   modelFiles: $<HTMLInputElement>('model-files'),
@@ -114,6 +115,7 @@ async function device(): Promise<Gpu> {
 async function loadModel(location: string, label: string): Promise<void> {
   const gpu = await device();
   const dtype = ui.dtype.value === 'f32' ? 'f32' : 'f16';
+  const quantize = ui.quantize.value === 'q8' || ui.quantize.value === 'q4' ? ui.quantize.value : undefined;
   if (state.blip2) {
     state.blip2.dispose();
     state.blip2 = null;
@@ -135,14 +137,17 @@ async function loadModel(location: string, label: string): Promise<void> {
     ui.progressText.textContent = `${formatBytes(p.loadedBytes)} of ${formatBytes(p.totalBytes)} · ${p.key}`;
   };
   try {
-    state.blip2 = await Blip2.fromPretrained(location, { dtype, gpu, onProgress });
+    state.blip2 = await Blip2.fromPretrained(location, { dtype, quantize, gpu, onProgress });
   } finally {
     ui.progress.hidden = true;
   }
   const ms = performance.now() - t0;
   const cfg = state.blip2.model.config;
   const params = state.blip2.model.namedParameters().reduce((n, [, p]) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-  ui.weights.textContent = dtype === 'f16' ? (gpu.caps.f16 ? 'f16' : 'f16 (packed pairs, no shader-f16)') : 'f32';
+  const floats = dtype === 'f16' ? (gpu.caps.f16 ? 'f16' : 'f16 (packed pairs, no shader-f16)') : 'f32';
+  // The scheme actually loaded: a converted folder brings its own.
+  const scheme = state.blip2.model.namedParameters().find(([, p]) => p.quantized)?.[1].quantized?.scheme;
+  ui.weights.textContent = scheme ? `${scheme} (vision encoder and OPT layers), ${floats} elsewhere` : floats;
   ui.modelStatus.textContent =
     `${label}: ${(params / 1e6).toFixed(params < 1e6 ? 3 : 1)} M parameters (OPT ${cfg.text_config.num_hidden_layers} layers, ` +
     `hidden ${cfg.text_config.hidden_size}; ${cfg.num_query_tokens} query tokens) loaded in ${formatMs(ms)}.`;

@@ -127,4 +127,19 @@ describe('browser demo (headless Chromium)', () => {
     expect(await page.isHidden('#error')).toBe(true);
     expect(pageErrors).toEqual([]);
   });
+
+  it("quantizes to q8 while loading when asked, and captions with transformers' q8 tokens", async () => {
+    const q8 = fixture.optionalJson<{ schemes: { q8: { cases: { name: string; greedy: { new_tokens: number[] } }[] } } }>('quantized.json')!;
+    const want = q8.schemes.q8.cases.find((c) => c.name === captionCase.name)!.greedy.new_tokens;
+    await page.selectOption('#dtype', 'f32');
+    await page.selectOption('#quantize', 'q8');
+    await loadModel(() => page.click('#load'));
+    expect(await page.textContent('#weights')).toBe('q8 (vision encoder and OPT layers), f32 elsewhere');
+    await page.fill('#max-new-tokens', String(want.length));
+    const before = (await messages()).length;
+    await page.click('#caption');
+    await settled(before + 1);
+    expect((await messages())[before]!.ids).toEqual(want);
+    expect(pageErrors).toEqual([]);
+  });
 });
