@@ -61,7 +61,7 @@ fn main(
   for (var k = 0u; k < p.K; k += 32u) {
     var xv: array<vec4<f32>, ${MR}>;
     for (var m = 0u; m < ${MR}u; m++) {
-      xv[m] = a[(arow[m] + k) / 4u + sg_lane];
+      xv[m] = ld_a_lane4(arow[m] + k + 4u * sg_lane);
     }
     var d0 = group_part(brow[0] + k, 0u, xv);
 #if QR2

@@ -183,10 +183,16 @@ fn codes4(e: u32) -> vec4<f32> {
 @group(0) @binding(${LN_W_BINDING}) var<storage, read> ln_w: array<${LN_T}>;
 @group(0) @binding(${LN_B_BINDING}) var<storage, read> ln_b: array<${LN_T}>;
 #if A_LANES
+#if QGROUPS
+// vec4s: each lane reads four consecutive elements (ld_a_lane4).
+var<workgroup> a_s: array<vec4<f32>, ${MR}u * ${LN_K}u / 4u>;
+fn a_s_store(e: u32, v: f32) { a_s[e >> 2u][e & 3u] = v; }
+#else
 // Scalars: each lane reads its own element (a vec4 array would need a dynamic component index per lane).
 var<workgroup> a_s: array<f32, ${MR}u * ${LN_K}u>;
 fn a_s_store(e: u32, v: f32) { a_s[e] = v; }
 fn a_s_load(e: u32) -> f32 { return a_s[e]; }
+#endif
 #else
 var<workgroup> a_s: array<vec4<f32>, ${MR}u * ${LN_K}u / 4u>;
 fn a_s_store(e: u32, v: f32) { a_s[e >> 2u][e & 3u] = v; }
@@ -198,7 +204,11 @@ var<workgroup> ln_stat: array<f32, ${MR}u * 2u>;
 // Element e of A as stored (any binding layout).
 fn a_stored(e: u32) -> f32 {
 #if A_LANES
+#if QGROUPS
+  return a[e >> 2u][e & 3u];
+#else
   return a[e];
+#endif
 #elif VEC
 #if A_F16
   return unpack2x16float(a[e >> 2u][(e >> 1u) & 1u])[e & 1u];
@@ -272,6 +282,17 @@ fn a_row_start(batch: u32, m: u32) -> u32 {
 }
 
 #if A_LANES
+#if QGROUPS
+// Four elements of A from e (a multiple of 4) per subgroup lane: the quantized GEMV's group of 32 in one load
+// per lane, shared by broadcast (group_part).
+fn ld_a_lane4(e: u32) -> vec4<f32> {
+#if LN
+  return a_s[e >> 2u];
+#else
+  return a[e >> 2u];
+#endif
+}
+#else
 // One element of A per subgroup lane (gemv_rows shares them by broadcast).
 fn ld_a_lane(e: u32) -> f32 {
 #if LN
@@ -280,6 +301,7 @@ fn ld_a_lane(e: u32) -> f32 {
   return a[e];
 #endif
 }
+#endif
 #endif
 
 #if !A_LANES

@@ -166,6 +166,9 @@ function recordFused(args: DecodeAttentionArgs, out: Tensor): void {
   const v = resolveVariant(gpu, p, { kind: 'gemv-rows', subgroups: args.laneSharing }, vecAligned(p, p.a.offset, p.b.offset), wideAligned(p, p.b.offset));
   const common = variantDefines(gpu, p, v, 1);
   delete common.ROWS;
+  // The projection's rows are read through ld_b8 (quantized B dequantized per element, as every linear kernel can),
+  // not gemv_rows' group steps.
+  for (const name of ['QGROUPS', 'QPAIRS', 'QR2', 'QR4']) delete common[name];
   const firstFree = 6 + (p.scales ? 1 : 0) + (args.ln ? 2 : 0);
   const l = layout(args, true);
   const attn = attentionDefines(args, l);

@@ -9,6 +9,9 @@ import { decodeAttentionReference } from '../../src/cpu/decode-attention.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { decodeAttention, type DecodeAttentionKernel } from '../../src/kernels/decode-attention.js';
 import { DecodeState } from '../../src/kernels/decode-state.js';
+import { dequantizeRef, quantizeRef } from '../../src/cpu/quantize.js';
+import type { QuantScheme } from '../../src/quant/format.js';
+import { QuantizedTensor, type Weight } from '../../src/quant/quantized-tensor.js';
 import { Tensor, type DType } from '../../src/tensor.js';
 import { randn, roundTo, testGpu, toleranceRatio } from '../helpers.js';
 
@@ -23,7 +26,8 @@ interface Case {
   headDim: number;
   lengths: number[];
   capacity: number;
-  w: DType;
+  /** The fused weight: float, or quantized (q8/q4, the reference run on its dequantized values). */
+  w: DType | QuantScheme;
   cache: DType;
   ln: boolean;
   bias: boolean;
@@ -35,7 +39,8 @@ async function check(c: Case, kernel: DecodeAttentionKernel, laneSharing?: boole
   const W = 3 * D;
   const C = c.capacity;
   const xs = Float32Array.from(randn(R * D, 1 + D), (v) => v + 0.3);
-  const ws = roundTo(c.w, randn(W * D, 2 + W, 0.4));
+  const quantized = c.w === 'q8' || c.w === 'q4' ? quantizeRef(randn(W * D, 2 + W, 0.4), W, D, c.w) : null;
+  const ws = quantized ? dequantizeRef(quantized) : roundTo(c.w as DType, randn(W * D, 2 + W, 0.4));
   const bs = c.bias ? roundTo('f32', randn(W, 3)) : null;
   const ln = c.ln ? { weight: Float32Array.from(randn(D, 4), (v) => 1 + 0.1 * v), bias: randn(D, 5, 0.1), eps: 1e-5 } : null;
   const cacheData = roundTo(c.cache, randn(R * C * W, 6));
@@ -46,7 +51,7 @@ async function check(c: Case, kernel: DecodeAttentionKernel, laneSharing?: boole
   const state = DecodeState.create(gpu, { rows: R, capacity: C, histWidth: 4, hidden: D, heads: c.heads, headDim: c.headDim, scale });
   state.setRows(c.lengths.map((len, r) => ({ ids: [1, 2], mask: Array.from({ length: len }, (_, j) => (j < r ? 0 : 1)), position: 2, length: len })));
   const x = Tensor.from(gpu, xs, [R, D]);
-  const w = Tensor.from(gpu, ws, [W, D], c.w);
+  const w: Weight = quantized ? QuantizedTensor.from(gpu, quantized) : Tensor.from(gpu, ws, [W, D], c.w as DType);
   const b = bs ? Tensor.from(gpu, bs, [W]) : null;
   const g = ln ? Tensor.from(gpu, ln.weight, [D]) : null;
   const gb = ln ? Tensor.from(gpu, ln.bias, [D]) : null;
@@ -98,6 +103,10 @@ const CASES: Case[] = [
   // Many heads: the fused kernel takes 2 or 4 per workgroup where the merge uses subgroups.
   { heads: 32, headDim: 4, lengths: [3, 0], capacity: 6, w: 'f16', cache: 'f32', ln: true, bias: true },
   { heads: 16, headDim: 8, lengths: [5], capacity: 9, w: 'f32', cache: 'f32', ln: false, bias: true },
+  // Quantized weights (q8/q4 decoded by linear_common's loaders): D = 80 (groups of 32 and a short last one),
+  // D = 64 (whole groups: the separate projection takes gemv_rows' group steps on 8-lane subgroups).
+  { heads: 4, headDim: 20, lengths: [2, 7], capacity: 9, w: 'q4', cache: 'f32', ln: true, bias: true },
+  { heads: 8, headDim: 8, lengths: [3], capacity: 5, w: 'q8', cache: 'f16', ln: true, bias: true },
 ];
 
 describe('decode attention matches the CPU reference', () => {
@@ -112,6 +121,12 @@ describe('decode attention matches the CPU reference', () => {
   it('separate (projection, then attention), both merges', async () => {
     for (const i of [2, 5]) await check(CASES[i]!, 'separate');
     await check(CASES[0]!, 'separate', undefined, false);
+  });
+  it('quantized weights, fused and separate', async () => {
+    for (const i of [6, 7]) {
+      await check(CASES[i]!, 'fused');
+      await check(CASES[i]!, 'separate');
+    }
   });
   it('refuses mismatched shapes', () => {
     const state = DecodeState.create(gpu, { rows: 1, capacity: 4, histWidth: 1, hidden: 8, heads: 2, headDim: 4, scale: 0.5 });

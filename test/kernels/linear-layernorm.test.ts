@@ -10,6 +10,9 @@ import { layerNormCpu } from '../../src/cpu/layernorm.js';
 import { linearRef } from '../../src/cpu/linear.js';
 import { linear, linearWithVariant, type Activation } from '../../src/kernels/linear.js';
 import type { VariantChoice } from '../../src/kernels/linear-problem.js';
+import { dequantizeRef, quantizeRef } from '../../src/cpu/quantize.js';
+import type { QuantScheme } from '../../src/quant/format.js';
+import { QuantizedTensor, type Weight } from '../../src/quant/quantized-tensor.js';
 import { Tensor, type DType } from '../../src/tensor.js';
 import { randn, roundTo, testGpu, toleranceRatio } from '../helpers.js';
 
@@ -24,7 +27,8 @@ interface Case {
   K: number;
   N: number;
   x: DType;
-  w: DType;
+  /** Float weights, or quantized ones (the reference takes their dequantized values). */
+  w: DType | QuantScheme;
   ln?: DType;
   activation?: Activation;
   bias?: boolean;
@@ -39,7 +43,8 @@ async function check(c: Case, choice: VariantChoice | null, expectDispatches: nu
   const { M, K, N } = c;
   const lnType = c.ln ?? 'f32';
   const xs = roundTo(c.x, Float32Array.from(randn(M * K, 3 + K), (v) => v * 2 + (c.mean ?? 0.5)));
-  const ws = roundTo(c.w, randn(N * K, 17 + N, 0.3));
+  const quantized = c.w === 'q8' || c.w === 'q4' ? quantizeRef(randn(N * K, 17 + N, 0.3), N, K, c.w) : null;
+  const ws = quantized ? dequantizeRef(quantized) : roundTo(c.w as DType, randn(N * K, 17 + N, 0.3));
   const gs = roundTo(lnType, Float32Array.from(randn(K, 5), (v) => 1 + 0.2 * v));
   const bs = roundTo(lnType, randn(K, 6, 0.1));
   const bias = c.bias ? roundTo(c.x, randn(N, 9)) : null;
@@ -48,7 +53,7 @@ async function check(c: Case, choice: VariantChoice | null, expectDispatches: nu
   const base = Tensor.from(gpu, Float32Array.from({ length: M * K + off }, (_, i) => (i < off ? 1e4 : xs[i - off]!)), [M * K + off], c.x);
   const x = base.rows(off, M * K).reshape([M, K]);
   base.dispose();
-  const w = Tensor.from(gpu, ws, [N, K], c.w);
+  const w: Weight = quantized ? QuantizedTensor.from(gpu, quantized) : Tensor.from(gpu, ws, [N, K], c.w as DType);
   const g = Tensor.from(gpu, gs, [K], lnType);
   const b = Tensor.from(gpu, bs, [K], lnType);
   const bt = bias ? Tensor.from(gpu, bias, [N], c.x) : null;
@@ -102,6 +107,15 @@ describe('linear with a LayerNorm prologue matches LayerNorm then linear on the 
       for (const c of v.shapes) await check(c, v.choice, 1);
     });
   }
+
+  it('quantized weights: fused into gemv-rows (group steps on 8-lane subgroups) and gemv-coop', async () => {
+    // K = 256: whole groups (group steps with x shared by broadcast where the device has 8-lane subgroups);
+    // K = 88: a short last group (ld_b8 / ld_b4 decode per element).
+    await check({ M: 1, K: 256, N: 65, x: 'f32', w: 'q4', bias: true, residual: true, mean: -30 }, { kind: 'gemv-rows' }, 1);
+    await check({ M: 2, K: 256, N: 33, x: 'f32', w: 'q8', activation: 'relu' }, { kind: 'gemv-rows' }, 1);
+    await check({ M: 1, K: 88, N: 40, x: 'f32', w: 'q8', bias: true }, { kind: 'gemv-rows' }, 1);
+    await check({ M: 1, K: 88, N: 9, x: 'f32', w: 'q4', residual: true }, { kind: 'gemv-coop', subgroups: false }, 1);
+  });
 
   it('forced scalar loads on aligned shapes', async () => {
     await check({ M: 1, K: 64, N: 40, x: 'f32', w: 'f16', bias: true }, { kind: 'gemv-rows', vec: false }, 1);
