@@ -3,7 +3,10 @@
  * the cache): 0.1's kernels (LayerNorm, q/k/v GEMV into the cache, attention_rows; LayerNorm then fc1) against the
  * decode step's (decode_attention fused and separate, with both merges; fc1 with its LayerNorm prologue).
  *
- *   npx tsx bench/decode-kernels.ts [--rounds 15] [--reps 4]
+ *   npx tsx bench/decode-kernels.ts [--rounds 15] [--reps 4] [--weights f16|q8|q4]
+ *
+ * `--weights q8|q4` quantizes the q/k/v and fc1 weights (docs/quantization.md; random codes and scales): the
+ * fused kernel then decodes them per element through ld_b8, the separate path through gemv_rows' group steps.
  *
  * Prints, per case, wall-clock and process CPU time per call, minimum and median over interleaved rounds. On a
  * shared machine the CPU time and the minima are the figures to compare (the WGSL headers cite them); on lavapipe
@@ -16,11 +19,18 @@ import { decodeAttention, type DecodeAttentionArgs } from '../src/kernels/decode
 import { DecodeState } from '../src/kernels/decode-state.js';
 import { layerNorm } from '../src/kernels/layernorm.js';
 import { linear } from '../src/kernels/linear.js';
+import { quantizeRef } from '../src/cpu/quantize.js';
+import { isQuantScheme } from '../src/quant/format.js';
+import { QuantizedTensor, type Weight } from '../src/quant/quantized-tensor.js';
 import { Tensor, tidy } from '../src/tensor.js';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '15' }, reps: { type: 'string', default: '4' } } });
+const { values: args } = parseArgs({
+  options: { rounds: { type: 'string', default: '15' }, reps: { type: 'string', default: '4' }, weights: { type: 'string', default: 'f16' } },
+});
 const rounds = Number(args.rounds);
 const reps = Number(args.reps);
+const weights = args.weights!;
+if (weights !== 'f16' && !isQuantScheme(weights)) throw new Error(`--weights takes f16, q8 or q4, got '${weights}'`);
 
 const gpu = await Gpu.create();
 const D = 2560;
@@ -30,9 +40,11 @@ const C = 64;
 const LEN = 50;
 const wave = (n: number, s = 0.02) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7311 + 1) * s);
 const x = Tensor.from(gpu, wave(D, 1), [1, D]);
-const wqkv = Tensor.from(gpu, wave(3 * D * D), [3 * D, D], 'f16');
+const weight = (N: number): Weight =>
+  isQuantScheme(weights) ? QuantizedTensor.from(gpu, quantizeRef(wave(N * D), N, D, weights)) : Tensor.from(gpu, wave(N * D), [N, D], 'f16');
+const wqkv = weight(3 * D);
 const bqkv = Tensor.from(gpu, wave(3 * D), [3 * D]);
-const w1 = Tensor.from(gpu, wave(4 * D * D), [4 * D, D], 'f16');
+const w1 = weight(4 * D);
 const b1 = Tensor.from(gpu, wave(4 * D), [4 * D]);
 const g = Tensor.from(gpu, new Float32Array(D).fill(1.1), [D]);
 const gb = Tensor.from(gpu, new Float32Array(D).fill(0.1), [D]);
@@ -78,7 +90,7 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const med = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1]!;
-console.log(`${gpu.caps.adapter.description}; ms per call, ${rounds} rounds of ${reps}`);
+console.log(`${gpu.caps.adapter.description}; ${weights} weights; ms per call, ${rounds} rounds of ${reps}`);
 for (const name of Object.keys(cases)) {
   const w = wall[name]!;
   const c = cpu[name]!;

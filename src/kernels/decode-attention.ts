@@ -8,7 +8,7 @@ import { linear, weightOperand } from './linear.js';
 import { newOutput } from './output.js';
 
 /**
- * 'fused': LayerNorm + the head's q/k/v rows of the projection + attention in one dispatch (software adapters);
+ * 'fused': LayerNorm + the head's q/k/v rows of the projection + attention in one dispatch (software adapters, float weights);
  * 'separate': the projection as a linear (with its LayerNorm prologue), then the attention kernel (GPUs).
  */
 export type DecodeAttentionKernel = 'fused' | 'separate';
@@ -61,9 +61,19 @@ export function decodeAttention(args: DecodeAttentionArgs): Tensor {
   if (args.weight.ndim !== 2 || args.weight.dim(0) !== 3 * D || args.weight.dim(1) !== D) throw new RangeError(`decodeAttention: weight must be [${3 * D}, ${D}], got ${args.weight}`);
   for (const t of [args.state, cache]) if (t.bind().elementOffset !== 0) throw new RangeError(`decodeAttention: ${t} must start at its binding`);
   if (args.state.dtype !== 'i32') throw new TypeError(`decodeAttention: state must be i32 words, got ${args.state}`);
-  const kernel = args.kernel ?? (gpu.caps.isSoftware && fusedPossible(args) ? 'fused' : 'separate');
+  const kernel = args.kernel ?? (gpu.caps.isSoftware && !quantizedWeight(args) && fusedPossible(args) ? 'fused' : 'separate');
   if (kernel === 'fused' && !fusedPossible(args)) throw new Error('decodeAttention: the fused kernel does not fit this device (bindings or workgroup memory); use separate');
   return newOutput(gpu, [R, D], 'f32', (out) => (kernel === 'fused' ? recordFused(args, out) : recordSeparate(args, out)));
+}
+
+/**
+ * Quantized q/k/v weights take the separate path by default: its projection is gemv_rows' group steps (codes
+ * summed per group of 32, the scale applied once) with the LayerNorm prologue, while the fused kernel decodes each
+ * code through ld_b8 on its own. Measured at OPT-2.7B's widths on lavapipe (bench/decode-kernels.ts, minimum over
+ * interleaved rounds, CPU ms per call): q4 fused 21.7, separate 8.1; q8 fused 25.2, separate 11.0.
+ */
+function quantizedWeight(args: DecodeAttentionArgs): boolean {
+  return weightOperand(args.weight).scales !== null;
 }
 
 /** How a dispatch is laid out: heads per workgroup, invocations, and the merge. */
@@ -149,8 +159,7 @@ function fusedPossible(args: DecodeAttentionArgs): boolean {
   const gpu = args.x.gpu;
   const caps = gpu.caps;
   const D = args.x.dim(1);
-  const quantized = weightOperand(args.weight).scales !== null;
-  const storage = 5 + (quantized ? 1 : 0) + (args.ln ? 2 : 0) + 2; // a, b, c, bias, (scales), (LayerNorm), state, cache
+  const storage = 5 + (quantizedWeight(args) ? 1 : 0) + (args.ln ? 2 : 0) + 2; // a, b, c, bias, (scales), (LayerNorm), state, cache
   if (storage > caps.maxStorageBuffersPerShaderStage) return false;
   if (args.ln && args.ln.weight.dtype === 'f16' && !caps.f16) return false;
   if (args.bias && args.bias.dtype !== 'f32') return false;

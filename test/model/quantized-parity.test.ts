@@ -3,7 +3,8 @@
  * quantized.safetensors, for every fixture folder that has them): with f32 activations and non-quantized weights,
  * greedy and 3-beam new tokens equal the fixture's for every case and both schemes, and case0's logits and image
  * features stay within the float path's end-to-end f32 bound (RULES.forward of test/support/tolerances.ts: a
- * multiple of the fixture's recorded float32 schedule noise; docs/fidelity.md). The quantized kernels compute
+ * multiple of the fixture's recorded float32 schedule noise; docs/fidelity.md). Greedy search decodes on the device
+ * (captured steps, decode_attention, the LayerNorm-prologue GEMVs) as generate() does by default. The quantized kernels compute
  * exactly what the float kernels compute on the dequantized weights (measured: bit-identical logits on both public
  * fixtures), so only float32 schedule noise remains.
  */
@@ -11,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generationConfigFromJson, readGenerationConfigJson } from '../../src/generation/config.js';
+import type { DecodeMetrics } from '../../src/generation/types.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
@@ -97,8 +99,14 @@ for (const fx of fixtures) {
           const pv = await pixels(fx, ex, c.name);
           try {
             const args = { pixel_values: pv, input_ids: [c.input_ids], generation_config: base, max_new_tokens: qc.greedy.new_tokens.length };
-            const greedy = await model.generate(args);
+            const metrics = {} as DecodeMetrics;
+            const greedy = await model.generate({ ...args, decode_metrics: metrics });
             expect(greedy.new_tokens[0], `${qc.name} greedy (min margin ${qc.greedy.min_top1_top2_logit_margin})`).toEqual(qc.greedy.new_tokens);
+            // Greedy search decoded on the device (captured step, decode_attention) with the quantized weights.
+            if (qc.greedy.new_tokens.length > 1) {
+              expect(metrics.mode, qc.name).toBe('device');
+              expect(Object.keys(metrics.dispatchesByKernel ?? {}).some((k) => k.startsWith('decode_attention')), qc.name).toBe(true);
+            }
             const beam = await model.generate({ ...args, num_beams: 3, max_new_tokens: qc.beam.new_tokens.length });
             expect(beam.new_tokens[0], `${qc.name} beam`).toEqual(qc.beam.new_tokens);
           } finally {
