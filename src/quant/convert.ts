@@ -9,7 +9,7 @@ import { joinPath, openCheckpoint } from '../io/checkpoint.js';
 import { ST_DTYPE_BYTES } from '../io/safetensors-dtypes.js';
 import { toFloat16Bits, toFloat32, type TensorSource } from '../io/safetensors.js';
 import { writeShardedCheckpoint, type TensorToWrite } from '../io/safetensors-writer.js';
-import { readJsonFile } from '../io/text-file.js';
+import { readTextFile } from '../io/text-file.js';
 import { Blip2ForConditionalGeneration } from '../model/blip2.js';
 import { parseBlip2Config } from '../model/config.js';
 import { planLoad, storedCodesLayout } from '../model/loader.js';
@@ -44,7 +44,8 @@ const CHUNK_VALUES = 4 * 1024 * 1024;
 export async function convertCheckpoint(sourceDir: string, outDir: string, options: ConvertOptions): Promise<ConvertResult> {
   const scheme = options.quantize;
   const dtype = options.dtype ?? 'f16';
-  const configJson = (await readJsonFile(joinPath(sourceDir, 'config.json'))) as Record<string, unknown>;
+  const configText = await readTextFile(joinPath(sourceDir, 'config.json'));
+  const configJson = JSON.parse(configText) as Record<string, unknown>;
   const config = parseBlip2Config(configJson);
   const stored = parseQuantizationConfig(configJson.quantization_config, joinPath(sourceDir, 'config.json'));
   if (stored) throw new QuantizationConfigError(`${sourceDir} is already quantized (${stored}); convert the float checkpoint it was made from`);
@@ -78,9 +79,7 @@ export async function convertCheckpoint(sourceDir: string, outDir: string, optio
       }
     }
     const shards = await writeShardedCheckpoint(outDir, tensors, options.maxShardBytes ?? 2e9, { metadata: { producer: 'blip2-webgpu convert', quantization: scheme } });
-    const out = { ...configJson, quantization_config: quantizationConfig(scheme) } as Record<string, unknown>;
-    if (dtype === 'f16') out.torch_dtype = 'float16';
-    await writeFile(join(outDir, 'config.json'), `${JSON.stringify(out, null, 2)}\n`);
+    await writeFile(join(outDir, 'config.json'), withQuantizationConfig(configText, quantizationConfig(scheme), dtype));
     const copied: string[] = [];
     for (const name of await readdir(sourceDir)) {
       if (!COPIED.test(name) || !(await stat(join(sourceDir, name))).isFile()) continue;
@@ -92,6 +91,21 @@ export async function convertCheckpoint(sourceDir: string, outDir: string, optio
   } finally {
     await source.close();
   }
+}
+
+/**
+ * The source's config.json text with `quantization_config` appended (and, for f16 storage, the top-level dtype
+ * set to float16), edited as text: a JSON round trip in JavaScript writes 1.0 as 1, and transformers 5 refuses
+ * an integer where its config classes declare a float (initializer_factor).
+ */
+export function withQuantizationConfig(text: string, qc: object, dtype: 'f16' | 'f32'): string {
+  let t = text.trimEnd();
+  if (!t.startsWith('{') || !t.endsWith('}')) throw new Error('config.json is not a JSON object');
+  // HF writes configs with 2-space indentation: a key at exactly two spaces is a top-level one.
+  if (dtype === 'f16') t = t.replace(/^( {2}"(?:torch_)?dtype":\s*)"[^"]*"/m, '$1"float16"');
+  const body = t.slice(0, -1).trimEnd();
+  const sep = body.endsWith('{') ? '' : ',';
+  return `${body}${sep}\n  "quantization_config": ${JSON.stringify(qc, null, 2).replace(/\n/g, '\n  ')}\n}\n`;
 }
 
 /** A float tensor stored as `out` (F16 or F32), read and converted when the writer asks for it. */

@@ -71,6 +71,13 @@ describe(`a folder made by blip2 convert (${fx.name})`, () => {
   it('is HF layout with a quantization_config, codes and scales, and the tokenizer and processor files', async () => {
     const config = JSON.parse(readFileSync(join(q4, 'config.json'), 'utf8')) as { quantization_config: { quant_method: string; scheme: string; group_size: number } };
     expect(config.quantization_config).toMatchObject({ quant_method: 'blip2-webgpu', scheme: 'q4', group_size: 32 });
+    // The rest is the source's text as it was (a JSON round trip would write 1.0 as 1, which transformers 5's
+    // config classes refuse for float fields), and the whole stays JSON that parses to the source plus the block.
+    const text = readFileSync(join(q4, 'config.json'), 'utf8');
+    const source = readFileSync(join(fx.dir, 'config.json'), 'utf8').trimEnd();
+    expect(text.startsWith(source.slice(0, -1).trimEnd())).toBe(true);
+    const { quantization_config: _qc, ...rest } = config as Record<string, unknown>;
+    expect(rest).toEqual(JSON.parse(source));
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json', 'generation_config.json', 'model.safetensors.index.json']) expect(existsSync(join(q4, f)), f).toBe(true);
     const src = await openCheckpoint(q4);
     const key = 'language_model.model.decoder.layers.0.fc2.weight';
