@@ -19,7 +19,7 @@
 // groups of 32 packed codes (read as vec4<u32>: one q4 group or half a q8 group per load), p.ldb the padded
 // row length in codes, p.b_off in codes; the f16 scales [N, groups] come in binding 6 from p.bs_off (LN's
 // bindings then follow at 7 and 8). The ld_b* helpers return scaled values, so every kernel runs quantized
-// weights; the decode GEMV instead sums codes per group and scales once (group_dot, group_scaled below).
+// weights; the decode GEMV instead sums codes per group and scales once (group_part below).
 
 struct Params {
   M: u32,
