@@ -103,7 +103,24 @@ fn project(r: u32, h0: u32, li: u32, lane: u32) -> array<f32, ${RP}> {
   let a0 = a_row_start(r, 0u);
   var acc: array<vec4<f32>, ${RP}>;
   let k4 = p.K & ~3u;
-#if A_LANES
+#if QGROUPS
+  // Quantized rows, K a multiple of 32, 8-lane subgroups: gemv_rows' group steps (linear_common's group_part):
+  // the group's x in one 4-value load per lane, shared by broadcast, each row's codes summed unscaled and the
+  // group's scale applied once.
+  var qs: array<f32, ${RP}>;
+  for (var k = 0u; k < p.K; k += 32u) {
+    var xv: array<vec4<f32>, 1>;
+    xv[0] = ld_a_lane4(a0 + k + 4u * lane);
+    for (var t = 0u; t < ${RP}u; t++) {
+      var d = group_part(brow[t] + k, 0u, xv)[0];
+#if B_Q8
+      d += group_part(brow[t] + k, 1u, xv)[0];
+#endif
+      qs[t] = fma(d, ld_scale(brow[t] + k), qs[t]);
+    }
+  }
+  for (var t = 0u; t < ${RP}u; t++) { acc[t].x = qs[t]; }
+#elif A_LANES
   for (var k = 0u; k < k4; k += 8u) {
     let v = ld_a_lane(a0 + k + lane);
     let xa = vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));

@@ -67,10 +67,11 @@ export function decodeAttention(args: DecodeAttentionArgs): Tensor {
 }
 
 /**
- * Quantized q/k/v weights take the separate path by default: its projection is gemv_rows' group steps (codes
- * summed per group of 32, the scale applied once) with the LayerNorm prologue, while the fused kernel decodes each
- * code through ld_b8 on its own. Measured at OPT-2.7B's widths on lavapipe (bench/decode-kernels.ts, minimum over
- * interleaved rounds, CPU ms per call): q4 fused 21.7, separate 8.1; q8 fused 25.2, separate 11.0.
+ * Quantized q/k/v weights take the separate path by default (a LayerNorm-prologue GEMV, then the attention), though
+ * the fused kernel runs them too, with the same group steps as gemv_rows. Measured at OPT-2.7B's widths on lavapipe
+ * (bench/decode-kernels.ts --weights q4|q8, minima over 8 interleaved rounds of 3 calls, CPU / wall ms per call):
+ * q4 fused 9.0 / 7.2, separate 8.1 / 4.6; q8 fused 11.0 / 6.5, separate 8.6 / 4.7. (Fused with every code decoded
+ * through ld_b8 instead of group steps: q4 21.7, q8 25.2 ms CPU.)
  */
 function quantizedWeight(args: DecodeAttentionArgs): boolean {
   return weightOperand(args.weight).scales !== null;
@@ -175,9 +176,8 @@ function recordFused(args: DecodeAttentionArgs, out: Tensor): void {
   const v = resolveVariant(gpu, p, { kind: 'gemv-rows', subgroups: args.laneSharing }, vecAligned(p, p.a.offset, p.b.offset), wideAligned(p, p.b.offset));
   const common = variantDefines(gpu, p, v, 1);
   delete common.ROWS;
-  // The projection's rows are read through ld_b8 (quantized B dequantized per element, as every linear kernel can),
-  // not gemv_rows' group steps.
-  for (const name of ['QGROUPS', 'QPAIRS', 'QR2', 'QR4']) delete common[name];
+  // Quantized rows take gemv_rows' group steps (QGROUPS) one row at a time: no row unrolling or scale pairs here.
+  for (const name of ['QPAIRS', 'QR2', 'QR4']) delete common[name];
   const firstFree = 6 + (p.scales ? 1 : 0) + (args.ln ? 2 : 0);
   const l = layout(args, true);
   const attn = attentionDefines(args, l);
