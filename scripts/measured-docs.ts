@@ -59,8 +59,25 @@ function runs(reports: Reports, names: string[]): ModelRun[] {
 /** Which stored reports feed each README column. */
 export const README_SOURCES = {
   h200: { ours: ['h200-model-f16-session2-gpupack'], history: ['h200-model-f16', 'h200-model-f16-recheck', 'h200-model-f16-session2', 'h200-model-f16-session2-gpupack'], peer: 'h200-hf-transformers' },
-  lavapipe: { ours: ['lavapipe-model-f16', 'lavapipe-model-f16-run2', 'lavapipe-model-f16-run3'] },
+  lavapipe: { ours: ['lavapipe-model-f16', 'lavapipe-model-f16-run2', 'lavapipe-model-f16-run3'], quantized: 'lavapipe-model-quantized' },
 };
+
+/** The README rows of a run that measured f16, q8 and q4 weights interleaved: values with their ratio to f16. */
+function quantizedRows(report: BenchReport): string[][] {
+  const all = report.model ?? [];
+  const by = (q: string | null) => all.find((r) => (r.variant.quantize ?? null) === q);
+  const [f16, q8, q4] = [by(null), by('q8'), by('q4')];
+  if (!f16 || !q8 || !q4) throw new Error('the quantized report needs f16, q8 and q4 entries');
+  // The cold captions (one per configuration, back to back) beside the warm medians: on a shared machine either
+  // can be the disturbed one.
+  const cold = (r: ModelRun) => r.e2e!.decode_ms / r.e2e!.decode_tokens;
+  const warm = (r: ModelRun) => r.stages.decode_ms_per_token!;
+  const cell = (f: (r: ModelRun) => number) => `${fmtS(f(q8))} (${(f(q8) / f(f16)).toFixed(2)}x) / ${fmtS(f(q4))} (${(f(q4) / f(f16)).toFixed(2)}x), f16 ${fmtS(f(f16))}`;
+  return [
+    ['decode, per token, q8 / q4 weights', 'not measured yet', `cold captions: ${cell(cold)}; warm: ${cell(warm)}`],
+    ['weights on the device, q8 / q4', 'not measured yet', `${gib(q8.memory.weights_bytes!)} / ${gib(q4.memory.weights_bytes!)}`],
+  ];
+}
 
 export function readmeMeasured(reports: Reports): string {
   const h = runs(reports, README_SOURCES.h200.ours);
@@ -93,8 +110,9 @@ export function readmeMeasured(reports: Reports): string {
       `${range(h.map((r) => r.load_s! * 1000), fmtS)} (transformers: ${hf16?.load_s != null ? fmtS(hf16.load_s * 1000) : '?'})`,
       `${fmtS(l[l.length - 1]!.load_s! * 1000)} (latest run; all runs: ${range(l.map((r) => r.load_s! * 1000), fmtS)})`,
     ],
+    ...quantizedRows(get(reports, README_SOURCES.lavapipe.quantized)),
   ];
-  const sources = [...README_SOURCES.h200.ours, README_SOURCES.h200.peer, ...README_SOURCES.lavapipe.ours].map((n) => `\`${n}\``).join(', ');
+  const sources = [...README_SOURCES.h200.ours, README_SOURCES.h200.peer, ...README_SOURCES.lavapipe.ours, README_SOURCES.lavapipe.quantized].map((n) => `\`${n}\``).join(', ');
   return [
     '| | NVIDIA H200 (Node, Dawn/Vulkan) | lavapipe, 2 CPU cores (no GPU) |',
     '|---|---:|---:|',
