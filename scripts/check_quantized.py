@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks a folder written by `blip2 convert` outside this project, with numpy, torch and transformers only.
 
-    python3 scripts/check_quantized.py CONVERTED_DIR FLOAT_SOURCE_DIR [--fixture FIXTURE_DIR]
+    python3 scripts/check_quantized.py CONVERTED_DIR FLOAT_SOURCE_DIR [--fixture FIXTURE_DIR | --weights-only]
 
 1. Weights. For every weight the folder quantizes, `dequantize` (the snippet of docs/quantization.md) reads codes
    and scales back to float32, and torch recomputes the scheme from the float source (s = f16(absmax / qmax) per
@@ -15,7 +15,8 @@
    tensors are the source's exactly): that model's greedy and 3-beam new tokens for every case must equal the
    fixture's references, which transformers made by quantize-dequantizing the source in PyTorch.
 
-Prints what it checked; exits non-zero at the first mismatch.
+`--weights-only` does step 1 alone, one tensor at a time (the full-size model: steps 2-3 would hold the 15 GB
+float32 model twice). Prints what it checked; exits non-zero at the first mismatch.
 """
 import copy
 import json
@@ -75,8 +76,8 @@ def module_pattern(qc):
     return re.compile("^(?:" + "|".join(re.escape(m).replace(r"\*", r"\d+") for m in qc["modules"]) + r")\.weight$")
 
 
-def check_weights(converted, source):
-    """Step 1; returns the dequantized float32 state dict of the folder."""
+def check_weights(converted, source, keep=True):
+    """Step 1; returns the dequantized float32 state dict of the folder (with `keep`)."""
     qc = json.load(open(os.path.join(converted, "config.json")))["quantization_config"]
     qmax = {"q8": 127, "q4": 7}[qc["scheme"]]
     pattern = module_pattern(qc)
@@ -97,7 +98,8 @@ def check_weights(converted, source):
                 sys.exit(f"MISMATCH {key} ({stored.dtype})")
             got = torch.from_numpy(stored.astype(np.float32))
             other += 1
-        state[key] = got
+        if keep:
+            state[key] = got
     if quantized == 0:
         sys.exit(f"{converted}: no quantized weight found")
     print(f"{converted}: {qc['scheme']}: {quantized} quantized weights equal torch's quantize-dequantize of the source bit for bit, {other} other tensors equal the source")
@@ -160,6 +162,8 @@ def check_fixture(model, converted, fixture):
 
 def main(argv):
     fixture = None
+    weights_only = "--weights-only" in argv
+    argv = [a for a in argv if a != "--weights-only"]
     if "--fixture" in argv:
         i = argv.index("--fixture")
         fixture = argv[i + 1]
@@ -168,7 +172,9 @@ def main(argv):
         sys.exit(__doc__)
     converted, source = argv
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    state = check_weights(converted, source)
+    state = check_weights(converted, source, keep=not weights_only)
+    if weights_only:
+        return 0
     model = load_in_transformers(converted, state)
     if fixture:
         check_fixture(model, converted, fixture)
