@@ -130,6 +130,20 @@ export class OPTKVCache {
     });
   }
 
+  /**
+   * Batch rows `start .. start+count` as a cache of their own over the same buffers (no copy), holding `length`
+   * rows: continuous batching runs a step on the occupied slots of a larger cache. Disposing the view releases
+   * only its handles; the buffers live until the owner is disposed too.
+   */
+  rowsView(start: number, count: number, length: number): OPTKVCache {
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 1 || start + count > this.batch) {
+      throw new RangeError(`cache rows ${start}..${start + count} outside a batch of ${this.batch}`);
+    }
+    if (!Number.isInteger(length) || length < 0 || length > this.capacity) throw new RangeError(`cache view length ${length} outside 0..${this.capacity}`);
+    const layers = this.layers.map((l) => ({ kv: keep(l.kv.rows(start, count)) }));
+    return new OPTKVCache(this.gpu, layers, count, this.capacity, this.hidden, this.dtype, length);
+  }
+
   dispose(): void {
     for (const l of this.layers) l.kv.dispose();
   }

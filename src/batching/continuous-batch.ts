@@ -1,0 +1,302 @@
+/**
+ * Continuous batching for BLIP-2: a running decode batch whose rows join and leave between decode steps.
+ *
+ *   const batch = new ContinuousBatch(blip2, { slots: 8 });
+ *   await batch.join([{ image, prompt, config, onDone }]);   // images encoded, prompts prefilled, first tokens
+ *   while (batch.runningRows > 0) await batch.step();        // one token for every running row
+ *
+ * Newcomers run their prompt pass together (left-padded, as a static batch does), pick their first token from
+ * its logits, and their cache rows are copied into free slots of the running batch (SlotKVCache). Every step
+ * then feeds each running row its last token; a row that ends (eos, stop string, length) leaves at once and
+ * its slot is reused. Rows follow their own request's settings (token-picker.ts), so greedy rows give the
+ * tokens the same request gets alone, and sampled rows draw from their own seed's stream.
+ *
+ * Beam search does not fit (its beams are reordered every step and the best is known only at the end): such
+ * requests run as whole batches (`generate`).
+ */
+import { GenerationConfigError, maxLengthFor, type GenerationConfig } from '../generation/config.js';
+import { blip2PromptRunner } from '../generation/generate.js';
+import { Xoshiro128, randomSeed, type Random } from '../generation/rng.js';
+import { gatherRows } from '../generation/step-model.js';
+import { StoppingCriteria } from '../generation/stopping.js';
+import { TokenStreamer } from '../generation/streamer.js';
+import type { FinishReason, OnToken } from '../generation/types.js';
+import type { Blip2 } from '../pipeline.js';
+import type { ImageInput } from '../processing/image-input.js';
+import { Tensor, tidy, type DType } from '../tensor.js';
+import { SlotKVCache } from './slot-cache.js';
+import { drawFrom, readChoices, type Picked } from './token-picker.js';
+
+export interface BatchRequest {
+  /** Anything the processor takes; decoded pixels keep image decoding off the batch's path. */
+  image: ImageInput;
+  /** Raw prompt (BLIP-2 form, e.g. "Question: ... Answer:"), empty for a caption. */
+  prompt: string;
+  /** Resolved settings (`resolveGenerationConfig`): greedy or sampling, one beam. */
+  config: GenerationConfig;
+  /** Every generated token of every returned sequence (`row` is the sequence's index in the request). */
+  onToken?: OnToken;
+  /** Called once, when the request's last sequence ended. */
+  onDone: (result: BatchResult) => void;
+}
+
+export interface BatchResult {
+  /** Generated ids per returned sequence (the eos token included when it ended the sequence). */
+  new_tokens: number[][];
+  finish_reasons: FinishReason[];
+  /** Length of the prompt's input ids. */
+  prompt_length: number;
+}
+
+export interface ContinuousBatchOptions {
+  /** Most sequences decoding at once (a sampled request with n choices takes n). */
+  slots: number;
+  /** KV cache storage, as `generate`'s kv_cache_dtype (default f32). */
+  kv_cache_dtype?: 'f32' | 'f16';
+}
+
+interface RequestState {
+  request: BatchRequest;
+  config: GenerationConfig;
+  stopping: StoppingCriteria;
+  streamer: TokenStreamer | null;
+  rng: Random | null;
+  rows: RowState[];
+  promptLength: number;
+  cancelled: boolean;
+  done: boolean;
+}
+
+interface RowState {
+  owner: RequestState;
+  sample: number;
+  sequence: number[];
+  generated: number[];
+  reason: FinishReason | null;
+}
+
+/** Sequences a request decodes: its samples, or one. Throws for settings a running batch cannot take. */
+export function sequencesOf(config: GenerationConfig): number {
+  if (config.num_beams > 1) throw new GenerationConfigError('beam search cannot join a continuous batch; run it with generate()');
+  return config.do_sample ? config.num_return_sequences : 1;
+}
+
+export class ContinuousBatch {
+  private readonly slots: SlotKVCache<RowState>;
+  private readonly requests = new Set<RequestState>();
+  private readonly byRequest = new Map<BatchRequest, RequestState>();
+
+  constructor(
+    readonly blip2: Blip2,
+    options: ContinuousBatchOptions,
+  ) {
+    const dtype: DType = options.kv_cache_dtype ?? 'f32';
+    if (dtype !== 'f32' && dtype !== 'f16') throw new GenerationConfigError(`kv_cache_dtype must be "f32" or "f16", got ${JSON.stringify(dtype)}`);
+    this.slots = new SlotKVCache(blip2.model.language_model, options.slots, dtype);
+  }
+
+  get freeRows(): number {
+    return this.slots.free;
+  }
+
+  get runningRows(): number {
+    return this.slots.rows.length;
+  }
+
+  get runningRequests(): number {
+    return this.requests.size;
+  }
+
+  /** GPU bytes of the slot cache. */
+  get cacheBytes(): number {
+    return this.slots.byteLength;
+  }
+
+  /** Slot cache bookkeeping (admissions, compactions, moves), for tests and metrics. */
+  get cacheStats(): Readonly<SlotKVCache<RowState>['stats']> {
+    return this.slots.stats;
+  }
+
+  /**
+   * Encodes the newcomers' images and prefills their prompts as one batch, picks their first tokens, and adds
+   * the sequences that go on to the running batch. Requests that end at their first token are done at once.
+   */
+  async join(requests: readonly BatchRequest[]): Promise<void> {
+    if (requests.length === 0) return;
+    const rowsWanted = requests.reduce((n, r) => n + sequencesOf(r.config), 0);
+    if (rowsWanted > this.freeRows) throw new RangeError(`${rowsWanted} sequences for ${this.freeRows} free slots`);
+    const { model, processor } = this.blip2;
+    const processed = await processor.process({ images: [...requests.map((r) => r.image)], text: requests.map((r) => r.prompt) });
+    const states = requests.map((r) => this.track(r));
+    const rows = states.flatMap((s) => s.rows);
+    const parents = rows.map((r) => states.indexOf(r.owner));
+    const gpu = model.gpu;
+    const lm = model.language_model;
+    const pixels = Tensor.from(gpu, processed.pixelValues, processed.pixelShape);
+    let prefill: ReturnType<typeof lm.create_cache> | null = null;
+    try {
+      const runner = blip2PromptRunner(model, pixels, processed.inputIds, processed.attentionMask);
+      prefill = lm.create_cache(gpu, requests.length, runner.positions, this.slots.dtype);
+      const out = runner.run(prefill);
+      const wide = parents.length === requests.length ? out.logits : tidy(() => gatherRows(out.logits, parents));
+      if (wide !== out.logits) out.logits.dispose();
+      let picked: Picked;
+      try {
+        picked = await readChoices(wide, rows.map((r) => ({ config: r.owner.config, sequence: r.sequence, promptLength: r.owner.promptLength })));
+      } finally {
+        wide.dispose();
+      }
+      this.apply(rows, picked);
+      const going = rows.filter((r) => r.reason === null && !r.owner.cancelled);
+      if (going.length > 0) {
+        const admissions = going.map((r) => {
+          const parent = states.indexOf(r.owner);
+          return { row: parent, mask: out.attention_mask[parent]!, need: runner.positions + newTokenBudget(r.owner), payload: r };
+        });
+        this.slots.admit(prefill, admissions);
+      }
+    } catch (e) {
+      for (const s of states) this.forget(s);
+      throw e;
+    } finally {
+      pixels.dispose();
+      prefill?.dispose(); // destroyed once the recorded copies into the slots are submitted
+    }
+    this.settle(states);
+  }
+
+  /** One decode step: every running sequence gets its next token; sequences that end leave the batch. */
+  async step(): Promise<void> {
+    this.dropCancelled();
+    const running = this.slots.rows.map((r) => r.payload);
+    if (running.length === 0) return;
+    const lm = this.blip2.model.language_model;
+    const V = lm.config.vocab_size;
+    const { cache, attention_mask } = this.slots.stepInputs();
+    let logits: Tensor;
+    try {
+      logits = tidy(() => {
+        const ids = Tensor.from(cache.gpu, Int32Array.from(running, (r) => r.generated[r.generated.length - 1]!), [running.length, 1], 'i32');
+        return lm.call({ input_ids: ids, attention_mask, past_key_values: cache, logits_to_keep: 1 }).logits.reshape([running.length, V]);
+      });
+    } finally {
+      cache.dispose();
+    }
+    this.slots.advance();
+    let picked: Picked;
+    try {
+      picked = await readChoices(logits, running.map((r) => ({ config: r.owner.config, sequence: r.sequence, promptLength: r.owner.promptLength })));
+    } finally {
+      logits.dispose();
+    }
+    this.apply(running, picked);
+    this.removeFinished();
+    this.settle([...new Set(running.map((r) => r.owner))]);
+  }
+
+  /** The request leaves before the next join or step; its `onDone` is not called. */
+  cancel(request: BatchRequest): void {
+    const state = this.byRequest.get(request);
+    if (state) state.cancelled = true;
+  }
+
+  dispose(): void {
+    this.slots.dispose();
+    this.requests.clear();
+    this.byRequest.clear();
+  }
+
+  // ---------------------------------------------------------------- bookkeeping
+
+  private track(request: BatchRequest): RequestState {
+    const c = request.config;
+    const n = sequencesOf(c);
+    const prompt = this.blip2.processor.encodePrompt(request.prompt);
+    const stopping = new StoppingCriteria(maxLengthFor(c, prompt.length), c.eos_token_id, c.stop, this.blip2.processor);
+    const seed = c.row_seeds?.[0] ?? c.seed ?? randomSeed();
+    if (c.row_seeds && c.row_seeds.length !== 1) throw new GenerationConfigError(`row_seeds has ${c.row_seeds.length} seeds for one prompt`);
+    const state: RequestState = {
+      request,
+      config: c,
+      stopping,
+      streamer: request.onToken ? new TokenStreamer(n, stopping, request.onToken) : null,
+      rng: c.do_sample ? new Xoshiro128(seed) : null,
+      rows: [],
+      promptLength: prompt.length,
+      cancelled: false,
+      done: false,
+    };
+    for (let sample = 0; sample < n; sample++) state.rows.push({ owner: state, sample, sequence: [...prompt], generated: [], reason: null });
+    this.requests.add(state);
+    this.byRequest.set(request, state);
+    return state;
+  }
+
+  private forget(state: RequestState): void {
+    this.requests.delete(state);
+    this.byRequest.delete(state.request);
+  }
+
+  /**
+   * Gives each row its token: greedy rows the argmax, sampled rows a draw from their request's stream, in
+   * sample order, with one draw spent for each of the request's sequences that already ended.
+   */
+  private apply(rows: readonly RowState[], picked: Picked): void {
+    const token = new Map<RowState, number>();
+    const owners = [...new Set(rows.map((r) => r.owner))];
+    rows.forEach((r, i) => {
+      if (!r.owner.config.do_sample) token.set(r, picked.greedy[i]!);
+    });
+    const candidates = new Map(rows.map((r, i) => [r, picked.candidates[i]] as const));
+    for (const owner of owners) {
+      if (!owner.rng) continue;
+      for (const row of owner.rows) {
+        const c = candidates.get(row);
+        if (row.reason !== null || !c) owner.rng.next();
+        else token.set(row, drawFrom(c, owner.config, owner.rng));
+      }
+    }
+    for (const owner of owners) {
+      for (const row of owner.rows) {
+        const t = token.get(row);
+        if (t === undefined) continue;
+        row.generated.push(t);
+        row.sequence.push(t);
+        row.reason = owner.stopping.check(row.generated, row.sequence.length);
+        if (!owner.cancelled) owner.streamer?.push(row.sample, t, row.generated, row.reason);
+      }
+    }
+  }
+
+  private dropCancelled(): void {
+    for (const s of this.requests) {
+      if (!s.cancelled) continue;
+      for (const r of s.rows) r.reason ??= 'stop';
+      this.forget(s);
+    }
+    this.removeFinished();
+  }
+
+  /** Frees the slots of ended rows, from the last slot down (a removal moves the last row into the hole). */
+  private removeFinished(): void {
+    const rows = this.slots.rows;
+    for (let slot = rows.length - 1; slot >= 0; slot--) {
+      if (rows[slot]!.payload.reason !== null) this.slots.remove(slot);
+    }
+  }
+
+  /** Reports requests whose sequences all ended. */
+  private settle(states: readonly RequestState[]): void {
+    for (const s of states) {
+      if (s.done || s.cancelled || s.rows.some((r) => r.reason === null)) continue;
+      s.done = true;
+      this.forget(s);
+      s.request.onDone({ new_tokens: s.rows.map((r) => r.generated), finish_reasons: s.rows.map((r) => r.reason!), prompt_length: s.promptLength });
+    }
+  }
+}
+
+/** New tokens a request may generate (HF always runs at least one step). */
+function newTokenBudget(s: RequestState): number {
+  return Math.max(1, maxLengthFor(s.config, s.promptLength) - s.promptLength);
+}
