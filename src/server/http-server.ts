@@ -5,11 +5,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { handleChatCompletion, modelNotFound, toApiError, type CompletionContext } from './completions.js';
-import type { Engine } from './engine.js';
+import { deviceLost, handleChatCompletion, modelNotFound, toApiError, type CompletionContext } from './completions.js';
+import { ContinuousScheduler } from './continuous-scheduler.js';
+import type { Engine, EngineLostError } from './engine.js';
 import { ApiError } from './errors.js';
 import { sendError, sendJson } from './http-io.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler, type RequestQueue } from './scheduler.js';
 import { defaultServerSettings, type ServerSettings, type ServerSettingsInput } from './server-options.js';
 
 function keyMatches(header: string | undefined, apiKey: string): boolean {
@@ -34,8 +35,13 @@ function loggable(message: string): string {
 
 export class Blip2Server {
   private readonly http: Server;
-  private readonly scheduler: Scheduler;
+  private readonly scheduler: RequestQueue;
   private readonly context: CompletionContext;
+  /** The batching in use: continuous when asked for and the engine has a decode batch. */
+  readonly batching: 'continuous' | 'static';
+  /** Resolves when the engine is lost (its GPU device): requests then fail with 503 and /health says so. */
+  readonly lost: Promise<EngineLostError>;
+  private lostError: EngineLostError | null = null;
   private closing: Promise<void> | null = null;
   /** The served model ids, listed by /v1/models; the first is the one responses carry. */
   readonly servedNames: readonly string[];
@@ -47,10 +53,23 @@ export class Blip2Server {
     readonly engine: Engine,
     readonly settings: ServerSettings,
   ) {
-    this.scheduler = new Scheduler(engine, {
-      maxBatch: settings.maxBatch,
-      maxConcurrent: settings.maxConcurrentBatches,
-      maxQueue: settings.maxQueue,
+    const queueOptions = { maxBatch: settings.maxBatch, maxConcurrent: settings.maxConcurrentBatches, maxQueue: settings.maxQueue };
+    const createDecodeBatch = engine.createDecodeBatch?.bind(engine);
+    if (settings.batching === 'continuous' && createDecodeBatch) {
+      this.scheduler = new ContinuousScheduler(engine, createDecodeBatch, queueOptions);
+      this.batching = 'continuous';
+    } else {
+      this.scheduler = new Scheduler(engine, queueOptions);
+      this.batching = 'static';
+    }
+    this.lost = new Promise((resolve) => {
+      void engine.lost?.then((e) => {
+        this.lostError = e;
+        this.reportError(e);
+        // Nothing queued or running can finish: everybody gets a 503 now.
+        void this.scheduler.close(0, e);
+        resolve(e);
+      });
     });
     // vLLM's --served-model-name: the names clients may use, the first one in responses. Without them the
     // engine's id is served, and its last path segment (`blip2-opt-2.7b` of `Salesforce/blip2-opt-2.7b`) is accepted too.
@@ -163,8 +182,13 @@ export class Blip2Server {
     }
     if (path === '/health') {
       only('GET');
-      sendJson(res, 200, { status: 'ok', model: this.servedNames[0], queued: this.scheduler.waiting, running_batches: this.scheduler.runningBatches });
-      return 200;
+      const status = this.lostError ? 503 : 200;
+      sendJson(res, status, this.health());
+      return status;
+    }
+    if (this.lostError) {
+      req.resume();
+      throw deviceLost();
     }
     if (!path.startsWith('/v1/') && path !== '/v1') throw new ApiError(404, `no route ${path}`, 'not_found');
     if (this.settings.apiKey !== undefined && !keyMatches(req.headers.authorization, this.settings.apiKey)) {
@@ -190,6 +214,25 @@ export class Blip2Server {
       return this.completion(req, res);
     }
     throw new ApiError(404, `no route ${path}`, 'not_found');
+  }
+
+  /** /health: 200 `ok`, or 503 `device_lost` (load balancers and supervisors take the replica out). */
+  private health() {
+    const rss = process.memoryUsage();
+    const gpu = this.engine.memory?.();
+    return {
+      status: this.lostError ? 'device_lost' : 'ok',
+      model: this.servedNames[0],
+      batching: this.batching,
+      queued: this.scheduler.waiting,
+      running: this.scheduler.running,
+      running_batches: this.scheduler.runningBatches,
+      memory: {
+        rss_bytes: rss.rss,
+        heap_used_bytes: rss.heapUsed,
+        ...(gpu ? { gpu_live_bytes: gpu.gpuLiveBytes, gpu_peak_bytes: gpu.gpuPeakBytes, gpu_pooled_bytes: gpu.gpuPooledBytes } : {}),
+      },
+    };
   }
 
   private modelEntry(id: string) {

@@ -259,7 +259,7 @@ describe('engine failures, time limits and disconnects', () => {
       },
     });
     const logs: string[] = [];
-    const server = await Blip2Server.start(flaky, { port: 0, log: (l) => logs.push(l) });
+    const server = await Blip2Server.start(flaky, { port: 0, batching: 'static', log: (l) => logs.push(l) });
     try {
       const body = { model: MODEL, messages: [imageMessage(dataUrl(CHELSEA))] };
       const r = await post(server, body);
