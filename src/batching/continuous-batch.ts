@@ -53,6 +53,8 @@ export interface ContinuousBatchOptions {
   slots: number;
   /** KV cache storage, as `generate`'s kv_cache_dtype (default f32). */
   kv_cache_dtype?: 'f32' | 'f16';
+  /** Cache columns per column the longest sequence needs (default 1.5; closer to 1 compacts more often). */
+  kv_headroom?: number;
 }
 
 interface RequestState {
@@ -92,7 +94,7 @@ export class ContinuousBatch {
   ) {
     const dtype: DType = options.kv_cache_dtype ?? 'f32';
     if (dtype !== 'f32' && dtype !== 'f16') throw new GenerationConfigError(`kv_cache_dtype must be "f32" or "f16", got ${JSON.stringify(dtype)}`);
-    this.slots = new SlotKVCache(blip2.model.language_model, options.slots, dtype);
+    this.slots = new SlotKVCache(blip2.model.language_model, options.slots, dtype, options.kv_headroom);
   }
 
   get freeRows(): number {

@@ -10,8 +10,8 @@
  *
  * Columns are cheap to shift because only the live part of a row is copied: when the cursor reaches the
  * capacity, every row moves left by the smallest start (compaction); when a newcomer's prompt is longer than
- * the cursor, every row moves right. Capacity is 1.5x the longest row admitted so far, so a compaction frees
- * at least a third of the columns and happens at most every few dozen steps.
+ * the cursor, every row moves right. Capacity is `headroom` (1.5) times the longest row admitted so far: a row
+ * spans at most its own need, so a compaction frees at least a third of the columns.
  *
  * WebGPU cannot copy a buffer onto itself, so moves within the cache go through a one-slot scratch buffer.
  */
@@ -51,8 +51,11 @@ export class SlotKVCache<T> {
     private readonly lm: OPTForCausalLM,
     readonly slots: number,
     readonly dtype: DType,
+    /** Capacity over the longest row's need: more memory, fewer compactions (each frees >= 1 - 1/headroom). */
+    readonly headroom = 1.5,
   ) {
     if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`slots must be a positive integer (got ${slots})`);
+    if (!(headroom > 1 && headroom <= 16)) throw new RangeError(`headroom must be in (1, 16] (got ${headroom})`);
   }
 
   /** Running rows, in slot order. */
@@ -175,14 +178,14 @@ export class SlotKVCache<T> {
   }
 
   /**
-   * Ensures the store exists with room for rows needing `need` columns each: capacity 1.5x the longest need,
-   * grown (live columns copied) when a longer row arrives.
+   * Ensures the store exists with room for rows needing `need` columns each: capacity `headroom` times the
+   * longest need, grown (live columns copied) when a longer row arrives.
    */
   private reserve(need: number): void {
-    const wanted = Math.ceil(need * 1.5) + 1;
+    const wanted = Math.ceil(need * this.headroom) + 1;
     if (this.columnBytes % 4 !== 0) throw new Error(`KV rows of ${this.columnBytes} bytes cannot be copied (WebGPU copies 4-byte words)`);
     if (this.store && this.store.capacity >= wanted) return;
-    const longest = Math.max(wanted, ...this.running.map((r) => Math.ceil(r.need * 1.5) + 1));
+    const longest = Math.max(wanted, ...this.running.map((r) => Math.ceil(r.need * this.headroom) + 1));
     const next = this.lm.create_cache(this.gpu, this.slots, longest, this.dtype);
     const old = this.store;
     if (old) {

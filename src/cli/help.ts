@@ -98,7 +98,10 @@ Under npx/npm exec (which do not forward signals) it also stops when npx exits.
       --api-key KEY         require "Authorization: Bearer KEY" (default $BLIP2_API_KEY; none if unset)
       --served-model-name NAME [NAME...]  model ids clients use; the first is in responses
                             (default: the repo id, or the model folder's name)
-      --max-batch N         most requests per engine batch (default 8)
+      --batching MODE       continuous (default): requests join and leave the running batch
+                            between decode steps; static: requests waiting together run as
+                            one batch to its end
+      --max-batch N         most sequences decoding at once (default 8)
       --max-queue N         most waiting requests; more get 429 (default 64)
       --max-image-bytes N   largest image file (default 20971520)
       --max-image-pixels N  largest width x height (default 40000000)
