@@ -6,20 +6,15 @@
 import { ContinuousBatch, sequencesOf, type BatchRequest, type BatchResult } from '../batching/continuous-batch.js';
 import { GenerationConfigError, type GenerationConfig } from '../generation/config.js';
 import { StoppingCriteria } from '../generation/stopping.js';
-import { DeviceLostError } from '../gpu/errors.js';
 import type { RawPixels } from '../processing/index.js';
 import type { Blip2Engine } from './blip2-engine.js';
-import { EngineInputError, EngineLostError, type DecodeBatch, type GenerateRequest, type GenerateResult, type PreparedRequest, type RequestSink } from './engine.js';
+import { EngineInputError, type DecodeBatch, type GenerateRequest, type GenerateResult, type PreparedRequest, type RequestSink } from './engine.js';
 import { TrimmedDeltas } from './trimmed-deltas.js';
 
 interface Blip2Prepared extends PreparedRequest {
   readonly request: GenerateRequest;
   readonly image: RawPixels;
   readonly config: GenerationConfig;
-}
-
-function engineError(e: unknown): unknown {
-  return e instanceof DeviceLostError ? new EngineLostError(e.message) : e;
 }
 
 export class Blip2DecodeBatch implements DecodeBatch {
@@ -77,7 +72,7 @@ export class Blip2DecodeBatch implements DecodeBatch {
       await this.batch.join(requests);
     } catch (e) {
       for (const { sink } of entries) this.joined.delete(sink);
-      throw engineError(e);
+      throw this.engine.engineError(e);
     }
   }
 
@@ -85,7 +80,7 @@ export class Blip2DecodeBatch implements DecodeBatch {
     try {
       await this.batch.step();
     } catch (e) {
-      throw engineError(e);
+      throw this.engine.engineError(e);
     }
   }
 

@@ -128,8 +128,15 @@ export class Blip2Engine implements Engine {
     try {
       return await this.generateGroups(requests, options);
     } catch (e) {
-      throw e instanceof DeviceLostError ? new EngineLostError(e.message) : e;
+      throw this.engineError(e);
     }
+  }
+
+  /** What a failure means to the server: any error once the device is lost is the loss (EngineLostError). */
+  engineError(e: unknown): unknown {
+    if (e instanceof DeviceLostError) return new EngineLostError(e.message);
+    if (this.pipeline.model.gpu.isLost && !(e instanceof EngineLostError)) return new EngineLostError(`the GPU device was lost (${e instanceof Error ? e.message : String(e)})`);
+    return e;
   }
 
   private async generateGroups(requests: readonly GenerateRequest[], options: GenerateOptions): Promise<GenerateResult[]> {

@@ -59,3 +59,33 @@ export async function startImageServer(): Promise<FileServer> {
       }),
   };
 }
+
+/** A user message with an image (and optional text) as the OpenAI API takes it. */
+export function imageMessage(url: string, text?: string) {
+  const parts: ({ type: 'image_url'; image_url: { url: string } } | { type: 'text'; text: string })[] = [{ type: 'image_url', image_url: { url } }];
+  if (text !== undefined) parts.push({ type: 'text', text });
+  return { role: 'user' as const, content: parts };
+}
+
+export interface Posted {
+  status: number;
+  text: string;
+  json: () => Record<string, any>;
+}
+
+/** POSTs a chat completion body to `baseUrl` and reads the whole answer. */
+export async function postCompletion(baseUrl: string, body: unknown): Promise<Posted> {
+  const res = await fetch(`${baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, text, json: () => JSON.parse(text) as Record<string, any> };
+}
+
+/** The data events of a server-sent event stream, parsed ([DONE] as the string). */
+export function sseEvents(text: string): unknown[] {
+  return text
+    .split('\n\n')
+    .map((block) => block.trim())
+    .filter((block) => block.startsWith('data: '))
+    .map((block) => block.slice('data: '.length))
+    .map((data) => (data === '[DONE]' ? data : JSON.parse(data)));
+}
