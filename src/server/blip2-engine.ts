@@ -6,6 +6,7 @@
 import type { FinishReason as ModelFinishReason } from '../generation/types.js';
 import { GenerationConfigError, type GenerationConfig } from '../generation/config.js';
 import { resolveGenerationConfig } from '../generation/generate.js';
+import { StoppingCriteria } from '../generation/stopping.js';
 import { Blip2, type GenerationResult } from '../pipeline.js';
 import { ImageInputError, loadImage, type RawPixels } from '../processing/index.js';
 import { contextOverflow } from './context-limit.js';
@@ -34,15 +35,26 @@ function finishReason(r: ModelFinishReason): FinishReason {
 /**
  * Requests that may share one model call: the same generation settings but for the seed. A sampled
  * request draws from a stream of its own seed (`row_seeds`), so it gets the same answer whatever else was
- * queued with it.
+ * queued with it. Greedy and sampled rows do not depend on how long the others run either: requests that
+ * differ in max tokens share a call that runs to the longest (a static batch: a short answer holds its row
+ * until the batch ends) and are cut at their own length, as long as every prompt still fits the context for
+ * that many tokens. Beam search's ranking depends on the length limit, so it stays apart.
  */
-function groupByParams(requests: readonly GenerateRequest[]): number[][] {
-  const groups = new Map<string, number[]>();
+function groupByParams(requests: readonly GenerateRequest[], promptTokens: (i: number) => number, context: number): number[][] {
+  const groups = new Map<string, number[][]>();
   requests.forEach((r, i) => {
-    const key = JSON.stringify({ ...r.params, seed: 0 });
-    groups.set(key, [...(groups.get(key) ?? []), i]);
+    const key = JSON.stringify({ ...r.params, seed: 0, maxNewTokens: r.params.numBeams === 1 ? 0 : r.params.maxNewTokens });
+    const calls = groups.get(key) ?? [];
+    const fits = (call: number[]) => {
+      const all = [...call, i];
+      return Math.max(...all.map(promptTokens)) + Math.max(...all.map((j) => requests[j]!.params.maxNewTokens)) <= context;
+    };
+    const call = calls.find(fits);
+    if (call) call.push(i);
+    else calls.push([i]);
+    groups.set(key, calls);
   });
-  return [...groups.values()];
+  return [...groups.values()].flat();
 }
 
 function generationOptions(p: GenerationParams, seeds: readonly number[]) {
@@ -103,6 +115,14 @@ export class Blip2Engine implements Engine {
     return image;
   }
 
+  /** A row of a batch that ran longer than this request asked for, as the request alone would have ended. */
+  private cut(row: GenerationResult, maxNewTokens: number, stop: readonly string[]): GeneratedSequence {
+    if (row.token_ids.length <= maxNewTokens) return this.sequence(row.token_ids, row.text, row.finish_reason);
+    const ids = row.token_ids.slice(0, maxNewTokens);
+    const texts = new StoppingCriteria(Infinity, this.pipeline.generationConfig.eos_token_id, stop, this.pipeline.processor);
+    return this.sequence(ids, texts.text(ids).text.trim(), 'length');
+  }
+
   /** One generated sequence as the interface returns it: new tokens without the end-of-sequence token. */
   sequence(tokenIds: readonly number[], text: string, reason: ModelFinishReason): GeneratedSequence {
     const eos = this.pipeline.generationConfig.eos_token_id;
@@ -143,10 +163,13 @@ export class Blip2Engine implements Engine {
     const images: RawPixels[] = [];
     for (const [i, r] of requests.entries()) images.push(await this.checkedImage(r, i));
     const results: GenerateResult[] = new Array(requests.length);
-    for (const group of groupByParams(requests)) {
+    const prompts = requests.map((r) => this.readTokens(r.prompt));
+    for (const group of groupByParams(requests, (i) => prompts[i]!, this.contextLength)) {
       options.signal?.throwIfAborted();
-      const params = requests[group[0]!]!.params;
+      const limits = group.map((i) => requests[i]!.params.maxNewTokens);
+      const params = { ...requests[group[0]!]!.params, maxNewTokens: Math.max(...limits) };
       const trims = group.map(() => Array.from({ length: params.n }, () => new TrimmedDeltas()));
+      const streamed = group.map(() => new Array<number>(params.n).fill(0));
       let rows: GenerationResult[];
       try {
         rows = await this.pipeline.generate({
@@ -160,6 +183,8 @@ export class Blip2Engine implements Engine {
               ? (e) => {
                   const input = Math.floor(e.row / params.n);
                   const choice = e.row % params.n;
+                  // Past its own length a row is only keeping the batch company.
+                  if (++streamed[input]![choice]! > limits[input]!) return;
                   const text = trims[input]![choice]!.push(e.text);
                   options.onToken!({ request: group[input]!, choice, tokenId: e.token, text });
                 }
@@ -170,7 +195,7 @@ export class Blip2Engine implements Engine {
         throw e;
       }
       group.forEach((requestIndex, input) => {
-        const sequences = rows.filter((row) => row.input === input).map((row) => this.sequence(row.token_ids, row.text, row.finish_reason));
+        const sequences = rows.filter((row) => row.input === input).map((row) => this.cut(row, limits[input]!, params.stop));
         results[requestIndex] = {
           sequences,
           promptTokens: this.readTokens(requests[requestIndex]!.prompt),
