@@ -21,6 +21,7 @@ import { gatherRows } from '../generation/step-model.js';
 import { StoppingCriteria } from '../generation/stopping.js';
 import { TokenStreamer } from '../generation/streamer.js';
 import type { FinishReason, OnToken } from '../generation/types.js';
+import { OPTKVCache } from '../model/opt-cache.js';
 import type { Blip2 } from '../pipeline.js';
 import type { ImageInput } from '../processing/image-input.js';
 import { Tensor, tidy, type DType } from '../tensor.js';
@@ -135,10 +136,11 @@ export class ContinuousBatch {
     const gpu = model.gpu;
     const lm = model.language_model;
     const pixels = Tensor.from(gpu, processed.pixelValues, processed.pixelShape);
-    let prefill: ReturnType<typeof lm.create_cache> | null = null;
+    let prefill: OPTKVCache | null = null;
     try {
       const runner = blip2PromptRunner(model, pixels, processed.inputIds, processed.attentionMask);
-      prefill = lm.create_cache(gpu, requests.length, runner.positions, this.slots.dtype);
+      const c = lm.config;
+      prefill = OPTKVCache.create(gpu, { numLayers: c.num_hidden_layers, batch: requests.length, capacity: runner.positions, hidden: c.hidden_size, dtype: this.slots.dtype, pooled: true });
       const out = runner.run(prefill);
       const wide = parents.length === requests.length ? out.logits : tidy(() => gatherRows(out.logits, parents));
       if (wide !== out.logits) out.logits.dispose();

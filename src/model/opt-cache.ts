@@ -34,12 +34,17 @@ export class OPTKVCache {
     return this.hidden;
   }
 
-  static create(gpu: Gpu, options: { numLayers: number; batch: number; capacity: number; hidden: number; dtype: DType }): OPTKVCache {
+  /**
+   * `pooled`: the buffers come from the pool's size classes instead of being made to measure, for short-lived
+   * caches of varying sizes (continuous batching's prompt passes) that would otherwise create and destroy a
+   * buffer each time.
+   */
+  static create(gpu: Gpu, options: { numLayers: number; batch: number; capacity: number; hidden: number; dtype: DType; pooled?: boolean }): OPTKVCache {
     const { numLayers, batch, capacity, hidden, dtype } = options;
     const layers: { kv: Tensor }[] = [];
     try {
       for (let i = 0; i < numLayers; i++) {
-        layers.push({ kv: keep(Tensor.empty(gpu, [batch, capacity, 3 * hidden], dtype, { persistent: true, label: `kv.${i}` })) });
+        layers.push({ kv: keep(Tensor.empty(gpu, [batch, capacity, 3 * hidden], dtype, { persistent: !options.pooled, label: `kv.${i}` })) });
       }
     } catch (e) {
       for (const l of layers) l.kv.dispose();
