@@ -1,15 +1,16 @@
 /**
  * Serving under load: continuous and static batching side by side, on the same workload, in one invocation.
  *
- *   npm run bench:serve -- --model DIR [--clients 16 | --rate R] [--requests 96] [--max-batch 8]
+ *   npm run bench:serve -- --model DIR [--clients 16 | --rate R] [--requests 64] [--rounds 2] [--max-batch N]
  *                          [--modes continuous,static] [--min-tokens 4] [--max-tokens 48] [--dtype f32|f16]
  *                          [--seed 1] [--json FILE]
  *   npm run bench:serve -- --url http://127.0.0.1:8000 --model DIR ...      (a server already running)
  *   npm run bench:serve -- --model DIR --soak 1000 [--json FILE]            (memory over 1000 requests in a row)
  *
- * For each mode it starts `blip2 serve --batching MODE` on a free loopback port, warms it up (pipelines
- * compile on first use), sends the workload (captions and questions about the model folder's images as base64
- * data URLs, answer lengths uniform in [min-tokens, max-tokens], all streamed), and reports throughput
+ * For each mode it starts `blip2 serve --batching MODE` on a free loopback port and warms it up (pipelines
+ * compile on first use); then rounds alternate between the modes, each sending the same workload (captions and
+ * questions about the model folder's images as base64 data URLs, answer lengths uniform in [min-tokens,
+ * max-tokens], all streamed). It reports throughput
  * (requests/s, completion tokens/s), time to first token and end-to-end latency (p50/p95/p99), errors, and the
  * server's memory before and after (RSS, GPU live bytes, from /health). `--soak N` sends N requests one after
  * the other instead and reports memory every N/10 requests.
@@ -21,7 +22,7 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Blip2Processor } from '../src/processing/processor.js';
-import { assertLoopback, closedLoop, openLoop, seeded, sendOne, summarize, type LoadSummary, type WorkItem } from './serve-load.js';
+import { assertLoopback, closedLoop, openLoop, seeded, sendOne, summarize, type LoadSummary, type RequestRecord, type WorkItem } from './serve-load.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MAIN = join(ROOT, 'src/cli/main.ts');
@@ -33,7 +34,7 @@ const { values: args } = parseArgs({
     clients: { type: 'string', default: '16' },
     rate: { type: 'string' },
     requests: { type: 'string' },
-    'max-batch': { type: 'string', default: '8' },
+    'max-batch': { type: 'string' },
     modes: { type: 'string', default: 'continuous,static' },
     'min-tokens': { type: 'string', default: '4' },
     'max-tokens': { type: 'string', default: '48' },
@@ -42,13 +43,14 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     images: { type: 'string' },
     soak: { type: 'string' },
+    rounds: { type: 'string', default: '2' },
     json: { type: 'string' },
   },
 });
 
 function usage(message: string): never {
   console.error(`bench:serve: ${message}`);
-  console.error('usage: npm run bench:serve -- --model DIR [--clients 16 | --rate R] [--requests N] [--max-batch 8] [--modes continuous,static] [--json FILE]');
+  console.error('usage: npm run bench:serve -- --model DIR [--clients 16 | --rate R] [--requests N] [--max-batch N] [--modes continuous,static] [--json FILE]');
   process.exit(2);
 }
 
@@ -63,8 +65,11 @@ const modelDir = args.model;
 const clients = int('clients', args.clients, 1);
 const rate = args.rate === undefined ? null : Number(args.rate);
 if (rate !== null && !(rate > 0)) usage('--rate must be a positive number of requests per second');
-const maxBatch = int('max-batch', args['max-batch'], 1);
-const requests = args.requests === undefined ? 6 * clients : int('requests', args.requests, 1);
+// By default the servers hold a sequence for every client (with --rate: the server's own default of 8), so
+// that what is measured is how batches are scheduled, not how long a queue is.
+const maxBatch = args['max-batch'] === undefined ? (rate === null ? clients : 8) : int('max-batch', args['max-batch'], 1);
+const requests = args.requests === undefined ? 4 * clients : int('requests', args.requests, 1);
+const rounds = int('rounds', args.rounds, 1);
 const minTokens = int('min-tokens', args['min-tokens'], 1);
 const maxTokens = int('max-tokens', args['max-tokens'], minTokens);
 const seed = int('seed', args.seed, 0);
@@ -173,18 +178,39 @@ interface ModeResult extends LoadSummary {
   memory_after: Health['memory'];
 }
 
-async function loadRun(mode: string, work: WorkItem[], warm: WorkItem[]): Promise<ModeResult> {
-  const server = mode === 'external' ? { url: args.url!, stop: async () => {} } : await startServer(mode);
+/**
+ * Every mode's server is started and warmed up first, then the rounds alternate between them (continuous,
+ * static, continuous, ...), so that a machine whose load drifts (other work on it) weighs on both alike.
+ * Throughput is completed work over the summed wall time of a mode's rounds; percentiles are over all its requests.
+ */
+async function loadRuns(work: WorkItem[], warm: WorkItem[]): Promise<Record<string, ModeResult>> {
+  const servers: { mode: string; server: Server; batching: string; measured: WorkItem[] }[] = [];
   try {
-    const batching = (await health(server.url)).batching ?? mode;
-    const [measured, warming] = [await forServer(server.url, work), await forServer(server.url, warm)];
-    if (warming.length > 0) await closedLoop(server.url, warming, Math.min(clients, warming.length));
-    const before = (await health(server.url)).memory;
-    const { records, wallMs } = rate === null ? await closedLoop(server.url, measured, clients) : await openLoop(server.url, measured, rate, seed);
-    const after = (await health(server.url)).memory;
-    return { batching, ...summarize(records, wallMs), memory_before: before, memory_after: after };
+    for (const mode of modes) {
+      const server = mode === 'external' ? { url: args.url!, stop: async () => {} } : await startServer(mode);
+      servers.push({ mode, server, batching: (await health(server.url)).batching ?? mode, measured: await forServer(server.url, work) });
+      const warming = await forServer(server.url, warm);
+      if (warming.length > 0) await closedLoop(server.url, warming, Math.min(clients, warming.length));
+    }
+    const runs = new Map<string, { records: RequestRecord[]; wallMs: number; before: Health['memory']; after: Health['memory'] }>();
+    for (let round = 0; round < rounds; round++) {
+      for (const { mode, server, measured } of servers) {
+        console.error(`${mode}, round ${round + 1}/${rounds}: ${measured.length} requests, ${rate === null ? `${clients} clients` : `${rate} req/s`}...`);
+        const before = (await health(server.url)).memory;
+        const { records, wallMs } = rate === null ? await closedLoop(server.url, measured, clients) : await openLoop(server.url, measured, rate, seed + round);
+        const after = (await health(server.url)).memory;
+        const soFar = runs.get(mode);
+        runs.set(mode, { records: [...(soFar?.records ?? []), ...records], wallMs: (soFar?.wallMs ?? 0) + wallMs, before: soFar?.before ?? before, after });
+      }
+    }
+    const results: Record<string, ModeResult> = {};
+    for (const { mode, batching } of servers) {
+      const r = runs.get(mode)!;
+      results[mode] = { batching, ...summarize(r.records, r.wallMs), memory_before: r.before, memory_after: r.after };
+    }
+    return results;
   } finally {
-    await server.stop();
+    for (const { server } of servers) await server.stop();
   }
 }
 
@@ -236,7 +262,7 @@ const workload = {
   dtype: args.dtype,
   max_batch: maxBatch,
   seed,
-  ...(soak === null ? { clients: rate === null ? clients : null, rate_per_s: rate, requests, answer_tokens: [minTokens, maxTokens], warmup } : { soak }),
+  ...(soak === null ? { clients: rate === null ? clients : null, rate_per_s: rate, requests_per_round: requests, rounds, answer_tokens: [minTokens, maxTokens], warmup } : { soak }),
 };
 console.error(`machine: ${machine.cpu}, ${machine.cores} cores`);
 
@@ -258,14 +284,10 @@ if (soak !== null) {
   const work = await makeWork(requests, 2);
   const warm = await makeWork(warmup, 1);
   const report: Record<string, unknown> = { bench: 'serve', date: new Date().toISOString(), machine, workload };
-  const results: Record<string, ModeResult> = {};
-  for (const mode of modes) {
-    console.error(`${mode}: ${requests} requests, ${rate === null ? `${clients} clients` : `${rate} req/s`}...`);
-    results[mode] = await loadRun(mode, work, warm);
-    report[mode] = results[mode];
-  }
+  const results = await loadRuns(work, warm);
+  Object.assign(report, results);
   const fmt = (p: { p50: number; p95: number; p99: number }) => `${p.p50.toFixed(0)}/${p.p95.toFixed(0)}/${p.p99.toFixed(0)}`;
-  console.log(`\n${requests} requests, ${rate === null ? `${clients} concurrent clients` : `Poisson arrivals at ${rate}/s`}, answers of ${minTokens}-${maxTokens} tokens, max batch ${maxBatch}, ${machine.cpu}`);
+  console.log(`\n${requests} requests x ${rounds} rounds per mode, ${rate === null ? `${clients} concurrent clients` : `Poisson arrivals at ${rate}/s`}, answers of ${minTokens}-${maxTokens} tokens, max batch ${maxBatch}, ${machine.cpu}`);
   console.log(`${'mode'.padEnd(11)} ${'req/s'.padStart(7)} ${'tok/s'.padStart(8)} ${'TTFT p50/p95/p99 ms'.padStart(21)} ${'latency p50/p95/p99 ms'.padStart(24)} ${'errors'.padStart(6)} ${'RSS after'.padStart(11)}`);
   for (const [mode, r] of Object.entries(results)) {
     console.log(
