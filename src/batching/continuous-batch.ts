@@ -98,8 +98,11 @@ export class ContinuousBatch {
     this.slots = new SlotKVCache(blip2.model.language_model, options.slots, dtype, options.kv_headroom);
   }
 
+  /** Slots a join can use: free ones, and those of cancelled requests (freed when the join starts). */
   get freeRows(): number {
-    return this.slots.free;
+    let reclaimable = 0;
+    for (const s of this.requests) if (s.cancelled) reclaimable += s.rows.filter((r) => r.reason === null).length;
+    return this.slots.free + reclaimable;
   }
 
   get runningRows(): number {
@@ -126,6 +129,7 @@ export class ContinuousBatch {
    */
   async join(requests: readonly BatchRequest[]): Promise<void> {
     if (requests.length === 0) return;
+    this.dropCancelled();
     const rowsWanted = requests.reduce((n, r) => n + sequencesOf(r.config), 0);
     if (rowsWanted > this.freeRows) throw new RangeError(`${rowsWanted} sequences for ${this.freeRows} free slots`);
     const { model, processor } = this.blip2;
@@ -198,7 +202,7 @@ export class ContinuousBatch {
     this.settle([...new Set(running.map((r) => r.owner))]);
   }
 
-  /** The request leaves before the next join or step; its `onDone` is not called. */
+  /** The request leaves at the start of the next join or step (not during one); its `onDone` is not called. */
   cancel(request: BatchRequest): void {
     const state = this.byRequest.get(request);
     if (state) state.cancelled = true;

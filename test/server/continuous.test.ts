@@ -166,6 +166,29 @@ describe('continuous batching with the real engine on the tiny checkpoint', () =
     await engine?.dispose();
   });
 
+  it('gives the slot of a client that disconnects to the next request', async () => {
+    const one = await Blip2Server.start(engine, { port: 0, maxBatch: 1 });
+    try {
+      const image = dataUrl(imageBytesOf(tinyCases[0]!));
+      const controller = new AbortController();
+      const res = await fetch(`${one.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'tiny-blip2', messages: [imageMessage(image)], max_tokens: 40, stream: true }),
+        signal: controller.signal,
+      });
+      await res.body!.getReader().read();
+      controller.abort();
+      // Once the abandoned request is gone from the batch, the only slot serves the next one.
+      await new Promise((r) => setTimeout(r, 50));
+      const next = await postCompletion(one.url, { model: 'tiny-blip2', messages: [imageMessage(image)], max_tokens: 2 });
+      expect(next.status).toBe(200);
+      expect(next.json().usage.completion_tokens).toBeGreaterThan(0);
+    } finally {
+      await one.close();
+    }
+  });
+
   it('gives staggered streamed and plain requests the answers and usage they get alone', async () => {
     const bodies = tinyCases.slice(0, 6).map((c, i) => ({
       model: 'tiny-blip2',
