@@ -148,13 +148,7 @@ export class ContinuousBatch {
       const out = runner.run(prefill);
       const wide = parents.length === requests.length ? out.logits : tidy(() => gatherRows(out.logits, parents));
       if (wide !== out.logits) out.logits.dispose();
-      let picked: Picked;
-      try {
-        picked = await readChoices(wide, rows.map((r) => ({ config: r.owner.config, sequence: r.sequence, promptLength: r.owner.promptLength })));
-      } finally {
-        wide.dispose();
-      }
-      this.apply(rows, picked);
+      await this.choose(wide, rows);
       const going = rows.filter((r) => r.reason === null && !r.owner.cancelled);
       if (going.length > 0) {
         const admissions = going.map((r) => {
@@ -191,13 +185,7 @@ export class ContinuousBatch {
       cache.dispose();
     }
     this.slots.advance();
-    let picked: Picked;
-    try {
-      picked = await readChoices(logits, running.map((r) => ({ config: r.owner.config, sequence: r.sequence, promptLength: r.owner.promptLength })));
-    } finally {
-      logits.dispose();
-    }
-    this.apply(running, picked);
+    await this.choose(logits, running);
     this.removeFinished();
     this.settle([...new Set(running.map((r) => r.owner))]);
   }
@@ -243,6 +231,17 @@ export class ContinuousBatch {
   private forget(state: RequestState): void {
     this.requests.delete(state);
     this.byRequest.delete(state.request);
+  }
+
+  /** Each row's next token from its row of `logits` (which this disposes), applied to the rows. */
+  private async choose(logits: Tensor, rows: readonly RowState[]): Promise<void> {
+    let picked: Picked;
+    try {
+      picked = await readChoices(logits, rows.map((r) => ({ config: r.owner.config, sequence: r.sequence, promptLength: r.owner.promptLength })));
+    } finally {
+      logits.dispose();
+    }
+    this.apply(rows, picked);
   }
 
   /**

@@ -10,7 +10,7 @@ import { Blip2Engine } from '../../src/server/blip2-engine.js';
 import type { DecodeBatch } from '../../src/server/engine.js';
 import { Blip2Server } from '../../src/server/http-server.js';
 import { EXIT_DEVICE_LOST } from '../../src/cli/commands/serve.js';
-import { collect, startCli } from '../cli/run.js';
+import { collect, listeningUrl, startCli } from '../cli/run.js';
 import { TINY, imageBytesOf, tinyCases } from '../support/tiny-cases.js';
 import { dataUrl, imageMessage, postCompletion, sseEvents } from './support.js';
 
@@ -91,15 +91,7 @@ describe('a lost GPU device', () => {
   it(`makes blip2 serve exit with status ${EXIT_DEVICE_LOST} for its supervisor`, async () => {
     const child = startCli(['serve', '--model', TINY, '--dtype', 'f32', '--port', '0'], { BLIP2_ENGINE_MODULE: DEVICE_LOSS_ENGINE });
     const done = collect(child);
-    const url = await new Promise<string>((resolve, reject) => {
-      let seen = '';
-      child.stderr!.on('data', (d: Buffer) => {
-        seen += d.toString();
-        const m = /listening on (http:\/\/\S+)/.exec(seen);
-        if (m) resolve(m[1]!);
-      });
-      child.once('exit', () => reject(new Error(`serve exited early: ${seen}`)));
-    });
+    const url = await listeningUrl(child);
     const body = { model: MODEL, messages: [imageMessage(dataUrl(imageBytesOf(tinyCases[0]!)))], max_tokens: 3 };
     expect((await postCompletion(url, body)).status).toBe(200);
     child.kill('SIGUSR2');
