@@ -23,14 +23,18 @@ import { TokenStreamer } from '../generation/streamer.js';
 import type { FinishReason, OnToken } from '../generation/types.js';
 import { OPTKVCache } from '../model/opt-cache.js';
 import type { Blip2 } from '../pipeline.js';
+import type { PixelBatch } from '../processing/image-processor.js';
 import type { ImageInput } from '../processing/image-input.js';
 import { Tensor, tidy, type DType } from '../tensor.js';
 import { SlotKVCache } from './slot-cache.js';
 import { drawFrom, readChoices, type Picked } from './token-picker.js';
 
 export interface BatchRequest {
-  /** Anything the processor takes; decoded pixels keep image decoding off the batch's path. */
-  image: ImageInput;
+  /**
+   * Anything the processor takes, or one image already through the image processor
+   * (`processor.imageProcessor.preprocess([image])`), which keeps decoding and resizing off the batch's path.
+   */
+  image: ImageInput | PixelBatch;
   /** Raw prompt (BLIP-2 form, e.g. "Question: ... Answer:"), empty for a caption. */
   prompt: string;
   /** Resolved settings (`resolveGenerationConfig`): greedy or sampling, one beam. */
@@ -132,8 +136,8 @@ export class ContinuousBatch {
     this.dropCancelled();
     const rowsWanted = requests.reduce((n, r) => n + sequencesOf(r.config), 0);
     if (rowsWanted > this.freeRows) throw new RangeError(`${rowsWanted} sequences for ${this.freeRows} free slots`);
-    const { model, processor } = this.blip2;
-    const processed = await processor.process({ images: [...requests.map((r) => r.image)], text: requests.map((r) => r.prompt) });
+    const { model } = this.blip2;
+    const processed = await this.inputs(requests);
     const states = requests.map((r) => this.track(r));
     const rows = states.flatMap((s) => s.rows);
     const parents = rows.map((r) => states.indexOf(r.owner));
@@ -233,6 +237,23 @@ export class ContinuousBatch {
     this.byRequest.delete(state.request);
   }
 
+  /** The newcomers' pixels side by side and their prompts left-padded, as the processor batches them. */
+  private async inputs(requests: readonly BatchRequest[]): Promise<PixelBatch & { inputIds: number[][]; attentionMask: number[][] }> {
+    const { processor } = this.blip2;
+    const images = await Promise.all(requests.map(async (r) => (isPixelBatch(r.image) ? r.image : processor.process({ images: [r.image] }))));
+    const shape = images[0]!.pixelShape;
+    const per = shape[1] * shape[2] * shape[3];
+    const pixelValues = new Float32Array(per * images.length);
+    images.forEach((im, i) => {
+      if (im.pixelShape[0] !== 1 || im.pixelShape.slice(1).some((d, k) => d !== shape[k + 1])) {
+        throw new RangeError(`image ${i} is [${im.pixelShape.join(', ')}] after preprocessing, the others [1, ${shape.slice(1).join(', ')}]`);
+      }
+      pixelValues.set(im.pixelValues, i * per);
+    });
+    const text = processor.padLeft(requests.map((r) => processor.encodePrompt(r.prompt)));
+    return { pixelValues, pixelShape: [images.length, shape[1], shape[2], shape[3]], ...text };
+  }
+
   /** Each row's next token from its row of `logits` (which this disposes), applied to the rows. */
   private async choose(logits: Tensor, rows: readonly RowState[]): Promise<void> {
     let picked: Picked;
@@ -301,6 +322,10 @@ export class ContinuousBatch {
       s.request.onDone({ new_tokens: s.rows.map((r) => r.generated), finish_reasons: s.rows.map((r) => r.reason!), prompt_length: s.promptLength });
     }
   }
+}
+
+function isPixelBatch(image: ImageInput | PixelBatch): image is PixelBatch {
+  return typeof image === 'object' && image !== null && 'pixelValues' in image && 'pixelShape' in image;
 }
 
 /** New tokens a request may generate (HF always runs at least one step). */

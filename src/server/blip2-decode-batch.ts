@@ -1,19 +1,20 @@
 /**
  * The BLIP-2 engine's continuous decode batch (`Engine.createDecodeBatch`): server requests on top of
- * `ContinuousBatch`. Images are decoded and settings checked when a request arrives (`prepare`), so the batch
+ * `ContinuousBatch`. Images are decoded and preprocessed and settings checked when a request arrives (`prepare`), so the batch
  * only ever waits for the GPU; results and streamed text come out exactly as `Blip2Engine.generate` gives them.
  */
 import { ContinuousBatch, sequencesOf, type BatchRequest, type BatchResult } from '../batching/continuous-batch.js';
 import { GenerationConfigError, type GenerationConfig } from '../generation/config.js';
 import { StoppingCriteria } from '../generation/stopping.js';
-import type { RawPixels } from '../processing/index.js';
+import type { PixelBatch } from '../processing/index.js';
 import type { Blip2Engine } from './blip2-engine.js';
 import { EngineInputError, type DecodeBatch, type GenerateRequest, type GenerateResult, type PreparedRequest, type RequestSink } from './engine.js';
 import { TrimmedDeltas } from './trimmed-deltas.js';
 
 interface Blip2Prepared extends PreparedRequest {
   readonly request: GenerateRequest;
-  readonly image: RawPixels;
+  /** Decoded, resized and normalised while the batch runs, so that joining only concatenates. */
+  readonly pixels: PixelBatch;
   readonly config: GenerationConfig;
 }
 
@@ -44,7 +45,8 @@ export class Blip2DecodeBatch implements DecodeBatch {
     const image = await this.engine.checkedImage(request, 0);
     try {
       const config = this.engine.generationConfigFor(request.params);
-      return { rows: sequencesOf(config), request, image, config };
+      const { pixelValues, pixelShape } = await this.engine.pipeline.processor.process({ images: [image] });
+      return { rows: sequencesOf(config), request, pixels: { pixelValues, pixelShape }, config };
     } catch (e) {
       if (e instanceof GenerationConfigError) throw new EngineInputError(e.message, 0, 'invalid_parameters');
       throw e;
@@ -56,7 +58,7 @@ export class Blip2DecodeBatch implements DecodeBatch {
       const p = prepared as Blip2Prepared;
       const trims = Array.from({ length: p.rows }, () => new TrimmedDeltas());
       const request: BatchRequest = {
-        image: p.image,
+        image: p.pixels,
         prompt: p.request.prompt,
         config: p.config,
         onToken: (e) => sink.onToken({ choice: e.row, tokenId: e.token, text: trims[e.row]!.push(e.text) }),
