@@ -1,7 +1,8 @@
 /**
  * The BLIP-2 engine's continuous decode batch (`Engine.createDecodeBatch`): server requests on top of
- * `ContinuousBatch`. Images are decoded and preprocessed and settings checked when a request arrives (`prepare`), so the batch
- * only ever waits for the GPU; results and streamed text come out exactly as `Blip2Engine.generate` gives them.
+ * `ContinuousBatch`. A request's image is decoded and preprocessed and its settings checked when it arrives
+ * (`prepare`), so the batch only ever waits for the GPU; results and streamed text come out exactly as
+ * `Blip2Engine.generate` gives them.
  */
 import { ContinuousBatch, sequencesOf, type BatchRequest, type BatchResult } from '../batching/continuous-batch.js';
 import { GenerationConfigError, type GenerationConfig } from '../generation/config.js';
