@@ -260,7 +260,8 @@ const mib = (b: number | undefined) => (b === undefined ? '-' : `${(b / 2 ** 20)
 const workload = {
   model: modelDir,
   dtype: args.dtype,
-  max_batch: maxBatch,
+  // An external server's own --max-batch is not known here.
+  max_batch: args.url ? null : maxBatch,
   seed,
   ...(soak === null ? { clients: rate === null ? clients : null, rate_per_s: rate, requests_per_round: requests, rounds, answer_tokens: [minTokens, maxTokens], warmup } : { soak }),
 };
@@ -287,7 +288,7 @@ if (soak !== null) {
   const results = await loadRuns(work, warm);
   Object.assign(report, results);
   const fmt = (p: { p50: number; p95: number; p99: number }) => `${p.p50.toFixed(0)}/${p.p95.toFixed(0)}/${p.p99.toFixed(0)}`;
-  console.log(`\n${requests} requests x ${rounds} rounds per mode, ${rate === null ? `${clients} concurrent clients` : `Poisson arrivals at ${rate}/s`}, answers of ${minTokens}-${maxTokens} tokens, max batch ${maxBatch}, ${machine.cpu}`);
+  console.log(`\n${requests} requests x ${rounds} rounds per mode, ${rate === null ? `${clients} concurrent clients` : `Poisson arrivals at ${rate}/s`}, answers of ${minTokens}-${maxTokens} tokens${args.url ? '' : `, max batch ${maxBatch}`}, ${machine.cpu}`);
   console.log(`${'mode'.padEnd(11)} ${'req/s'.padStart(7)} ${'tok/s'.padStart(8)} ${'TTFT p50/p95/p99 ms'.padStart(21)} ${'latency p50/p95/p99 ms'.padStart(24)} ${'errors'.padStart(6)} ${'RSS after'.padStart(11)}`);
   for (const [mode, r] of Object.entries(results)) {
     console.log(
