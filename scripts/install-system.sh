@@ -53,6 +53,8 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+  elif [ -s /run/nginx.pid ]; then
+    $SUDO /usr/sbin/nginx -s quit >/dev/null 2>&1 || true
   fi
 fi
 echo "[setup] system packages ready"
