@@ -16,7 +16,7 @@
  * the other instead and reports memory every N/10 requests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -270,7 +270,7 @@ console.error(`machine: ${machine.cpu}, ${machine.cores} cores`);
 if (soak !== null) {
   const work = await makeWork(soak, 2);
   const warm = await makeWork(Math.max(1, warmup), 1);
-  const report: Record<string, unknown> = { bench: 'serve-soak', date: new Date().toISOString(), machine, workload };
+  const report: Record<string, unknown> = { bench: 'serve-soak', date: new Date().toISOString(), machine, workload, load_average_before: loadavg() };
   for (const mode of modes) {
     console.error(`${mode}: ${soak} requests in a row...`);
     const r = await soakRun(mode, work, warm);
@@ -280,13 +280,16 @@ if (soak !== null) {
     for (const s of r.samples) console.log(`${String(s.requests).padStart(9)} ${mib(s.rss_bytes).padStart(12)} ${mib(s.heap_used_bytes).padStart(12)} ${mib(s.gpu_live_bytes).padStart(12)} ${mib(s.gpu_pooled_bytes).padStart(12)}`);
     console.log(`growth: RSS ${mib(r.rss_growth_bytes)}, GPU live ${r.gpu_live_growth_bytes === null ? '-' : `${r.gpu_live_growth_bytes} bytes`}`);
   }
+  report.load_average_after = loadavg();
   if (args.json) writeFileSync(args.json, JSON.stringify(report, null, 2) + '\n');
 } else {
   const work = await makeWork(requests, 2);
   const warm = await makeWork(warmup, 1);
   const report: Record<string, unknown> = { bench: 'serve', date: new Date().toISOString(), machine, workload };
+  // Other work on the machine moves the numbers: the load average says how much there was.
+  const loadBefore = loadavg();
   const results = await loadRuns(work, warm);
-  Object.assign(report, results);
+  Object.assign(report, results, { load_average: { before: loadBefore, after: loadavg() } });
   const fmt = (p: { p50: number; p95: number; p99: number }) => `${p.p50.toFixed(0)}/${p.p95.toFixed(0)}/${p.p99.toFixed(0)}`;
   console.log(`\n${requests} requests x ${rounds} rounds per mode, ${rate === null ? `${clients} concurrent clients` : `Poisson arrivals at ${rate}/s`}, answers of ${minTokens}-${maxTokens} tokens${args.url ? '' : `, max batch ${maxBatch}`}, ${machine.cpu}`);
   console.log(`${'mode'.padEnd(11)} ${'req/s'.padStart(7)} ${'tok/s'.padStart(8)} ${'TTFT p50/p95/p99 ms'.padStart(21)} ${'latency p50/p95/p99 ms'.padStart(24)} ${'errors'.padStart(6)} ${'RSS after'.padStart(11)}`);
@@ -300,6 +303,7 @@ if (soak !== null) {
   if (c && s) {
     const ratios = { tokens_per_s: c.tokens_per_s / s.tokens_per_s, requests_per_s: c.requests_per_s / s.requests_per_s, ttft_p95: c.ttft_ms.p95 / s.ttft_ms.p95, latency_p95: c.latency_ms.p95 / s.latency_ms.p95 };
     report.continuous_over_static = ratios;
+    console.log(`load average (1/5/15 min) before ${loadBefore.map((l) => l.toFixed(1)).join('/')}, after ${loadavg().map((l) => l.toFixed(1)).join('/')}`);
     console.log(`continuous / static: throughput x${ratios.tokens_per_s.toFixed(2)} (tokens/s), x${ratios.requests_per_s.toFixed(2)} (requests/s); p95 TTFT x${ratios.ttft_p95.toFixed(2)}; p95 latency x${ratios.latency_p95.toFixed(2)}`);
   }
   if (args.json) writeFileSync(args.json, JSON.stringify(report, null, 2) + '\n');
