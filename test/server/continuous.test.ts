@@ -166,6 +166,30 @@ describe('continuous batching with the real engine on the tiny checkpoint', () =
     await engine?.dispose();
   });
 
+  it('static: runs requests of different lengths as one model call, each cut at its own length, streamed text too', async () => {
+    const c = tinyCases[1]!;
+    const request = (maxNewTokens: number, stop: string[] = []) => ({ image: imageBytesOf(c), prompt: c.prompt, params: defaultGenerationParams({ maxNewTokens, stop }) });
+    const alone = await Promise.all([engine.generate([request(12)]), engine.generate([request(3)]), engine.generate([request(5, ['e'])])]);
+    const pipeline = engine.pipeline;
+    const generate = pipeline.generate.bind(pipeline);
+    let calls = 0;
+    pipeline.generate = ((...args: Parameters<typeof generate>) => {
+      calls++;
+      return generate(...args);
+    }) as typeof pipeline.generate;
+    try {
+      const streamed = ['', '', ''];
+      const together = await engine.generate([request(12), request(3), request(5, ['e'])], { onToken: (e) => (streamed[e.request] += e.text) });
+      expect(calls).toBe(2); // the stop string makes its own settings group
+      expect(together).toEqual(alone.map(([r]) => r));
+      // What a request streamed is its answer (completions.ts sends any held-back rest at the end).
+      together.forEach((r, i) => expect(r.sequences[0]!.text.startsWith(streamed[i]!)).toBe(true));
+      expect(streamed[1]).toBe(together[1]!.sequences[0]!.text);
+    } finally {
+      pipeline.generate = generate;
+    }
+  });
+
   it('gives the slot of a client that disconnects to the next request', async () => {
     const one = await Blip2Server.start(engine, { port: 0, maxBatch: 1 });
     try {
