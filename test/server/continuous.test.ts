@@ -10,8 +10,14 @@ import { defaultGenerationParams, type DecodeBatch } from '../../src/server/engi
 import { FakeEngine } from '../../src/server/fake-engine.js';
 import { Blip2Server } from '../../src/server/http-server.js';
 import { Blip2 } from '../../src/pipeline.js';
-import { TINY, imageBytesOf, tinyCases } from '../support/tiny-cases.js';
+import { TINY } from '../paths.js';
+import { imageBytesOf as caseImageBytes } from '../support/cases.js';
+import { loadFixture, type FixtureCase } from '../support/fixtures.js';
 import { CAMERA, CHELSEA, dataUrl, imageMessage, postCompletion, sseEvents, type Posted } from './support.js';
+
+const tiny = loadFixture(TINY);
+const tinyCases: readonly FixtureCase[] = tiny.manifest.cases;
+const imageBytesOf = (c: FixtureCase) => caseImageBytes(tiny, c);
 
 const MODEL = 'fake-blip2';
 

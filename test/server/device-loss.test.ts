@@ -11,8 +11,14 @@ import type { DecodeBatch } from '../../src/server/engine.js';
 import { Blip2Server } from '../../src/server/http-server.js';
 import { EXIT_DEVICE_LOST } from '../../src/cli/commands/serve.js';
 import { collect, listeningUrl, startCli } from '../cli/run.js';
-import { TINY, imageBytesOf, tinyCases } from '../support/tiny-cases.js';
+import { TINY } from '../paths.js';
+import { imageBytesOf as caseImageBytes } from '../support/cases.js';
+import { loadFixture, type FixtureCase } from '../support/fixtures.js';
 import { dataUrl, imageMessage, postCompletion, sseEvents } from './support.js';
+
+const tiny = loadFixture(TINY);
+const tinyCases: readonly FixtureCase[] = tiny.manifest.cases;
+const imageBytesOf = (c: FixtureCase) => caseImageBytes(tiny, c);
 
 const MODEL = 'tiny-blip2';
 const DEVICE_LOSS_ENGINE = new URL('../support/device-loss-engine.ts', import.meta.url).pathname;

@@ -10,8 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Blip2 } from '../../src/pipeline.js';
 import { Blip2Engine } from '../../src/server/blip2-engine.js';
 import { Blip2Server } from '../../src/server/http-server.js';
-import { TINY, imageBytesOf, tinyCases } from '../support/tiny-cases.js';
+import { TINY } from '../paths.js';
+import { imageBytesOf as caseImageBytes } from '../support/cases.js';
+import { loadFixture, type FixtureCase } from '../support/fixtures.js';
 import { dataUrl, imageMessage, postCompletion } from './support.js';
+
+const tiny = loadFixture(TINY);
+const tinyCases: readonly FixtureCase[] = tiny.manifest.cases;
+const imageBytesOf = (c: FixtureCase) => caseImageBytes(tiny, c);
 
 const MODEL = 'tiny-blip2';
 
