@@ -6,9 +6,10 @@
  *   while (batch.runningRows > 0) await batch.step();        // one token for every running row
  *
  * Newcomers run their prompt pass together (left-padded, as a static batch does), pick their first token from
- * its logits, and their cache rows are copied into free slots of the running batch (SlotKVCache). Every step
- * then feeds each running row its last token; a row that ends (eos, stop string, length) leaves at once and
- * its slot is reused. Rows follow their own request's settings (token-picker.ts), so greedy rows give the
+ * its logits, and their cache rows are copied into free slots of the running batch (DecodeSlots: the device
+ * decode session of src/model/opt-decode.ts, whose rows each keep their own cache length). Every step replays
+ * the captured decode step with each running row's last token; a row that ends (eos, stop string, length)
+ * leaves at once and its slot is reused. Rows follow their own request's settings (token-picker.ts), so greedy rows give the
  * tokens the same request gets alone, and sampled rows draw from their own seed's stream.
  *
  * Beam search does not fit (its beams are reordered every step and the best is known only at the end): such
@@ -17,7 +18,7 @@
 import { GenerationConfigError, maxLengthFor, type GenerationConfig } from '../generation/config.js';
 import { blip2PromptRunner } from '../generation/generate.js';
 import { Xoshiro128, randomSeed, type Random } from '../generation/rng.js';
-import { gatherRows } from '../generation/step-model.js';
+import { gatherRows, isIdentity } from '../generation/step-model.js';
 import { StoppingCriteria } from '../generation/stopping.js';
 import { TokenStreamer } from '../generation/streamer.js';
 import type { FinishReason, OnToken } from '../generation/types.js';
@@ -26,7 +27,7 @@ import type { Blip2 } from '../pipeline.js';
 import type { PixelBatch } from '../processing/image-processor.js';
 import type { ImageInput } from '../processing/image-input.js';
 import { Tensor, tidy, type DType } from '../tensor.js';
-import { SlotKVCache } from './slot-cache.js';
+import { DecodeSlots } from './decode-slots.js';
 import { drawFrom, readChoices, type Picked } from './token-picker.js';
 
 export interface BatchRequest {
@@ -58,8 +59,6 @@ export interface ContinuousBatchOptions {
   slots: number;
   /** KV cache storage, as `generate`'s kv_cache_dtype (default f32). */
   kv_cache_dtype?: 'f32' | 'f16';
-  /** Cache columns per column the longest sequence needs (default 1.5; closer to 1 compacts more often). */
-  kv_headroom?: number;
 }
 
 interface RequestState {
@@ -89,7 +88,7 @@ export function sequencesOf(config: GenerationConfig): number {
 }
 
 export class ContinuousBatch {
-  private readonly slots: SlotKVCache<RowState>;
+  private readonly slots: DecodeSlots<RowState>;
   private readonly requests = new Set<RequestState>();
   private readonly byRequest = new Map<BatchRequest, RequestState>();
 
@@ -99,7 +98,10 @@ export class ContinuousBatch {
   ) {
     const dtype: DType = options.kv_cache_dtype ?? 'f32';
     if (dtype !== 'f32' && dtype !== 'f16') throw new GenerationConfigError(`kv_cache_dtype must be "f32" or "f16", got ${JSON.stringify(dtype)}`);
-    this.slots = new SlotKVCache(blip2.model.language_model, options.slots, dtype, options.kv_headroom);
+    const lm = blip2.model.language_model;
+    // Hooks expect to run at every step; a captured step runs them once, at capture (static batching runs them).
+    if (lm.hasForwardHooks()) throw new Error('continuous batching replays a captured decode step, which cannot run forward hooks: remove them or batch statically');
+    this.slots = new DecodeSlots(lm, options.slots, dtype);
   }
 
   /** Slots a join can use: free ones, and those of cancelled requests (freed when the join starts). */
@@ -122,8 +124,8 @@ export class ContinuousBatch {
     return this.slots.byteLength;
   }
 
-  /** Slot cache bookkeeping (admissions, compactions, moves), for tests and metrics. */
-  get cacheStats(): Readonly<SlotKVCache<RowState>['stats']> {
+  /** Slot bookkeeping (admissions, cache growth, sessions and switches between them), for tests and metrics. */
+  get cacheStats(): Readonly<DecodeSlots<RowState>['stats']> {
     return this.slots.stats;
   }
 
@@ -174,21 +176,12 @@ export class ContinuousBatch {
   /** One decode step: every running sequence gets its next token; sequences that end leave the batch. */
   async step(): Promise<void> {
     this.dropCancelled();
-    const running = this.slots.rows.map((r) => r.payload);
-    if (running.length === 0) return;
-    const lm = this.blip2.model.language_model;
-    const V = lm.config.vocab_size;
-    const { cache, attention_mask } = this.slots.stepInputs();
-    let logits: Tensor;
-    try {
-      logits = tidy(() => {
-        const ids = Tensor.from(cache.gpu, Int32Array.from(running, (r) => r.generated[r.generated.length - 1]!), [running.length, 1], 'i32');
-        return lm.call({ input_ids: ids, attention_mask, past_key_values: cache, logits_to_keep: 1 }).logits.reshape([running.length, V]);
-      });
-    } finally {
-      cache.dispose();
-    }
-    this.slots.advance();
+    const occupied = this.slots.rows;
+    if (occupied.length === 0) return;
+    const running = occupied.map((r) => r.payload);
+    const fed = new Map(occupied.map((r) => [r.slot, r.payload.generated[r.payload.generated.length - 1]!] as const));
+    // The session's logits cover its every row (idle ones too) and are overwritten by its next step.
+    const logits = this.slots.step(fed, (all, slots) => (isIdentity(slots, all.dim(0)) ? all.ref() : gatherRows(all, slots)));
     await this.choose(logits, running);
     this.removeFinished();
     this.settle([...new Set(running.map((r) => r.owner))]);
@@ -305,12 +298,9 @@ export class ContinuousBatch {
     this.removeFinished();
   }
 
-  /** Frees the slots of ended rows, from the last slot down (a removal moves the last row into the hole). */
+  /** Frees the slots of ended rows. */
   private removeFinished(): void {
-    const rows = this.slots.rows;
-    for (let slot = rows.length - 1; slot >= 0; slot--) {
-      if (rows[slot]!.payload.reason !== null) this.slots.remove(slot);
-    }
+    for (const { slot, payload } of this.slots.rows) if (payload.reason !== null) this.slots.remove(slot);
   }
 
   /** Reports requests whose sequences all ended. */
