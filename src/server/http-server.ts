@@ -4,7 +4,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo } from 'node:net';
 import { deviceLost, handleChatCompletion, modelNotFound, toApiError, type CompletionContext } from './completions.js';
 import { ContinuousScheduler } from './continuous-scheduler.js';
 import type { Engine, EngineLostError } from './engine.js';
@@ -31,6 +31,28 @@ function loggable(message: string): string {
     .replace(/[A-Za-z0-9+/=]{40,}/g, '…')
     .replace(/\s+/g, ' ');
   return cut.length > 300 ? `${cut.slice(0, 299)}…` : cut;
+}
+
+/** How long a shutting-down server keeps answering requests that reach it on connections already open. */
+const SHUTDOWN_LINGER_MS = 1000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Reads and drops a request's body, for at most `ms`. */
+function drainBody(req: IncomingMessage, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.readableEnded) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      req.off('end', done).off('error', done).off('close', done);
+      resolve();
+    }
+    req.once('end', done).once('error', done).once('close', done);
+    req.resume();
+  });
 }
 
 export class Blip2Server {
@@ -127,19 +149,34 @@ export class Blip2Server {
   /**
    * Graceful shutdown: stops accepting connections, answers new requests with 503, lets in-flight requests
    * finish for up to `shutdownGraceMs` and then fails them, closes every connection.
+   *
+   * Connections already open are not dropped at once (http.Server.close would drop the idle ones): a request
+   * that a client wrote before the shutdown but the server had not parsed yet arrives on such a connection, and
+   * it gets its 503 (Connection: close) instead of a reset, for `SHUTDOWN_LINGER_MS`. Only then are the idle
+   * connections closed, and every connection once the requests in flight are done.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const stopped = new Promise<void>((resolve) => this.http.close(() => resolve()));
-      this.http.closeIdleConnections();
+      const lingerUntil = Date.now() + SHUTDOWN_LINGER_MS;
+      // net.Server's close: stop listening, keep the open connections (resolves once they are all gone).
+      const stopped = new Promise<void>((resolve) => NetServer.prototype.close.call(this.http, () => resolve()));
       await this.scheduler.close(this.settings.shutdownGraceMs);
       // Requests still reading their body or fetching an image get a moment to reach the closed queue.
-      const deadline = Date.now() + 2000;
-      while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const settle = async (until: number) => {
+        while (this.inFlight > 0 && Date.now() < until) await sleep(10);
+      };
+      await settle(Date.now() + 2000);
+      while (Date.now() < lingerUntil && (await this.openConnections()) > 0) await sleep(10);
+      this.http.closeIdleConnections();
+      await settle(Date.now() + 2000); // a request parsed during the linger is answered 503 quickly
       this.http.closeAllConnections();
       await stopped;
     })();
     return this.closing;
+  }
+
+  private openConnections(): Promise<number> {
+    return new Promise((resolve) => this.http.getConnections((e, n) => resolve(e ? 0 : n)));
   }
 
   private reportError(e: unknown): void {
@@ -177,7 +214,9 @@ export class Blip2Server {
       if (method !== allowed) throw new ApiError(405, `${method} is not allowed on ${path}`, 'method_not_allowed', null, 'invalid_request_error', { allow: allowed });
     };
     if (this.closing) {
-      req.resume();
+      // Read the body first: answering while the client still writes, then closing, can reset the connection
+      // under the client before it reads the answer.
+      await drainBody(req, SHUTDOWN_LINGER_MS);
       throw new ApiError(503, 'the server is shutting down', 'server_shutting_down', null, 'server_error', { connection: 'close' });
     }
     if (path === '/health') {

@@ -89,3 +89,14 @@ export function sseEvents(text: string): unknown[] {
     .map((block) => block.slice('data: '.length))
     .map((data) => (data === '[DONE]' ? data : JSON.parse(data)));
 }
+
+/** Resolves once the server's /health counts `count` requests running (the engine has them, not the socket). */
+export async function waitUntilRunning(baseUrl: string, count = 1, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const health = (await (await fetch(`${baseUrl}/health`)).json()) as { running: number };
+    if (health.running >= count) return;
+    if (Date.now() > deadline) throw new Error(`no request running after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
