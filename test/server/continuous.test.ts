@@ -13,7 +13,7 @@ import { Blip2 } from '../../src/pipeline.js';
 import { TINY } from '../paths.js';
 import { imageBytesOf as caseImageBytes } from '../support/cases.js';
 import { loadFixture, type FixtureCase } from '../support/fixtures.js';
-import { CAMERA, CHELSEA, dataUrl, imageMessage, postCompletion, sseEvents, type Posted } from './support.js';
+import { CAMERA, CHELSEA, countGenerateCalls, dataUrl, imageMessage, postCompletion, sseEvents, type Posted } from './support.js';
 
 const tiny = loadFixture(TINY);
 const tinyCases: readonly FixtureCase[] = tiny.manifest.cases;
@@ -176,23 +176,17 @@ describe('continuous batching with the real engine on the tiny checkpoint', () =
     const c = tinyCases[1]!;
     const request = (maxNewTokens: number, stop: string[] = []) => ({ image: imageBytesOf(c), prompt: c.prompt, params: defaultGenerationParams({ maxNewTokens, stop }) });
     const alone = await Promise.all([engine.generate([request(12)]), engine.generate([request(3)]), engine.generate([request(5, ['e'])])]);
-    const pipeline = engine.pipeline;
-    const generate = pipeline.generate.bind(pipeline);
-    let calls = 0;
-    pipeline.generate = ((...args: Parameters<typeof generate>) => {
-      calls++;
-      return generate(...args);
-    }) as typeof pipeline.generate;
+    const calls = countGenerateCalls(engine.pipeline);
     try {
       const streamed = ['', '', ''];
       const together = await engine.generate([request(12), request(3), request(5, ['e'])], { onToken: (e) => (streamed[e.request] += e.text) });
-      expect(calls).toBe(2); // the stop string makes its own settings group
+      expect(calls.count).toBe(2); // the stop string makes its own settings group
       expect(together).toEqual(alone.map(([r]) => r));
       // What a request streamed is its answer (completions.ts sends any held-back rest at the end).
       together.forEach((r, i) => expect(r.sequences[0]!.text.startsWith(streamed[i]!)).toBe(true));
       expect(streamed[1]).toBe(together[1]!.sequences[0]!.text);
     } finally {
-      pipeline.generate = generate;
+      calls.restore();
     }
   });
 

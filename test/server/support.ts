@@ -100,3 +100,21 @@ export async function waitUntilRunning(baseUrl: string, count = 1, timeoutMs = 3
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Counts the calls of `pipeline.generate` (one per model batch) until `restore()`. */
+export function countGenerateCalls<P extends { generate: (...args: never[]) => unknown }>(pipeline: P): { readonly count: number; restore(): void } {
+  const generate = pipeline.generate;
+  let count = 0;
+  pipeline.generate = function (this: P, ...args: never[]) {
+    count++;
+    return generate.apply(this, args);
+  } as P['generate'];
+  return {
+    get count() {
+      return count;
+    },
+    restore: () => {
+      pipeline.generate = generate;
+    },
+  };
+}
