@@ -119,7 +119,7 @@ export class ContinuousBatch {
     return this.requests.size;
   }
 
-  /** GPU bytes of the slot cache. */
+  /** GPU bytes of the slots: the KV cache and the decode sessions' states. */
   get cacheBytes(): number {
     return this.slots.byteLength;
   }
