@@ -38,6 +38,8 @@ export const SHADER_NAMES = [
   'matmul_regblock',
   'matmul_tiled',
   'naive_matmul',
+  'fill',
+  'reduce_rows',
 ] as const;
 
 export type ShaderName = (typeof SHADER_NAMES)[number] | (string & {});
