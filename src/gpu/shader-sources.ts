@@ -29,6 +29,7 @@ export const SHADER_NAMES = [
   'scatter',
   'layernorm',
   'layernorm_common',
+  'layernorm_backward',
   'layernorm_thread',
   'logits_ids',
   'logits_scale',
