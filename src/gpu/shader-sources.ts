@@ -5,6 +5,8 @@ import { getPlatform } from '../platform/index.js';
  * that kernel dispatch stays synchronous. A test keeps this list equal to the folder's contents.
  */
 export const SHADER_NAMES = [
+  'attention_backward',
+  'attention_backward_prep',
   'attention_combine',
   'attention_common',
   'attention_decode',
