@@ -13,8 +13,10 @@ export const SHADER_NAMES = [
   'attention_lanes',
   'attention_probs',
   'attention_rows',
+  'adamw',
   'argmax',
   'cast',
+  'cross_entropy',
   'copy',
   'decode_attention',
   'decode_common',
@@ -26,6 +28,7 @@ export const SHADER_NAMES = [
   'elementwise',
   'exp_common',
   'embedding',
+  'embedding_backward',
   'im2col',
   'rows',
   'scatter',
@@ -42,6 +45,7 @@ export const SHADER_NAMES = [
   'matmul_tiled',
   'naive_matmul',
   'fill',
+  'grad_norm',
   'reduce_rows',
 ] as const;
 
