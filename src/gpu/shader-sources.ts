@@ -17,6 +17,7 @@ export const SHADER_NAMES = [
   'argmax',
   'cast',
   'cross_entropy',
+  'dropout',
   'copy',
   'decode_attention',
   'decode_common',

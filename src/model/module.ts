@@ -1,4 +1,6 @@
-import type { Tensor } from '../tensor.js';
+import { registerLeaf, unregisterLeaf } from '../autograd/tape.js';
+import { cast } from '../kernels/copy.js';
+import { keep, type Tensor } from '../tensor.js';
 
 /**
  * How a parameter is stored on the GPU: `matmul` weights (linear, conv, embedding tables) follow the model's
@@ -7,21 +9,69 @@ import type { Tensor } from '../tensor.js';
  */
 export type ParameterRole = 'matmul' | 'fp32';
 
-/** A named slot for a weight; filled by the loader. */
+/**
+ * A named slot for a weight; filled by the loader. Like torch's nn.Parameter it can be trainable: with
+ * `requires_grad` on, `backward()` adds its gradient (f32, of its shape) into `grad`.
+ */
 export class Parameter {
-  tensor: Tensor | null = null;
+  #tensor: Tensor | null = null;
+  #requiresGrad = false;
+  /** The accumulated gradient (f32), or null; zero_grad() (or the optimizer's zeroGrad) clears it. */
+  grad: Tensor | null = null;
+
   constructor(
     readonly shape: readonly number[],
     public role: ParameterRole = 'fp32',
   ) {}
 
+  get tensor(): Tensor | null {
+    return this.#tensor;
+  }
+
+  set tensor(t: Tensor | null) {
+    if (this.#tensor) unregisterLeaf(this.#tensor);
+    this.#tensor = t;
+    if (t && this.#requiresGrad) registerLeaf(t, this);
+  }
+
   get value(): Tensor {
-    if (!this.tensor) throw new Error(`parameter of shape [${this.shape.join(', ')}] is not loaded`);
-    return this.tensor;
+    if (!this.#tensor) throw new Error(`parameter of shape [${this.shape.join(', ')}] is not loaded`);
+    return this.#tensor;
+  }
+
+  get requires_grad(): boolean {
+    return this.#requiresGrad;
+  }
+
+  /**
+   * Trainable parameters are kept in f32 (master copies): an f16 weight is widened when marked (load it with
+   * `fromPretrained(dir, { trainable })` to start from the checkpoint's own f32 values instead).
+   */
+  set requires_grad(on: boolean) {
+    this.#requiresGrad = on;
+    const t = this.#tensor;
+    if (on && t && t.dtype === 'f16') {
+      this.role = 'fp32';
+      const wide = keep(cast(t, 'f32'));
+      t.dispose();
+      this.tensor = wide;
+      return;
+    }
+    if (t) {
+      if (on) registerLeaf(t, this);
+      else unregisterLeaf(t);
+    }
+  }
+
+  /** Drops the gradient (torch's zero_grad(set_to_none=True)). */
+  zero_grad(): void {
+    this.grad?.dispose();
+    this.grad = null;
   }
 
   dispose(): void {
-    this.tensor?.dispose();
+    this.zero_grad();
+    this.#tensor?.dispose();
     this.tensor = null;
   }
 }
@@ -125,6 +175,36 @@ export abstract class Module<A extends unknown[] = unknown[], O = unknown> {
     const parent = this.getSubmodule(parts.join('.')) as unknown as Record<string, unknown>;
     if (!(parent[last] instanceof Module)) throw new Error(`no submodule at '${path}'`);
     parent[last] = module;
+  }
+
+  /** Dropout and other train-only behaviour (torch's module.training); HF models load in eval mode. */
+  training = false;
+
+  /** Sets training mode here and in every submodule (torch's train()); returns this. */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  /** train(false). */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Marks every parameter of this module (and its submodules) trainable or frozen; returns this. */
+  requires_grad_(on = true): this {
+    for (const [, p] of this.namedParameters()) p.requires_grad = on;
+    return this;
+  }
+
+  /** The parameters with requires_grad on, by state-dict key. */
+  trainableParameters(prefix = ''): [string, Parameter][] {
+    return this.namedParameters(prefix).filter(([, p]) => p.requires_grad);
+  }
+
+  /** Drops every parameter's gradient. */
+  zero_grad(): void {
+    for (const [, p] of this.namedParameters()) p.zero_grad();
   }
 
   /** Frees every parameter's GPU memory (and whatever a submodule holds besides, through its own dispose()). */

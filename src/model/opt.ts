@@ -3,10 +3,11 @@
  * OPTDecoder, OPTModel, OPTForCausalLM. Pre-LN (do_layer_norm_before) as in OPT-2.7B, post-LN supported;
  * ReLU MLP; learned positions with an offset of 2; lm_head tied to embed_tokens; KV cache for decoding.
  */
-import { attention, attentionProbs } from '../kernels/attention.js';
-import { add } from '../kernels/elementwise.js';
+import { add, attention, linear } from '../autograd/functional.js';
+import { checkpoint } from '../autograd/tape.js';
+import { attentionProbs } from '../kernels/attention.js';
 import { embedding } from '../kernels/embedding.js';
-import { linear } from '../kernels/linear.js';
+import { linear as linearInto } from '../kernels/linear.js';
 import { concatRows } from '../kernels/rows.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { keep, Tensor, tidy, type DType } from '../tensor.js';
@@ -170,7 +171,7 @@ export class OPTAttention extends Module<[Tensor, OPTAttentionContext, number, T
       // One GEMM gives [key | value | query] per token (k_proj, v_proj, q_proj); with a single sequence it lands
       // directly in the cache rows of these tokens.
       const slot = ctx.cache && ctx.cache.dtype === hidden_states.dtype ? ctx.cache.slot(layer_idx, past, L) : null;
-      const qkv = slot ? (linear(hidden_states, weight, bias, { out: slot }), slot) : linear(hidden_states, weight, bias);
+      const qkv = slot ? (linearInto(hidden_states, weight, bias, { out: slot }), slot) : linear(hidden_states, weight, bias);
       let kv = qkv;
       if (ctx.cache) {
         if (!slot) ctx.cache.write(layer_idx, qkv, past);
@@ -266,6 +267,12 @@ export class OPTDecoder extends Module<[OPTForwardArgs], OPTDecoderOutput> {
   final_layer_norm: LayerNorm | null;
   layers: ModuleList<OPTDecoderLayer>;
 
+  /**
+   * Recompute each decoder layer in the backward pass instead of keeping its activations (HF's
+   * gradient_checkpointing_enable()): a layer's input is all that stays between forward and backward.
+   */
+  gradient_checkpointing = false;
+
   constructor(readonly config: OPTConfig) {
     super();
     this.padding_idx = config.pad_token_id;
@@ -313,7 +320,10 @@ export class OPTDecoder extends Module<[OPTForwardArgs], OPTDecoderOutput> {
       const all_attn: Tensor[] | null = args.output_attentions ? [] : null;
       for (let idx = 0; idx < this.layers.length; idx++) {
         all_hidden?.push(hidden_states);
-        const out = this.layers.at(idx).call(hidden_states, ctx, idx);
+        const layer = this.layers.at(idx);
+        const out = this.gradient_checkpointing && !cache && !ctx.output_attentions
+          ? { output: checkpoint((h) => layer.call(h, ctx, idx).output, hidden_states), attn_weights: null }
+          : layer.call(hidden_states, ctx, idx);
         if (!all_hidden) hidden_states.dispose();
         hidden_states = out.output;
         if (out.attn_weights) all_attn?.push(out.attn_weights);
@@ -357,6 +367,11 @@ export class OPTForCausalLM extends Module<[OPTForwardArgs], CausalLMOutput> {
     this.model = new OPTModel(config);
     this.lm_head = new Linear(config.word_embed_proj_dim, config.vocab_size, { bias: false });
     if (config.tie_word_embeddings) this.lm_head.weight = this.model.decoder.embed_tokens.weight;
+  }
+
+  /** Layers recompute their activations in the backward pass (see OPTDecoder.gradient_checkpointing). */
+  gradient_checkpointing_enable(on = true): void {
+    this.model.decoder.gradient_checkpointing = on;
   }
 
   /** Fuses every layer's q/k/v projections into one GEMM (fromPretrained does this after loading). */
