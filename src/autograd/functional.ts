@@ -5,6 +5,7 @@
  * call these, and so can a researcher's own modules (docs/research.md), which then train without further code.
  */
 import { attention as attentionKernel, attentionBackward, type AttentionOptions, type HeadsView } from '../kernels/attention.js';
+import { copy } from '../kernels/copy.js';
 import { crossEntropy, crossEntropyBackward, IGNORE_INDEX, shiftLabels } from '../kernels/cross-entropy.js';
 import { dropout as dropoutKernel } from '../kernels/dropout.js';
 import { add as addKernel, gelu as geluKernel, geluBackward, mul as mulKernel, relu as reluKernel, reluBackward } from '../kernels/elementwise.js';
@@ -265,18 +266,35 @@ export function concatRows(a: Tensor, b: Tensor): Tensor {
 }
 
 /**
- * dst[rows[i]] = src[i] (BLIP-2's masked_scatter of the image features into the token embeddings), written into
- * dst, which is returned as a new handle; differentiable in src (its gradient gathers those rows back).
- * dst itself must not require a gradient (an in-place change of a recorded tensor).
+ * dst[rows[i]] = src[i] (BLIP-2's masked_scatter of the image features into the token embeddings), returned as a
+ * new handle; differentiable in src (its gradient gathers those rows back) and in dst (the other rows). dst is
+ * written in place unless it requires a gradient itself (trainable token embeddings), when a copy is.
  */
 export function scatterRows(dst: Tensor, src: Tensor, rows: Tensor): Tensor {
   const rec = recording(src, dst);
-  if (rec && requiresGrad(dst)) throw new Error('scatterRows: dst requires a gradient; scattering into it in place cannot be differentiated');
-  untracked(() => scatterRowsKernel(dst, src, rows));
-  const out = untracked(() => dst.ref());
+  const needDst = rec && requiresGrad(dst);
+  const out = untracked(() => {
+    const target = needDst ? copy(dst) : dst.ref();
+    scatterRowsKernel(target, src, rows);
+    return target;
+  });
   if (!rec) return out;
   const sRows = save(rows);
-  record('scatterRows', [src], [out], ([g]) => [embeddingKernel(sRows, g!)], [sRows]);
+  const needSrc = requiresGrad(src);
+  record(
+    'scatterRows',
+    [src, dst],
+    [out],
+    ([g]) => {
+      let gDst: Tensor | null = null;
+      if (needDst) {
+        gDst = copy(g!);
+        scatterRowsKernel(gDst, zeros(g!.gpu, [sRows.size, g!.dim(-1)]), sRows);
+      }
+      return [needSrc ? embeddingKernel(sRows, g!) : null, gDst];
+    },
+    [sRows],
+  );
   return out;
 }
 

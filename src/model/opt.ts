@@ -3,12 +3,11 @@
  * OPTDecoder, OPTModel, OPTForCausalLM. Pre-LN (do_layer_norm_before) as in OPT-2.7B, post-LN supported;
  * ReLU MLP; learned positions with an offset of 2; lm_head tied to embed_tokens; KV cache for decoding.
  */
-import { add, attention, linear } from '../autograd/functional.js';
-import { checkpoint } from '../autograd/tape.js';
+import { add, attention, concatRows, linear } from '../autograd/functional.js';
+import { checkpoint, recording } from '../autograd/tape.js';
 import { attentionProbs } from '../kernels/attention.js';
 import { embedding } from '../kernels/embedding.js';
 import { linear as linearInto } from '../kernels/linear.js';
-import { concatRows } from '../kernels/rows.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { keep, Tensor, tidy, type DType } from '../tensor.js';
 import type { OPTConfig } from './config.js';
@@ -148,11 +147,12 @@ export class OPTAttention extends Module<[Tensor, OPTAttentionContext, number, T
 
   /**
    * The [k; v; q] projection as one [3D, D] weight and [3D] bias: the fused weights, or (after parameters were
-   * replaced by hand) a concatenation made for this call.
+   * replaced by hand, or while they train: the gradient must reach each of them) a concatenation made for this call.
    */
   fusedQKV(): { weight: Tensor; bias: Tensor | null } {
     const current = [this.k_proj, this.v_proj, this.q_proj].flatMap((p) => [p.weight.tensor, p.bias?.tensor ?? null]);
-    if (this.qkv && current.every((t, i) => t === this.qkv!.parts[i])) return this.qkv;
+    const training = current.some((t) => t !== null && recording(t));
+    if (this.qkv && !training && current.every((t, i) => t === this.qkv!.parts[i])) return this.qkv;
     const D = this.embed_dim;
     const w = (p: Linear) => p.weight.value.reshape([1, D, D]);
     const weight = concatRows(concatRows(w(this.k_proj), w(this.v_proj)), w(this.q_proj)).reshape([3 * D, D]);
@@ -322,7 +322,8 @@ export class OPTDecoder extends Module<[OPTForwardArgs], OPTDecoderOutput> {
         all_hidden?.push(hidden_states);
         const layer = this.layers.at(idx);
         const out = this.gradient_checkpointing && !cache && !ctx.output_attentions
-          ? { output: checkpoint((h) => layer.call(h, ctx, idx).output, hidden_states), attn_weights: null }
+          ? // The mask goes in as an input, so that the recomputation holds its own handle on it.
+            { output: checkpoint((h, mask) => layer.call(h, { ...ctx, mask: mask! }, idx).output, hidden_states, ctx.mask), attn_weights: null }
           : layer.call(hidden_states, ctx, idx);
         if (!all_hidden) hidden_states.dispose();
         hidden_states = out.output;

@@ -1,0 +1,188 @@
+/**
+ * The autograd engine's behaviour on its own (views, accumulation, no-grad regions, freeing, dropout's replayed
+ * mask) and on the tiny model (activation checkpointing gives the same gradients, parameter selections,
+ * gradients reaching OPT's fused q/k/v when it trains, a researcher's own layer trained through the hooks).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { add, dropout, linear, mul } from '../../src/autograd/functional.js';
+import { manualSeed } from '../../src/autograd/random.js';
+import { freeGraph, graphStats, noGrad } from '../../src/autograd/tape.js';
+import type { Gpu } from '../../src/gpu/gpu.js';
+import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
+import { Module, Parameter } from '../../src/model/module.js';
+import { Linear } from '../../src/model/nn.js';
+import type { QFormerLayerOutput } from '../../src/model/blip2-qformer.js';
+import { disposeTree, keep, Tensor, tidy } from '../../src/tensor.js';
+import { markTrainable } from '../../src/training/select.js';
+import { randn, testGpu } from '../helpers.js';
+import { TINY } from '../paths.js';
+import { loadTrainingReference, type TrainingReference } from '../support/training-reference.js';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+afterAll(() => gpu?.destroy());
+
+function param(values: ArrayLike<number>, shape: number[]): Parameter {
+  const p = new Parameter(shape);
+  p.tensor = keep(Tensor.from(gpu, values, shape));
+  p.requires_grad = true;
+  return p;
+}
+
+const sum = (t: Tensor) => tidy(() => linear(t.reshape([1, t.size]), Tensor.from(gpu, new Float32Array(t.size).fill(1), [1, t.size])).reshape([1]));
+
+describe('autograd engine', () => {
+  it('follows views: a row range of a parameter gets its gradient in place, zeros elsewhere', async () => {
+    const p = param([1, 2, 3, 4, 5, 6], [3, 2]);
+    const loss = tidy(() => sum(mul(p.value.rows(1, 2), 3)));
+    loss.backward();
+    expect(Array.from(await p.grad!.read())).toEqual([0, 0, 3, 3, 3, 3]);
+    loss.dispose();
+    p.dispose();
+  });
+
+  it('accumulates gradients over backward calls until zero_grad, and over two uses of one tensor', async () => {
+    const p = param([1, -2], [2]);
+    for (let i = 0; i < 2; i++) {
+      const loss = tidy(() => sum(add(mul(p.value, 2), p.value)));
+      loss.backward();
+      loss.dispose();
+    }
+    expect(Array.from(await p.grad!.read())).toEqual([6, 6]);
+    p.zero_grad();
+    expect(p.grad).toBeNull();
+    p.dispose();
+  });
+
+  it('records nothing under noGrad, frees a graph that is not differentiated, and refuses a second backward', async () => {
+    const p = param([1, 2], [2]);
+    const none = noGrad(() => tidy(() => sum(mul(p.value, 2))));
+    expect(graphStats().nodes).toBe(0);
+    expect(() => none.backward()).toThrow(/does not depend on any parameter/);
+    none.dispose();
+    const kept = tidy(() => sum(mul(p.value, 2)));
+    expect(graphStats().nodes).toBeGreaterThan(0);
+    freeGraph();
+    expect(graphStats()).toEqual({ nodes: 0, savedTensors: 0 });
+    expect(() => kept.backward()).toThrow(/already freed/);
+    kept.dispose();
+    p.dispose();
+  });
+
+  it('dropout: identity in eval mode; in training a mask replayed from its seed in the backward pass', async () => {
+    const n = 4096;
+    const p = param(randn(n, 1), [n]);
+    const ev = tidy(() => dropout(p.value, 0.25, false));
+    expect(Array.from(await ev.read())).toEqual(Array.from(await p.value.read()));
+    ev.dispose();
+    freeGraph();
+    manualSeed(7);
+    const y = keep(tidy(() => dropout(p.value, 0.25, true)));
+    const loss = tidy(() => sum(y));
+    loss.backward();
+    const [yv, g, x] = [await y.read(), await p.grad!.read(), await p.value.read()];
+    let dropped = 0;
+    for (let i = 0; i < n; i++) {
+      if (yv[i] === 0) {
+        dropped++;
+        expect(g[i]).toBe(0);
+      } else {
+        expect(g[i]).toBeCloseTo(1 / 0.75, 6);
+        expect(yv[i]).toBeCloseTo(x[i]! / 0.75, 5);
+      }
+    }
+    expect(dropped / n).toBeGreaterThan(0.2);
+    expect(dropped / n).toBeLessThan(0.3);
+    manualSeed(7);
+    const again = noGrad(() => dropout(p.value, 0.25, true));
+    expect(Array.from(await again.read())).toEqual(Array.from(yv));
+    for (const t of [y, loss, again]) t.dispose();
+    p.dispose();
+  });
+});
+
+describe('training the tiny model', () => {
+  let ref: TrainingReference;
+  let model: Blip2ForConditionalGeneration;
+  let pixel_values: Tensor;
+  beforeAll(async () => {
+    ref = await loadTrainingReference(TINY);
+    model = await Blip2ForConditionalGeneration.fromPretrained(TINY, { gpu, dtype: 'f32', trainable: 'qformer' });
+    pixel_values = keep(Tensor.from(gpu, ref.inputs.pixel_values, ref.inputs.pixelShape));
+  });
+  afterAll(async () => {
+    pixel_values?.dispose();
+    model?.dispose();
+    await ref?.close();
+  });
+
+  async function grads(): Promise<Map<string, Float32Array>> {
+    const { input_ids, attention_mask, labels } = ref.inputs;
+    const out = model.call({ pixel_values, input_ids, attention_mask, labels });
+    const loss = keep(out.loss!.ref());
+    disposeTree(out);
+    loss.backward();
+    loss.dispose();
+    const m = new Map<string, Float32Array>();
+    for (const [name, p] of model.namedParameters()) if (p.grad) m.set(name, (await p.grad.read()) as Float32Array);
+    model.zero_grad();
+    return m;
+  }
+
+  it('recomputing OPT layers in the backward pass (gradient checkpointing) gives the same gradients', async () => {
+    const plain = await grads();
+    model.language_model.gradient_checkpointing_enable();
+    const recomputed = await grads();
+    model.language_model.gradient_checkpointing_enable(false);
+    expect([...recomputed.keys()]).toEqual([...plain.keys()]);
+    for (const [name, g] of plain) expect(Array.from(recomputed.get(name)!), name).toEqual(Array.from(g));
+    expect(graphStats()).toEqual({ nodes: 0, savedTensors: 0 });
+  });
+
+  it('trains only the selected parameters: some Q-Former layers, only the query tokens', async () => {
+    markTrainable(model, { qformerLayers: [1] });
+    let g = await grads();
+    expect([...g.keys()].every((k) => k.startsWith('qformer.encoder.layer.1.'))).toBe(true);
+    expect(g.size).toBe(model.namedParameters().filter(([k]) => k.startsWith('qformer.encoder.layer.1.')).length);
+    markTrainable(model, 'query_tokens');
+    g = await grads();
+    expect([...g.keys()]).toEqual(['query_tokens']);
+    expect(() => markTrainable(model, ['no.such.module.'])).toThrow(/matches no parameter/);
+    markTrainable(model, 'qformer');
+  });
+
+  it("reaches OPT's fused q/k/v projection and token embeddings when the language model trains too", async () => {
+    markTrainable(model, (n) => !n.startsWith('vision_model.'));
+    const g = await grads();
+    for (const k of ['language_model.model.decoder.layers.0.self_attn.q_proj.weight', 'language_model.model.decoder.layers.1.self_attn.k_proj.bias', 'language_model.model.decoder.embed_tokens.weight']) {
+      expect(g.has(k), k).toBe(true);
+      expect(g.get(k)!.some((v) => v !== 0), k).toBe(true);
+    }
+    markTrainable(model, 'qformer');
+  });
+
+  it("trains a researcher's replacement layer built from the differentiable ops (docs/research.md)", async () => {
+    const c = model.config.qformer_config;
+    // A layer that adds a learned projection of its input: LayerNorm-free, residual, from F ops only.
+    class Adapter extends Module<[Tensor, Tensor, boolean], QFormerLayerOutput> {
+      proj = new Linear(c.hidden_size, c.hidden_size, { role: 'fp32' });
+      forward(h: Tensor): QFormerLayerOutput {
+        return { hidden_states: this.proj.call(h, { residual: h }), self_attention: null, cross_attention: null };
+      }
+    }
+    const adapter = new Adapter();
+    adapter.proj.weight.tensor = keep(Tensor.from(gpu, randn(c.hidden_size ** 2, 3, 0.01), [c.hidden_size, c.hidden_size]));
+    adapter.proj.bias!.tensor = keep(Tensor.from(gpu, new Float32Array(c.hidden_size), [c.hidden_size]));
+    const original = model.qformer.encoder.layer.at(1);
+    model.qformer.encoder.layer.set(1, adapter as never);
+    markTrainable(model, ['qformer.encoder.layer.1.']);
+    const g = await grads();
+    expect([...g.keys()].sort()).toEqual(['qformer.encoder.layer.1.proj.bias', 'qformer.encoder.layer.1.proj.weight']);
+    expect(g.get('qformer.encoder.layer.1.proj.weight')!.some((v) => v !== 0)).toBe(true);
+    model.qformer.encoder.layer.set(1, original);
+    adapter.dispose();
+    markTrainable(model, 'qformer');
+  });
+});
