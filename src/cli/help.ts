@@ -32,6 +32,7 @@ Usage:
   blip2 chat IMAGE                         multi-turn conversation about an image (reads stdin)
   blip2 serve [--port N] [--host H]        OpenAI-compatible HTTP server (/v1/chat/completions)
   blip2 download [MODEL]                   download a model into the Hugging Face cache
+  blip2 finetune --model DIR --data FILE --out DIR   train the Q-Former on images with captions
   blip2 bench [ARGS...]                    run the model benchmark (bench/model.ts)
 
 Options:

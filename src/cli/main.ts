@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { benchCommand } from './commands/bench.js';
 import { chatCommand } from './commands/chat.js';
 import { downloadCommand } from './commands/download.js';
+import { finetuneCommand } from './commands/finetune.js';
 import { askCommand, captionCommand } from './commands/generate.js';
 import { serveCommand } from './commands/serve.js';
 import { MAIN_HELP } from './help.js';
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, Command> = {
   chat: chatCommand,
   serve: serveCommand,
   download: downloadCommand,
+  finetune: finetuneCommand,
   bench: benchCommand,
 };
 
