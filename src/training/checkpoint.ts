@@ -130,6 +130,8 @@ export interface TrainingState {
   batchInEpoch: number;
   /** The settings the run started with (the command line), for a resumed run to check. */
   settings: Record<string, unknown>;
+  /** Position of the dropout stream (autograd/random.ts), so a resumed run draws the masks it would have. */
+  rng?: number;
   /** Held-out losses so far. */
   history: { step: number; loss: number; evalLoss?: number }[];
 }

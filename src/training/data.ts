@@ -39,7 +39,7 @@ export function parseTrainingData(content: string, name: string): TrainExample[]
   if (trimmed === '') throw new DataError(`${name}: the file is empty`);
   if (trimmed.startsWith('{') && !trimmed.includes('\n')) {
     // One line holding one object: COCO, or a single JSON Lines example.
-    const obj = parseJson(trimmed, name);
+    const obj = parseJson(trimmed, `${name}:1`);
     if (isObject(obj) && Array.isArray(obj.annotations)) return fromCoco(obj, name);
   } else if (trimmed.startsWith('{') && /^\{\s*"(info|licenses|images|annotations|type)"/.test(trimmed)) {
     return fromCoco(parseJson(trimmed, name), name);

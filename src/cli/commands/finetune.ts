@@ -4,6 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { getRngState, setRngState } from '../../autograd/random.js';
 import { getGpu, releaseGpu } from '../../gpu/gpu.js';
 import { HubError, resolveModel } from '../../io/hub.js';
 import { Blip2ForConditionalGeneration } from '../../model/blip2.js';
@@ -219,11 +220,16 @@ export async function finetuneCommand(io: CliIo, args: readonly string[]): Promi
     }
     if (resumeDir) {
       state = await loadTrainingState(trainer.optimizer, names, modelDir);
+      // A resumed run continues the same optimisation: the settings that shape it must not change.
+      const changed = Object.entries(settings).filter(([k, v]) => JSON.stringify(state.settings[k]) !== JSON.stringify(v)).map(([k]) => k);
+      if (changed.length) throw new CliError(`--resume: the run was started with other settings (${changed.map((k) => `${k}: ${JSON.stringify(state.settings[k])}`).join(', ')}); give the same ones`);
       trainer.step = state.step;
+      if (state.rng !== undefined) setRngState(state.rng);
       if (!quiet) writeLine(io.stderr, `Resuming at step ${state.step} (epoch ${state.epoch + 1}, batch ${state.batchInEpoch + 1})`);
     }
     const save = async (dir: string) => {
       mkdirSync(dir, { recursive: true });
+      state.rng = getRngState();
       await saveFinetuned(model, modelDir, dir);
       await saveTrainingState(trainer.optimizer, names, state, dir);
     };
