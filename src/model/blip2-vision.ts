@@ -3,12 +3,9 @@
  * Blip2VisionEmbeddings, Blip2Attention, Blip2MLP, Blip2EncoderLayer, Blip2Encoder, Blip2VisionModel.
  * Every forward runs inside tidy(): intermediates are freed, returned tensors belong to the caller.
  */
-import { attention, attentionProbs } from '../kernels/attention.js';
-import { add } from '../kernels/elementwise.js';
-import { embedding as gather } from '../autograd/functional.js';
+import { add, attention, concatRows, embedding as gather, linear } from '../autograd/functional.js';
+import { attentionProbs } from '../kernels/attention.js';
 import { im2col } from '../kernels/im2col.js';
-import { linear } from '../kernels/linear.js';
-import { concatRows } from '../kernels/rows.js';
 import { Tensor, tidy } from '../tensor.js';
 import type { Blip2VisionConfig } from './config.js';
 import { Module, ModuleList, Parameter } from './module.js';

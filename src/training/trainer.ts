@@ -108,6 +108,9 @@ export class Trainer {
     if (o.schedule === 'cosine' && !(o.totalSteps && o.totalSteps > 0)) throw new RangeError('the cosine schedule needs totalSteps');
     const params = model.trainableParameters();
     if (params.length === 0) throw new Error('no parameter is trainable: load the model with { trainable } or call markTrainable()');
+    // Vision features are computed once per image and cached: the vision tower must stay frozen here.
+    const vision = params.find(([name]) => name.startsWith('vision_model.'));
+    if (vision) throw new Error(`the Trainer caches vision features, so the vision tower must stay frozen (${vision[0]} is trainable); train it with your own loop`);
     this.optimizer = new AdamW(params, { lr: o.lr, betas: o.betas, eps: o.eps, weight_decay: o.weightDecay });
     manualSeed(o.seed);
     model.train(o.dropout);

@@ -186,3 +186,33 @@ describe('training the tiny model', () => {
     markTrainable(model, 'qformer');
   });
 });
+
+describe('a Q-Former with fewer queries (docs/finetuning.md)', () => {
+  it('learns its own query embeddings through query_embeds', async () => {
+    const model = await Blip2ForConditionalGeneration.fromPretrained(TINY, { gpu, dtype: 'f32' });
+    const ref = await loadTrainingReference(TINY);
+    const c = model.config;
+    const Q = 4;
+    // Start from the first Q learned queries; everything else stays frozen.
+    const queries = new Parameter([1, Q, c.qformer_config.hidden_size]);
+    queries.tensor = keep(tidy(() => model.query_tokens.value.reshape([c.num_query_tokens, -1]).rows(0, Q).reshape([1, Q, -1]).ref()));
+    queries.requires_grad = true;
+    const image = c.image_token_index!;
+    const text = ref.inputs.input_ids.map((row) => row.filter((id) => id !== image));
+    const input_ids = text.map((row) => [...new Array<number>(Q).fill(image), ...row]);
+    const labels = input_ids.map((row, b) => row.map((id, i) => (i < Q ? -100 : ref.inputs.labels[b]![i - Q + c.num_query_tokens]!)));
+    const attention_mask = input_ids.map((row, b) => row.map((_, i) => (i < Q ? 1 : ref.inputs.attention_mask[b]![i - Q + c.num_query_tokens]!)));
+    const pixel_values = Tensor.from(gpu, ref.inputs.pixel_values, ref.inputs.pixelShape);
+    const out = model.call({ pixel_values, input_ids, attention_mask, labels, query_embeds: queries.value });
+    const loss = keep(out.loss!.ref());
+    disposeTree(out);
+    loss.backward();
+    expect(queries.grad!.shape).toEqual([1, Q, c.qformer_config.hidden_size]);
+    expect((await queries.grad!.read()).some((v) => v !== 0)).toBe(true);
+    expect(model.trainableParameters()).toEqual([]);
+    for (const t of [loss, pixel_values]) t.dispose();
+    queries.dispose();
+    model.dispose();
+    await ref.close();
+  });
+});
