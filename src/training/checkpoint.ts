@@ -13,7 +13,10 @@ import { getPlatform } from '../platform/index.js';
 import { f32ArrayToF16 } from '../util/half.js';
 import type { AdamW } from './adamw.js';
 
-/** Files of a HF model folder besides the weights, copied as they are when present. */
+/**
+ * Files of a HF model folder besides the weights, copied as they are when present (io/hub-files.ts has the
+ * download list, in a Node-only module; this one is bundled for browsers too).
+ */
 export const SIDE_FILES = [
   'config.json',
   'generation_config.json',
