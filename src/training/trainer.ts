@@ -35,6 +35,11 @@ export interface TrainerOptions {
   dropout?: boolean;
   /** Seeds the data order and dropout. */
   seed?: number;
+  /**
+   * Host bytes of cached vision features (1.4 MB per image at full size); beyond it the oldest are dropped and
+   * recomputed when their image comes round again. Default 2 GiB.
+   */
+  featureCacheBytes?: number;
 }
 
 export interface StepResult {
@@ -100,6 +105,7 @@ export class Trainer {
       prompt: options.prompt,
       dropout: options.dropout ?? false,
       seed: options.seed ?? 0,
+      featureCacheBytes: options.featureCacheBytes ?? 2 * 1024 ** 3,
     };
     const o = this.options;
     for (const [k, v] of [['batchSize', o.batchSize], ['microBatchSize', o.microBatchSize]] as const) {
@@ -163,6 +169,11 @@ export class Trainer {
     const per = first.data.length;
     const data = new Float32Array(per * items.length);
     items.forEach((it, i) => data.set(this.features.get(it.imageKey)!.data, i * per));
+    // Keep the cache within its budget, oldest first (this batch's entries are the newest or just read).
+    for (const key of [...this.features.keys()]) {
+      if (this.features.size * per * 4 <= this.options.featureCacheBytes) break;
+      if (!items.some((it) => it.imageKey === key)) this.features.delete(key);
+    }
     return Tensor.from(gpu, data, [items.length, first.shape[1]!, first.shape[2]!]);
   }
 
