@@ -8,7 +8,8 @@
  *
  * Per batch size: time per optimizer step (forward, backward, clip_grad_norm_, AdamW; device synced), the
  * forward pass alone on the same tokens (the step's floor is about three of those: forward, input gradients,
- * weight gradients), and the peak device memory during the step. The vision tower runs once per image in
+ * weight gradients), and the peak device memory during the step (live bytes; idle pooled buffers come on top,
+ * at most --max-pooled-mib). The vision tower runs once per image in
  * training (its features are cached), so it is left out of the step and, unless --keep-vision, off the device.
  */
 import { existsSync, writeFileSync } from 'node:fs';
@@ -31,6 +32,8 @@ const { values: args } = parseArgs({
     'text-tokens': { type: 'string', default: '16' },
     checkpointing: { type: 'string', default: 'both' },
     'keep-vision': { type: 'boolean', default: false },
+    // Idle buffers the pool keeps for reuse (device memory beyond the live bytes); GpuOptions.maxPooledBytes.
+    'max-pooled-mib': { type: 'string', default: '512' },
   },
 });
 if (!args.checkpoint || !(existsSync(join(args.checkpoint, 'model.safetensors.index.json')) || existsSync(join(args.checkpoint, 'model.safetensors')))) {
@@ -48,7 +51,8 @@ const GiB = 2 ** 30;
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
 
-const gpu = await Gpu.create();
+const maxPooledBytes = Number(args['max-pooled-mib']) * 2 ** 20;
+const gpu = await Gpu.create({ maxPooledBytes });
 console.error(`adapter: ${adapterLabel(gpu.caps.adapter)}`);
 const tLoad = now();
 const model = await Blip2ForConditionalGeneration.fromPretrained(args.checkpoint, { gpu, dtype, trainable: 'qformer' });
@@ -100,6 +104,8 @@ interface Row {
   forward_ms: number;
   step_over_forward: number;
   peak_device_bytes: number;
+  /** Idle pooled bytes after the timed steps (device memory in use = live + pooled, pooled <= max_pooled_bytes). */
+  pooled_bytes: number;
   loss: number;
 }
 const rows: Row[] = [];
@@ -121,6 +127,7 @@ for (const B of batches) {
       console.error(`  step ${s + 1}: ${(times.at(-1)! / 1000).toFixed(1)} s, loss ${loss.toFixed(3)}`);
     }
     const peak = gpu.stats().peakLiveBytes;
+    const pooled = gpu.stats().pooledBytes;
     const tf = now();
     const fwd = noGrad(() => model.call({ image_embeds: x.image_embeds, input_ids: x.input_ids }));
     await fwd.logits.read();
@@ -128,7 +135,7 @@ for (const B of batches) {
     disposeTree(fwd);
     x.image_embeds.dispose();
     const step_ms = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
-    rows.push({ batch: B, gradient_checkpointing: ckpt, step_ms, forward_ms, step_over_forward: step_ms / forward_ms, peak_device_bytes: peak, loss });
+    rows.push({ batch: B, gradient_checkpointing: ckpt, step_ms, forward_ms, step_over_forward: step_ms / forward_ms, peak_device_bytes: peak, pooled_bytes: pooled, loss });
   }
 }
 clearInterval(sampler);
@@ -143,6 +150,7 @@ const result = {
   vision_on_device: args['keep-vision'],
   vision_weight_bytes: visionBytes,
   device_bytes_before_training: weightBytes,
+  max_pooled_bytes: maxPooledBytes,
   peak_host_bytes: peakRss,
   rows,
   note: gpu.caps.isSoftware ? 'software adapter: device buffers live in host memory' : undefined,
