@@ -5,6 +5,7 @@
  * byte from the input checkpoint (so f16 copies held on the device never replace exact f32 weights).
  */
 import { joinPath, openCheckpoint } from '../io/checkpoint.js';
+import { SUPPORT_FILES } from '../io/model-files.js';
 import type { StDType } from '../io/safetensors-dtypes.js';
 import { readFloat32, SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors, writeShardedCheckpoint, type TensorToWrite } from '../io/safetensors-writer.js';
@@ -13,24 +14,8 @@ import { getPlatform } from '../platform/index.js';
 import { f32ArrayToF16 } from '../util/half.js';
 import type { AdamW } from './adamw.js';
 
-/**
- * Files of a HF model folder besides the weights, copied as they are when present (io/hub-files.ts has the
- * download list, in a Node-only module; this one is bundled for browsers too).
- */
-export const SIDE_FILES = [
-  'config.json',
-  'generation_config.json',
-  'preprocessor_config.json',
-  'processor_config.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'added_tokens.json',
-  'vocab.json',
-  'merges.txt',
-  'chat_template.json',
-  'chat_template.jinja',
-];
+/** Files of a HF model folder besides the weights, copied as they are when present (chat templates too). */
+export const SIDE_FILES: readonly string[] = [...SUPPORT_FILES, 'chat_template.json', 'chat_template.jinja'];
 
 /** transformers' default shard size when saving. */
 export const DEFAULT_MAX_SHARD_BYTES = 5 * 1024 ** 3;
