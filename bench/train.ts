@@ -7,10 +7,11 @@
  *                          [--checkpointing off|on|both] [--keep-vision]
  *
  * Per batch size: time per optimizer step (forward, backward, clip_grad_norm_, AdamW; device synced), the
- * forward pass alone on the same tokens (the step's floor is about three of those: forward, input gradients,
- * weight gradients), and the peak device memory during the step (live bytes; idle pooled buffers come on top,
- * at most --max-pooled-mib). The vision tower runs once per image in
- * training (its features are cached), so it is left out of the step and, unless --keep-vision, off the device.
+ * forward pass alone on the same tokens (the step's floor is about two of those: the forward pass and the
+ * frozen OPT's input gradients; the Q-Former's weight gradients are small), and the peak device memory during
+ * the step (live bytes; idle pooled buffers come on top, at most --max-pooled-mib). The vision tower runs once
+ * per image in training (its features are cached), so it is left out of the step and, unless --keep-vision, off
+ * the device. docs/finetuning.md has the numbers measured on lavapipe (docs/measurements/train/).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
