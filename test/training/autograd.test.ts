@@ -4,7 +4,7 @@
  * gradients reaching OPT's fused q/k/v when it trains, a researcher's own layer trained through the hooks).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { add, dropout, linear, mul } from '../../src/autograd/functional.js';
+import { add, dropout, layerNorm, linear, mul } from '../../src/autograd/functional.js';
 import { manualSeed } from '../../src/autograd/random.js';
 import { freeGraph, graphStats, noGrad } from '../../src/autograd/tape.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
@@ -69,6 +69,29 @@ describe('autograd engine', () => {
     expect(() => kept.backward()).toThrow(/already freed/);
     kept.dispose();
     p.dispose();
+  });
+
+  it("linear with a LayerNorm prologue (OPT's decode path) records the LayerNorm and the product: gradients as unfused", async () => {
+    const [R, K, N] = [3, 40, 5];
+    const x = randn(R * K, 11);
+    const grads = async (fused: boolean) => {
+      const w = param(randn(N * K, 12), [N, K]);
+      const g = param(randn(K, 13).map((v) => 1 + 0.1 * v), [K]);
+      const b = param(randn(K, 14), [K]);
+      const loss = tidy(() => {
+        const xt = Tensor.from(gpu, x, [R, K]);
+        const y = fused ? linear(xt, w.value, null, { layerNorm: { weight: g.value, bias: b.value, eps: 1e-5 } }) : linear(layerNorm(xt, g.value, b.value, 1e-5), w.value);
+        return sum(mul(y, y));
+      });
+      loss.backward();
+      loss.dispose();
+      const out = [await w.grad!.read(), await g.grad!.read(), await b.grad!.read()].map((a) => Array.from(a));
+      for (const p of [w, g, b]) p.dispose();
+      return out;
+    };
+    const [unfused, fused] = [await grads(false), await grads(true)];
+    expect(fused).toEqual(unfused);
+    expect(graphStats()).toEqual({ nodes: 0, savedTensors: 0 });
   });
 
   it('dropout: identity in eval mode; in training a mask replayed from its seed in the backward pass', async () => {
