@@ -1,6 +1,6 @@
 // The browser demo: load a BLIP-2 folder (URL or dropped files), pick an image, caption it and chat about it
 // with streamed tokens. Plain DOM; everything the engine does runs in this tab on WebGPU.
-import { adapterLabel, Blip2, getGpu, setShaderBaseUrl, type ChatTurn, type Gpu, type ImageInput, type LoadProgress, type SingleResult, type TextOptions } from '../src/index.js';
+import { adapterLabel, Blip2, getGpu, markTrainable, setShaderBaseUrl, Trainer, type ChatTurn, type Gpu, type ImageInput, type LoadProgress, type ParameterSelection, type SingleResult, type TextOptions } from '../src/index.js';
 import { $ } from './dom.js';
 import { DROPPED_FOLDER, filesFromDrop, installDroppedFilesPlatform, setDroppedFiles } from './dropped-files.js';
 import { formatBytes, formatGeneration, formatMs } from './format.js';
@@ -45,6 +45,17 @@ const ui = {
   temperature: $<HTMLInputElement>('temperature'),
   topP: $<HTMLInputElement>('top-p'),
   timing: $('timing'),
+  trainDrop: $('train-drop'),
+  trainFiles: $<HTMLInputElement>('train-files'),
+  trainExamples: $<HTMLOListElement>('train-examples'),
+  trainSteps: $<HTMLInputElement>('train-steps'),
+  trainLr: $<HTMLInputElement>('train-lr'),
+  trainSelection: $<HTMLSelectElement>('train-selection'),
+  train: $<HTMLButtonElement>('train'),
+  trainStop: $<HTMLButtonElement>('train-stop'),
+  lossChart: $('loss-chart'),
+  lossLine: $('loss-line'),
+  trainStatus: $('train-status'),
   error: $('error'),
 };
 
@@ -55,6 +66,10 @@ const state = {
   previewUrl: null as string | null,
   turns: [] as ChatTurn[],
   busy: false,
+  /** Training images with the captions typed next to them. */
+  training: [] as { file: File; caption: HTMLInputElement; url: string }[],
+  stopTraining: false,
+  trainer: null as Trainer | null,
 };
 
 function refreshControls(): void {
@@ -63,6 +78,8 @@ function refreshControls(): void {
   ui.caption.disabled = !ready;
   ui.ask.disabled = !ready;
   ui.newChat.disabled = state.busy || state.turns.length === 0;
+  ui.train.disabled = state.busy || state.blip2 === null || state.training.length === 0;
+  ui.trainStop.disabled = !state.busy || state.trainer === null;
   ui.modelDrop.classList.toggle('disabled', state.busy);
 }
 
@@ -117,6 +134,8 @@ async function loadModel(location: string, label: string): Promise<void> {
   const dtype = ui.dtype.value === 'f32' ? 'f32' : 'f16';
   const quantize = ui.quantize.value === 'q8' || ui.quantize.value === 'q4' ? ui.quantize.value : undefined;
   if (state.blip2) {
+    state.trainer?.dispose();
+    state.trainer = null;
     state.blip2.dispose();
     state.blip2 = null;
     ui.weights.textContent = 'not loaded';
@@ -285,6 +304,77 @@ async function ask(): Promise<void> {
   state.turns.push({ question, answer: result.text });
 }
 
+// ---------------------------------------------------------------- fine-tuning
+
+function addTrainingImages(files: readonly File[]): void {
+  for (const file of files) {
+    if (!file.type.startsWith('image/') && file.type !== '') throw new Error(`${file.name} is not an image (${file.type})`);
+    const li = document.createElement('li');
+    const img = document.createElement('img');
+    const url = URL.createObjectURL(file);
+    img.src = url;
+    img.alt = file.name;
+    const caption = document.createElement('input');
+    caption.type = 'text';
+    caption.placeholder = `what ${file.name} shows`;
+    li.append(img, caption);
+    ui.trainExamples.append(li);
+    state.training.push({ file, caption, url });
+  }
+  refreshControls();
+}
+
+function plotLoss(losses: readonly number[]): void {
+  const max = Math.max(...losses);
+  const n = Math.max(2, losses.length);
+  ui.lossLine.setAttribute('points', losses.map((l, i) => `${((i / (n - 1)) * 300).toFixed(1)},${(78 - (l / max) * 76).toFixed(1)}`).join(' '));
+  ui.lossChart.removeAttribute('hidden'); // an SVG element has no hidden property
+}
+
+async function train(): Promise<void> {
+  const blip2 = state.blip2;
+  if (!blip2) return;
+  const examples = state.training.map((t, i) => {
+    const text = t.caption.value.trim();
+    if (text === '') throw new Error(`write a caption for training image ${i + 1} (${t.file.name})`);
+    return { image: t.file as ImageInput, text, source: t.file.name };
+  });
+  const steps = Number(ui.trainSteps.value);
+  const lr = Number(ui.trainLr.value);
+  if (!Number.isInteger(steps) || steps < 1) throw new Error('steps must be a positive integer');
+  if (!(lr > 0)) throw new Error('the learning rate must be positive');
+  const chosen = ui.trainSelection.value;
+  const selection: ParameterSelection = chosen === 'all-but-vision' ? (n: string) => !n.startsWith('vision_model.') : chosen === 'query_tokens' ? 'query_tokens' : 'qformer';
+  // A new selection (or the first run) starts a new optimizer; another run continues the last one.
+  if (!state.trainer || state.trainer.options.totalSteps !== steps || ui.trainSelection.dataset.last !== ui.trainSelection.value) {
+    state.trainer?.dispose();
+    markTrainable(blip2.model, selection);
+    ui.trainSelection.dataset.last = ui.trainSelection.value;
+    state.trainer = new Trainer(blip2.model, blip2.processor, { lr, batchSize: examples.length, schedule: 'constant', warmupSteps: Math.min(5, steps - 1), weightDecay: 0, totalSteps: steps });
+  }
+  const trainer = state.trainer;
+  trainer.optimizer.lr = lr;
+  const items = trainer.prepare(examples);
+  const losses: number[] = [];
+  state.stopTraining = false;
+  refreshControls();
+  const t0 = performance.now();
+  try {
+    for (let s = 0; s < steps && !state.stopTraining; s++) {
+      const r = await trainer.trainStep(items);
+      losses.push(r.loss);
+      plotLoss(losses);
+      const rate = (s + 1) / ((performance.now() - t0) / 1000);
+      ui.trainStatus.textContent = `step ${s + 1}/${steps}: loss ${r.loss.toFixed(4)} (first ${losses[0]!.toFixed(4)}) · ${rate.toFixed(2)} steps/s`;
+      ui.trainStatus.dataset.losses = losses.map((l) => l.toFixed(5)).join(' ');
+      showMemory();
+    }
+  } finally {
+    blip2.model.eval();
+  }
+  ui.trainStatus.textContent += state.stopTraining ? ' · stopped' : ' · done: caption an image above to see what changed';
+}
+
 // ---------------------------------------------------------------- wiring
 
 function dropZone(zone: HTMLElement, onDrop: (data: DataTransfer) => Promise<void>): void {
@@ -332,6 +422,16 @@ ui.newChat.addEventListener('click', () => {
   ui.messages.replaceChildren();
   ui.timing.textContent = '';
   refreshControls();
+});
+dropZone(ui.trainDrop, async (data) => addTrainingImages(Array.from(data.files)));
+ui.trainFiles.addEventListener('change', () => {
+  const files = Array.from(ui.trainFiles.files ?? []);
+  ui.trainFiles.value = '';
+  void exclusive(async () => addTrainingImages(files));
+});
+ui.train.addEventListener('click', () => void exclusive(train));
+ui.trainStop.addEventListener('click', () => {
+  state.stopTraining = true;
 });
 window.addEventListener('unhandledrejection', (e) => showError(e.reason));
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the engine needs on Debian 12 when they are missing:
-# a Vulkan driver Dawn accepts (lavapipe from bookworm-backports) and Chromium for the browser tests.
+# a Vulkan driver Dawn accepts (lavapipe from bookworm-backports), Chromium for the browser tests and nginx
+# for the load-balancer test.
 set -euo pipefail
 
 SUDO=""
@@ -43,5 +44,17 @@ if [ "${BLIP2_SKIP_CHROMIUM:-0}" != "1" ] && ! command -v chromium >/dev/null 2>
   echo "[setup] installing chromium (browser tests)"
   apt_update_once
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  # The replica test (scripts/nginx-replicas.ts) runs its own nginx on loopback; the packaged service is not
+  # needed, so it is stopped and disabled again where the package started it.
+  echo "[setup] installing nginx (load-balancer test of blip2 serve replicas)"
+  apt_update_once
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+  elif [ -s /run/nginx.pid ]; then
+    $SUDO /usr/sbin/nginx -s quit >/dev/null 2>&1 || true
+  fi
 fi
 echo "[setup] system packages ready"

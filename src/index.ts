@@ -14,8 +14,19 @@ export * from './model/opt.js';
 export { OPTKVCache } from './model/opt-cache.js';
 export { parseBlip2Config, ConfigError, type Blip2Config, type Blip2VisionConfig, type Blip2QFormerConfig, type OPTConfig } from './model/config.js';
 export { Module, ModuleList, Parameter, type ParameterRole, type ForwardHook, type ForwardPreHook, type HookHandle } from './model/module.js';
-export { Linear, LayerNorm, Embedding, type LinearCallOptions } from './model/nn.js';
+export { Linear, LayerNorm, Embedding, Dropout, type LinearCallOptions } from './model/nn.js';
 export { loadWeights, planLoad, CheckpointMismatchError, type LoadOptions, type LoadProgress } from './model/loader.js';
+
+// Training (torch-like: requires_grad, loss.backward(), AdamW.step(); docs/finetuning.md)
+export * as F from './autograd/functional.js';
+export { noGrad, noGradAsync, enableGrad, freeGraph, checkpoint, isGradEnabled } from './autograd/tape.js';
+export { manualSeed } from './autograd/random.js';
+export { AdamW, clipGradNorm_, type AdamWOptions } from './training/adamw.js';
+export { cosineWithWarmup, type CosineSchedule } from './training/schedule.js';
+export { markTrainable, selectionFilter, type ParameterSelection } from './training/select.js';
+export { Trainer, type TrainerOptions, type StepResult } from './training/trainer.js';
+export { parseTrainingData, encodeExample, collate, DataError, type TrainExample, type PromptFormat } from './training/data.js';
+export { saveFinetuned, saveTrainingState, loadTrainingState, type TrainingState } from './training/checkpoint.js';
 
 // Processing and generation
 export * from './processing/index.js';

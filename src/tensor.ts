@@ -156,7 +156,18 @@ export class Tensor {
   private view(shape: readonly number[], offset: number): Tensor {
     this.assertLive();
     this.storage.retain();
-    return new Tensor(this.gpu, this.storage, shape, this.dtype, offset);
+    const v = new Tensor(this.gpu, this.storage, shape, this.dtype, offset);
+    autogradHooks?.onView(this, v, offset - this.offset);
+    return v;
+  }
+
+  /**
+   * Reverse mode from this tensor (a loss, one element) or with `grad` of its shape: adds the gradients of
+   * every trainable Parameter it depends on to `param.grad` and frees the recorded graph (src/autograd).
+   */
+  backward(grad?: Tensor): void {
+    if (!autogradHooks) throw new Error('backward: no autograd engine is loaded');
+    autogradHooks.backward(this, grad);
   }
 
   /** Same data, new shape (one dimension may be -1). */
@@ -222,6 +233,19 @@ export class Tensor {
   toString(): string {
     return `Tensor(${this.dtype}[${this.shape.join(', ')}])`;
   }
+}
+
+/** What the autograd engine (src/autograd/tape.ts) hooks into: views of recorded tensors, and backward(). */
+export interface AutogradHooks {
+  onView(source: Tensor, view: Tensor, elementOffset: number): void;
+  backward(root: Tensor, grad?: Tensor): void;
+}
+
+let autogradHooks: AutogradHooks | null = null;
+
+/** Installed once by the autograd module. */
+export function setAutogradHooks(hooks: AutogradHooks): void {
+  autogradHooks = hooks;
 }
 
 function toHost(data: ArrayLike<number> | HostArray | Uint16Array, dtype: DType): ArrayBufferView {

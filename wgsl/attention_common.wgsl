@@ -6,7 +6,11 @@
 // h * head_dim; the additive mask is [batch, m_batch], broadcast over heads and queries.
 // Bindings: p, q, k, v (only with VT), mask (only with MASK), out.
 // Defines: QT, KT, VT, MT, OT (element types; attention_probs defines no VT and binds no v), MASK,
-// VEC4 (every q/k/v offset, row stride and head_dim is a multiple of 4: q/k/v are bound as vec4 arrays).
+// VEC4 (every q/k/v offset, row stride and head_dim is a multiple of 4: q/k/v are bound as vec4 arrays),
+// LSE (attention_rows, attention_lanes, flash_attention: also write each (query, head)'s log-sum-exp of its
+// scores, [B, Lq, heads, 2] f32, at binding LSE_BINDING, after out: what attention_backward recomputes the
+// probabilities from). It is kept as the unevaluated sum max + log(sum exp(s - max)): a row whose keys are
+// all masked has max = FLOOR, where adding log(n) would be lost to rounding and with it the uniform weights.
 
 #include exp_common
 
@@ -39,6 +43,10 @@ struct Params {
   m_off: u32,
   m_batch: u32,
   o_off: u32,
+  lse_off: u32,     // LSE; the backward kernels use the next three as well
+  o2_off: u32,      // dv (attention_backward DKV)
+  g_off: u32,       // dO
+  s_off: u32,       // packed (lse, delta) per (query, head)
 }
 
 #if VEC4
@@ -73,6 +81,18 @@ alias VElement = ${VT};
 @group(0) @binding(3) var<storage, read_write> out: array<${OT}>;
 #endif
 #endif
+
+#if LSE
+@group(0) @binding(${LSE_BINDING}) var<storage, read_write> lse_out: array<f32>;
+#endif
+
+// Saves the log-sum-exp m + log(l) of a finished online softmax, as the pair (m, log l) (nothing without LSE).
+fn save_lse(row_head: u32, m: f32, l: f32) {
+#if LSE
+  lse_out[p.lse_off + 2u * row_head] = m;
+  lse_out[p.lse_off + 2u * row_head + 1u] = log(l);
+#endif
+}
 
 // Element index where head h of query i of batch b starts in q (a multiple of 4 under VEC4).
 fn q_index(b: u32, i: u32, h: u32) -> u32 {

@@ -99,6 +99,7 @@ fn main(
   }
 
   if (own) {
+    save_lse((b * p.lq + i) * p.heads + h, m, l);
     let inv = select(0.0, 1.0 / l, l > 0.0);
     let o_base = p.o_off + ((b * p.lq + i) * p.heads + h) * d;
     for (var e = 0u; e < d; e++) {

@@ -71,6 +71,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   out[o_base + 1u] = l;
   for (var c = 0u; c < d; c++) { out[o_base + 2u + c] = element(acc[c / W], c % W); }
 #else
+  save_lse(row_head, m, l);
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let o_base = p.o_off + row_head * d;
   for (var c = 0u; c < d; c++) { out[o_base + c] = ${OT}(element(acc[c / W], c % W) * inv); }

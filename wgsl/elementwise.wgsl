@@ -1,6 +1,7 @@
 // Elementwise ops: y = a + b, a * b (b same size as a, or broadcast with period b_len), a * scalar, gelu(a),
-// relu(a). Math in f32 whatever the storage type.
-// Defines: OP_ADD | OP_MUL | OP_MUL_SCALAR | OP_GELU | OP_RELU; HAS_B (a second tensor operand);
+// relu(a), and the gradients of the last two: b * gelu'(a) (a the pre-activation) and b * [a > 0] (a the
+// ReLU's output, as torch's threshold_backward). Math in f32 whatever the storage type.
+// Defines: OP_ADD | OP_MUL | OP_MUL_SCALAR | OP_GELU | OP_RELU | OP_GELU_BACKWARD | OP_RELU_BACKWARD; HAS_B (a second tensor operand);
 // A, B, Y (storage types, e.g. f32, vec4<f16>); F (f32 or vec4<f32>, the compute type matching the width).
 // With vec4 types every index, offset and length below counts vec4s.
 
@@ -69,6 +70,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #elif OP_RELU
   // select keeps NaN (x < 0 is false), as torch.relu does.
   let r = select(x, ${F}(0.0), x < ${F}(0.0));
+#elif OP_GELU_BACKWARD
+  // torch's gelu_backward (approximate='none'): dy * (Phi(x) + x phi(x)), phi the standard normal density.
+  let cdf = ${F}(0.5) * (${F}(1.0) + erf_approx(x * ${F}(0.7071067811865476)));
+  let pdf = exp(${F}(-0.5) * x * x) * ${F}(0.3989422804014327);
+  let r = ${F}(b[p.b_off + i % p.b_len]) * (cdf + x * pdf);
+#elif OP_RELU_BACKWARD
+  let r = select(${F}(0.0), ${F}(b[p.b_off + i % p.b_len]), x > ${F}(0.0));
 #endif
   y[p.y_off + i] = ${Y}(r);
 }

@@ -94,6 +94,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 
   if (!row_valid) { return; }
+  if (lane == 0u) { save_lse((b * p.lq + i) * p.heads + h, m, l); }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let o_base = p.o_off + ((b * p.lq + i) * p.heads + h) * d;
   for (var t = 0u; t < DIMS_PER_THREAD; t++) {

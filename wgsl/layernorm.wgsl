@@ -37,6 +37,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     q += c * c;
   }
   let rstd = inverseSqrt(workgroup_sum(q, lid) * inv_d + p.eps);
+  if (lid == 0u) { save_stats(row, mean, rstd); }
 
   for (var i = lid; i < p.d; i += ${WG}u) { store_normalized(start, i, mean, rstd); }
 }

@@ -2,7 +2,8 @@
 // per row): parameters, bindings, the row load h = x (+ residual) and the normalised store. Never
 // compiled alone: each kernel pulls it in with `#include layernorm_common`.
 // y = (h - mean) * rsqrt(var + eps) * w + b over the last dim, statistics in f32.
-// Defines: X, R, W, BT, Y (storage types), RESIDUAL.
+// Defines: X, R, W, BT, Y (storage types), RESIDUAL, STATS (also write each row's mean and rstd, [rows, 2] f32,
+// which the backward pass needs: layernorm_backward).
 
 struct Params {
   rows: u32,
@@ -14,7 +15,7 @@ struct Params {
   y_off: u32,
   eps: f32,
   grid_stride: u32, // workgroups (layernorm) or invocations (layernorm_thread) per grid row
-  _pad0: u32,
+  s_off: u32,       // element offset of the statistics (STATS)
   _pad1: u32,
   _pad2: u32,
 }
@@ -29,6 +30,21 @@ struct Params {
 #else
 @group(0) @binding(4) var<storage, read_write> y: array<${Y}>;
 #endif
+#if STATS
+#if RESIDUAL
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+#else
+@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
+#endif
+#endif
+
+// Keeps a row's statistics for the backward pass (nothing without STATS).
+fn save_stats(row: u32, mean: f32, rstd: f32) {
+#if STATS
+  stats[p.s_off + 2u * row] = mean;
+  stats[p.s_off + 2u * row + 1u] = rstd;
+#endif
+}
 
 // Element i of the row that starts at row_start: x, plus the residual summed in f32 (not rounded to X).
 fn load(row_start: u32, i: u32) -> f32 {

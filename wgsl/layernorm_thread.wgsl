@@ -20,5 +20,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     q += c * c;
   }
   let rstd = inverseSqrt(q * inv_d + p.eps);
+  save_stats(row, mean, rstd);
   for (var i = 0u; i < p.d; i++) { store_normalized(start, i, mean, rstd); }
 }

@@ -3,7 +3,8 @@
 // pulls it in with `#include linear_common`, preprocessed with the kernel's defines.
 //
 // C[batch, m, n] = epilogue(alpha * sum_k A[batch, m, k] * B(batch, k, n))
-//   A: row-major [M, K] per batch (row stride lda).
+//   A: row-major [M, K] per batch (row stride lda), or with A_KM stored [K, M] (row stride lda; tiled only:
+//   weight gradients dW = dY^T X read dY as it lies).
 //   B: B_NK: row-major [N, K] (a PyTorch weight; row stride ldb), else row-major [K, N] (row stride ldb).
 //   epilogue: + bias[n], activation (exact erf GELU or ReLU), + residual[batch, m, n] (a separate
 //   tensor, or C itself for an in-place update), chosen at run time by p.flags: every combination

@@ -7,7 +7,8 @@
 // F16_MATH: the slices are stored as f16 and multiplied in f16 (vec4<f16>), summed in f16 over one
 // slice only and added into the f32 accumulators after every slice.
 // Grid: x = ceil(N / BN), y = ceil(M / BM), z = batch.
-// Defines (beyond linear_common): BM, BN, BK (multiples of 4), TM, TN (4 or 8), F16_MATH.
+// Defines (beyond linear_common): BM, BN, BK (multiples of 4), TM, TN (4 or 8), F16_MATH, A_KM (A stored
+// [K, M]: staged a row of K at a time, which is the k-major order of As already).
 
 #include linear_common
 
@@ -50,6 +51,22 @@ fn fetch_a(base: u32, ld: u32, row: u32, col: u32) -> vec4<f32> {
 #endif
 }
 
+#if A_KM
+// A stored [K, M]: four rows m .. m + 3 of column k, which lie side by side; columns past K read as zero,
+// rows past M are clamped (never stored).
+fn fetch_a_km(base: u32, k: u32, m: u32) -> vec4<f32> {
+  let r = base + min(k, p.K - 1u) * p.lda;
+#if VEC
+  return select(vec4<f32>(0.0), ld_a4(r + min(m, p.M - 4u)), k < p.K);
+#else
+  let last = p.M - 1u;
+  let v = vec4<f32>(ld_a1(r + min(m, last)), ld_a1(r + min(m + 1u, last)), ld_a1(r + min(m + 2u, last)),
+                    ld_a1(r + min(m + 3u, last)));
+  return select(vec4<f32>(0.0), v, k < p.K);
+#endif
+}
+#endif
+
 #if B_NK
 fn fetch_b(base: u32, row: u32, col: u32) -> vec4<f32> {
   let r = base + min(row, p.N - 1u) * p.ldb;
@@ -81,7 +98,11 @@ fn fetch_b(base: u32, k: u32, n: u32) -> vec4<f32> {
 fn load_slice(a0: u32, b0: u32, m0: u32, n0: u32, k0: u32, li: u32) {
   for (var i = 0u; i < LA; i++) {
     let idx = li + i * NT;
+#if A_KM
+    stage_a[i] = fetch_a_km(a0, k0 + idx / (BM / 4u), m0 + (idx % (BM / 4u)) * 4u);
+#else
     stage_a[i] = fetch_a(a0, p.lda, m0 + idx / (BK / 4u), k0 + (idx % (BK / 4u)) * 4u);
+#endif
   }
   for (var i = 0u; i < LB; i++) {
     let idx = li + i * NT;
@@ -96,11 +117,15 @@ fn load_slice(a0: u32, b0: u32, m0: u32, n0: u32, k0: u32, li: u32) {
 fn store_slice(li: u32) {
   for (var i = 0u; i < LA; i++) {
     let idx = li + i * NT;
+#if A_KM
+    As[idx] = ST(stage_a[i]); // [k][m] already
+#else
     let m = idx / (BK / 4u);
     let kq = (idx % (BK / 4u)) * 4u;
     for (var c = 0u; c < 4u; c++) {
       As[((kq + c) * BM + m) / 4u][m % 4u] = SS(stage_a[i][c]);
     }
+#endif
   }
   for (var i = 0u; i < LB; i++) {
     let idx = li + i * NT;

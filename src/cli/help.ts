@@ -35,6 +35,7 @@ Usage:
   blip2 serve [--port N] [--host H]        OpenAI-compatible HTTP server (/v1/chat/completions)
   blip2 download [MODEL]                   download a model into the Hugging Face cache
   blip2 convert SOURCE --quantize q4 --out DIR   write a compact quantized copy of a model folder
+  blip2 finetune --model DIR --data FILE --out DIR   train the Q-Former on images with captions
   blip2 bench [ARGS...]                    run the model benchmark (bench/model.ts)
 
 Options:
@@ -101,7 +102,10 @@ Under npx/npm exec (which do not forward signals) it also stops when npx exits.
       --api-key KEY         require "Authorization: Bearer KEY" (default $BLIP2_API_KEY; none if unset)
       --served-model-name NAME [NAME...]  model ids clients use; the first is in responses
                             (default: the repo id, or the model folder's name)
-      --max-batch N         most requests per engine batch (default 8)
+      --batching MODE       continuous (default): requests join and leave the running batch
+                            between decode steps; static: requests waiting together run as
+                            one batch to its end
+      --max-batch N         most sequences decoding at once (default 8)
       --max-queue N         most waiting requests; more get 429 (default 64)
       --max-image-bytes N   largest image file (default 20971520)
       --max-image-pixels N  largest width x height (default 40000000)

@@ -9,6 +9,7 @@ import { benchCommand } from './commands/bench.js';
 import { chatCommand } from './commands/chat.js';
 import { convertCommand } from './commands/convert.js';
 import { downloadCommand } from './commands/download.js';
+import { finetuneCommand } from './commands/finetune.js';
 import { askCommand, captionCommand } from './commands/generate.js';
 import { serveCommand } from './commands/serve.js';
 import { MAIN_HELP } from './help.js';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   download: downloadCommand,
   convert: convertCommand,
+  finetune: finetuneCommand,
   bench: benchCommand,
 };
 

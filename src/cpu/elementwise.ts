@@ -21,6 +21,16 @@ export function reluCpu(x: ArrayLike<number>): Float64Array {
   return Float64Array.from(x, (v) => (v < 0 ? 0 : v));
 }
 
+/** dy * gelu'(x) = dy * (Phi(x) + x phi(x)). */
+export function geluBackwardCpu(x: ArrayLike<number>, dy: ArrayLike<number>): Float64Array {
+  return zipBroadcast(x, dy, (v, g) => g * (0.5 * (1 + erf(v / Math.SQRT2)) + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI)));
+}
+
+/** dy where the ReLU's output y is positive, else 0. */
+export function reluBackwardCpu(y: ArrayLike<number>, dy: ArrayLike<number>): Float64Array {
+  return zipBroadcast(y, dy, (v, g) => (v > 0 ? g : 0));
+}
+
 function zipBroadcast(a: ArrayLike<number>, b: ArrayLike<number>, f: (x: number, y: number) => number): Float64Array {
   if (b.length === 0 || a.length % b.length !== 0) throw new RangeError(`cannot broadcast ${b.length} values over ${a.length}`);
   const out = new Float64Array(a.length);

@@ -80,6 +80,8 @@ export function linearRef(x: ArrayLike<number>, w: ArrayLike<number>, M: number,
 }
 
 export interface MatmulRefOptions {
+  /** a is [batch, K, M] instead of [batch, M, K]. */
+  transposeA?: boolean;
   /** b is [batch, N, K] instead of [batch, K, N]. */
   transposeB?: boolean;
   alpha?: number;
@@ -110,11 +112,69 @@ export function matmulRef(
         let s = 0;
         for (let k = 0; k < K; k++) {
           const bv = options.transposeB ? b[bo + n * K + k]! : b[bo + k * N + n]!;
-          s += a[ao + m * K + k]! * bv;
+          s += (options.transposeA ? a[ao + k * M + m]! : a[ao + m * K + k]!) * bv;
         }
         c[z * M * N + m * N + n] = alpha * s;
       }
     }
   }
   return c;
+}
+
+/** Derivative of an activation at its input z. */
+export function activateGrad(z: number, activation: Activation): number {
+  switch (activation) {
+    case 'none':
+      return 1;
+    case 'gelu':
+      // d/dz 0.5 z (1 + erf(z / sqrt 2)) = Phi(z) + z phi(z) (torch's gelu_backward, approximate='none').
+      return 0.5 * (1 + erf(z / Math.SQRT2)) + (z * Math.exp(-0.5 * z * z)) / Math.sqrt(2 * Math.PI);
+    case 'relu':
+      return z > 0 ? 1 : 0;
+  }
+}
+
+export interface LinearGradsRef {
+  dx: Float64Array;
+  dw: Float64Array;
+  db: Float64Array;
+}
+
+/**
+ * Gradients of y = act(x W^T + b) + r given dY (all [M, *] row-major, float64): dX [M, K], dW [N, K], db [N]
+ * (r's gradient is dY itself). The oracle of the linear backward kernels.
+ */
+export function linearBackwardRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  M: number,
+  K: number,
+  N: number,
+  options: { bias?: ArrayLike<number> | null; activation?: Activation } = {},
+): LinearGradsRef {
+  if (x.length !== M * K || w.length !== N * K || dy.length !== M * N) throw new RangeError('linearBackwardRef: sizes do not match');
+  const act = options.activation ?? 'none';
+  const dz = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let z = options.bias ? options.bias[n]! : 0;
+      for (let k = 0; k < K; k++) z += x[m * K + k]! * w[n * K + k]!;
+      dz[m * N + n] = dy[m * N + n]! * activateGrad(z, act);
+    }
+  }
+  const dx = new Float64Array(M * K);
+  const dw = new Float64Array(N * K);
+  const db = new Float64Array(N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      const g = dz[m * N + n]!;
+      db[n]! += g;
+      for (let k = 0; k < K; k++) {
+        dx[m * K + k]! += g * w[n * K + k]!;
+        dw[n * K + k]! += g * x[m * K + k]!;
+      }
+    }
+  }
+  return { dx, dw, db };
 }

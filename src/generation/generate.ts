@@ -143,21 +143,35 @@ export async function generateBlip2(model: Blip2ForConditionalGeneration, args: 
   }
   checkPrompts(input_ids, args.attention_mask, B);
   const L = input_ids[0]!.length;
-  const ids = input_ids;
+  const prompt = blip2PromptRunner(model, args.pixel_values, input_ids, args.attention_mask);
+  const lm = model.language_model;
+  return search(new CausalLMStepModel(lm, prompt, newTokenBudget(c, L), cacheDtype(args), stepOptions(args)), input_ids, c, args);
+}
+
+/**
+ * BLIP-2's prompt pass: vision tower, Q-Former, projection, merged embeddings, then OPT over them into `cache`,
+ * keeping the last position's logits. (Continuous batching prefills newcomers with it too.)
+ */
+export function blip2PromptRunner(
+  model: Blip2ForConditionalGeneration,
+  pixel_values: Tensor,
+  input_ids: readonly (readonly number[])[],
+  attention_mask?: readonly (readonly number[])[],
+): PromptRunner {
+  const cfg = model.config;
+  const B = input_ids.length;
   const legacy = cfg.image_token_index === null;
-  const prompt: PromptRunner = {
+  return {
     batch: B,
-    positions: L + (legacy ? cfg.num_query_tokens : 0),
+    positions: input_ids[0]!.length + (legacy ? cfg.num_query_tokens : 0),
     run: (cache: OPTKVCache) =>
       tidy(() => {
-        const features = model.get_image_features(args.pixel_values);
-        const merged = model.merge_image_features(features.language_model_inputs, ids, args.attention_mask);
+        const features = model.get_image_features(pixel_values);
+        const merged = model.merge_image_features(features.language_model_inputs, input_ids, attention_mask);
         const out = model.language_model.call({ inputs_embeds: merged.inputs_embeds, attention_mask: merged.attention_mask, past_key_values: cache, logits_to_keep: 1 });
         return { logits: out.logits.reshape([B, out.logits.dim(-1)]), attention_mask: merged.attention_mask };
       }),
   };
-  const lm = model.language_model;
-  return search(new CausalLMStepModel(lm, prompt, newTokenBudget(c, L), cacheDtype(args), stepOptions(args)), ids, c, args);
 }
 
 /** OPTForCausalLM.generate on token ids (left-padded batches). */

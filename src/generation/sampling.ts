@@ -45,7 +45,7 @@ export function drawToken(sortedDesc: ArrayLike<number>, ids: ArrayLike<number>,
 }
 
 /** One row's candidates (descending, ties by lower id) after top-k and top-p, then the draw. */
-function sampleCandidates(values: ArrayLike<number>, ids: ArrayLike<number>, c: GenerationConfig, rng: Random): number {
+export function sampleCandidates(values: ArrayLike<number>, ids: ArrayLike<number>, c: GenerationConfig, rng: Random): number {
   const kept = topPCount(values, c.top_p);
   return drawToken(Array.prototype.slice.call(values, 0, kept) as number[], Array.prototype.slice.call(ids, 0, kept) as number[], rng);
 }

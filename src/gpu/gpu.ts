@@ -93,6 +93,11 @@ export class Gpu {
   private lostError: DeviceLostError | null = null;
   /** Resolves (never rejects) when the device is lost, so waits can race it without unhandled rejections. */
   private readonly lost: Promise<DeviceLostError>;
+  /**
+   * Reads in progress, told when the device is lost. (Racing each read against `lost` itself would leave one
+   * promise reaction on it per read for the life of the device: a server's memory grew by ~1 KiB per request.)
+   */
+  private readonly lostWaiters = new Set<(e: DeviceLostError) => void>();
   private destroyed = false;
   private readonly autoFlush: number;
   /** Set while `capture` runs: dispatches and copies are collected instead of encoded. */
@@ -118,6 +123,7 @@ export class Gpu {
     this.lost = device.lost.then((info) => {
       const err = new DeviceLostError(`the GPU device was lost (${info.reason}): ${info.message || 'no message'}`);
       if (!this.destroyed) this.lostError = err;
+      for (const w of this.lostWaiters) w(err);
       return err;
     });
   }
@@ -441,7 +447,16 @@ export class Gpu {
 
   /** Waits for a `startMap`, racing device loss, and reports WebGPU errors of the work submitted so far. */
   async mapped(map: Promise<GpuError | null>): Promise<void> {
-    const failure = await Promise.race([map, this.lost]);
+    let onLost = (_: DeviceLostError) => {};
+    const lost = new Promise<DeviceLostError>((resolve) => (onLost = resolve));
+    if (this.lostError) onLost(this.lostError);
+    this.lostWaiters.add(onLost);
+    let failure: GpuError | null;
+    try {
+      failure = await Promise.race([map, lost]);
+    } finally {
+      this.lostWaiters.delete(onLost);
+    }
     if (failure) {
       await this.checkScopes(); // a validation error explains a failed map better than the map does
       throw this.lostError ?? failure;

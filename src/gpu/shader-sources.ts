@@ -5,14 +5,19 @@ import { getPlatform } from '../platform/index.js';
  * that kernel dispatch stays synchronous. A test keeps this list equal to the folder's contents.
  */
 export const SHADER_NAMES = [
+  'attention_backward',
+  'attention_backward_prep',
   'attention_combine',
   'attention_common',
   'attention_decode',
   'attention_lanes',
   'attention_probs',
   'attention_rows',
+  'adamw',
   'argmax',
   'cast',
+  'cross_entropy',
+  'dropout',
   'copy',
   'decode_attention',
   'decode_common',
@@ -24,11 +29,13 @@ export const SHADER_NAMES = [
   'elementwise',
   'exp_common',
   'embedding',
+  'embedding_backward',
   'im2col',
   'rows',
   'scatter',
   'layernorm',
   'layernorm_common',
+  'layernorm_backward',
   'layernorm_thread',
   'logits_ids',
   'logits_scale',
@@ -38,6 +45,9 @@ export const SHADER_NAMES = [
   'matmul_regblock',
   'matmul_tiled',
   'naive_matmul',
+  'fill',
+  'grad_norm',
+  'reduce_rows',
 ] as const;
 
 export type ShaderName = (typeof SHADER_NAMES)[number] | (string & {});

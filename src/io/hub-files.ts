@@ -7,22 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFile } from './hub-cache.js';
 
-export const WEIGHTS_INDEX = 'model.safetensors.index.json';
-export const SINGLE_WEIGHTS = 'model.safetensors';
-
-/** Small files used when present. */
-export const SUPPORT_FILES: readonly string[] = [
-  'config.json',
-  'generation_config.json',
-  'preprocessor_config.json',
-  'processor_config.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'added_tokens.json',
-  'vocab.json',
-  'merges.txt',
-];
+export { SINGLE_WEIGHTS, SUPPORT_FILES, WEIGHTS_INDEX } from './model-files.js';
+import { SINGLE_WEIGHTS, WEIGHTS_INDEX } from './model-files.js';
 
 /** Shard file names from a safetensors index, checked to be plain names inside the folder. */
 export function shardsOfIndex(indexText: string, where: string): string[] {

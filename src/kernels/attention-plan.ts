@@ -41,6 +41,13 @@ export interface AttentionOptions {
   kernel?: AttentionKernel;
   /** Forces the number of keys per split of the split variants. */
   splitChunk?: number;
+  /**
+   * Also writes each (query, head)'s log-sum-exp of its scores here ([B, Lq, numHeads, 2] f32: the pair max,
+   * log(sum exp(s - max)), whose sum it is; apart, so that rows whose keys are all masked keep their log-sum),
+   * which attentionBackward recomputes the probabilities from (the split variants do not write it: one of
+   * the others runs instead).
+   */
+  lse?: Tensor;
 }
 
 /** Largest head_dim the kernels take (the private and workgroup arrays are sized from it). */
@@ -67,6 +74,7 @@ export interface AttentionPlan {
   scale: number;
   causal: boolean;
   mask: { tensor: Tensor; batchStride: number } | null;
+  lse: Tensor | null;
 }
 
 const FLOAT_TYPES: readonly DType[] = ['f32', 'f16'];
@@ -123,7 +131,15 @@ export function planAttention(
   if (causal && q.length > kvLength) {
     throw new RangeError(`${fn}: causal attention needs Lq <= kvLength (queries are the last Lq positions), got Lq ${q.length} > ${kvLength}`);
   }
-  return { gpu, q, k, v, batch: q.batch, lq: q.length, kvLength, heads, headDim, scale, causal, mask: planMask(fn, options.mask, q.batch, kvLength, gpu) };
+  const lse = options.lse ?? null;
+  if (lse) {
+    if (lse.disposed) throw new Error(`${fn}: lse is a disposed tensor`);
+    if (lse.gpu !== gpu) throw new Error(`${fn}: q and lse live on different devices`);
+    if (lse.dtype !== 'f32' || lse.size !== q.batch * q.length * heads * 2) {
+      throw new RangeError(`${fn}: lse must be f32 [${q.batch}, ${q.length}, ${heads}, 2], got ${lse}`);
+    }
+  }
+  return { gpu, q, k, v, batch: q.batch, lq: q.length, kvLength, heads, headDim, scale, causal, mask: planMask(fn, options.mask, q.batch, kvLength, gpu), lse };
 }
 
 function planMask(fn: string, mask: Tensor | undefined, batch: number, kvLength: number, gpu: Gpu): AttentionPlan['mask'] {
@@ -145,6 +161,7 @@ export interface BoundAttention {
   k: BoundTensor;
   v: BoundTensor | null;
   mask: BoundTensor | null;
+  lse: BoundTensor | null;
 }
 
 export function bindAttention(plan: AttentionPlan): BoundAttention {
@@ -153,6 +170,7 @@ export function bindAttention(plan: AttentionPlan): BoundAttention {
     k: plan.k.tensor.bind(),
     v: plan.v ? plan.v.tensor.bind() : null,
     mask: plan.mask ? plan.mask.tensor.bind() : null,
+    lse: plan.lse ? plan.lse.bind() : null,
   };
 }
 
@@ -169,5 +187,10 @@ export function operandDefines(plan: AttentionPlan): Record<string, string | boo
     types.push(plan.mask.tensor.dtype);
   }
   defines.F16 = types.includes('f16');
+  if (plan.lse) {
+    defines.LSE = true;
+    // After out, which follows q, k, then v and the mask where present.
+    defines.LSE_BINDING = String(4 + (plan.v ? 1 : 0) + (plan.mask ? 1 : 0));
+  }
   return defines;
 }

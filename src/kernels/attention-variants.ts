@@ -16,7 +16,8 @@ const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
 /** The kernel a plan runs with by default: by adapter class, number of queries and alignment. */
 export function chooseAttentionKernel(plan: AttentionPlan): AttentionKernel {
-  const fewQueries = plan.lq <= DECODE_MAX_QUERIES;
+  // Only the one-pass kernels save the log-sum-exp (training).
+  const fewQueries = plan.lq <= DECODE_MAX_QUERIES && !plan.lse;
   if (plan.gpu.caps.isSoftware) {
     if (fewQueries) return plan.kvLength >= 512 ? 'rows-split' : 'rows';
     // Lanes past lq repeat the last query: below a subgroup's worth of queries they would mostly idle.
@@ -66,6 +67,7 @@ function attentionUniforms(plan: AttentionPlan, b: BoundAttention, launch: Launc
     .u32(b.k.elementOffset + k.column, k.rowStride, k.length * k.rowStride)
     .u32(b.v && v ? b.v.elementOffset + v.column : 0, v?.rowStride ?? 0, v ? v.length * v.rowStride : 0)
     .u32(b.mask?.elementOffset ?? 0, plan.mask?.batchStride ?? 0, launch.outOffset)
+    .u32(b.lse?.elementOffset ?? 0, 0, 0, 0)
     .build();
 }
 
@@ -73,7 +75,7 @@ function storageBindings(b: BoundAttention, out: Tensor): Binding[] {
   const list = [b.q.binding, b.k.binding];
   if (b.v) list.push(b.v.binding);
   if (b.mask) list.push(b.mask.binding);
-  return [...list, out.bind().binding];
+  return [...list, out.bind().binding, ...(b.lse ? [b.lse.binding] : [])];
 }
 
 /** Runs the fused attention of `plan` with `kernel`, into `out` ([B, Lq, heads*headDim]). */
@@ -85,6 +87,7 @@ export function runAttention(plan: AttentionPlan, kernel: AttentionKernel, out: 
       return runTiled(plan, out);
     case 'rows-split':
     case 'split':
+      if (plan.lse) throw new Error(`attention: the ${kernel} kernel does not save the log-sum-exp; use rows, lanes or tiled`);
       return runSplit(plan, kernel, out, splitChunk(plan, forcedChunk));
     case 'lanes':
       return runLanes(plan, out);

@@ -5,6 +5,7 @@ import { newOutput } from './output.js';
 
 export type { AttentionKernel, AttentionOptions, HeadsView } from './attention-plan.js';
 export { MAX_HEAD_DIM } from './attention-plan.js';
+export { attentionBackward, type AttentionGrads } from './attention-backward.js';
 
 /**
  * softmax(Q K^T * scale + mask) V, fused with an online softmax, never materialising the scores.
@@ -20,6 +21,6 @@ export function attention(q: Tensor | HeadsView, k: Tensor | HeadsView, v: Tenso
 
 /** The probabilities themselves, [B, numHeads, Lq, kvLength] f32 (e.g. the Q-Former cross-attention maps). */
 export function attentionProbs(q: Tensor | HeadsView, k: Tensor | HeadsView, options: AttentionOptions): Tensor {
-  const plan = planAttention('attentionProbs', q, k, null, options);
+  const plan = planAttention('attentionProbs', q, k, null, { ...options, lse: undefined });
   return newOutput(plan.gpu, [plan.batch, plan.heads, plan.lq, plan.kvLength], 'f32', (out) => runAttentionProbs(plan, out));
 }

@@ -6,7 +6,7 @@ import { newOutput } from './output.js';
 
 const WG = 256;
 
-type Op = 'OP_ADD' | 'OP_MUL' | 'OP_MUL_SCALAR' | 'OP_GELU' | 'OP_RELU';
+type Op = 'OP_ADD' | 'OP_MUL' | 'OP_MUL_SCALAR' | 'OP_GELU' | 'OP_RELU' | 'OP_GELU_BACKWARD' | 'OP_RELU_BACKWARD';
 
 /**
  * a + b. b has a's shape, or broadcasts along the leading dims: its shape (leading 1s ignored) is a
@@ -30,6 +30,22 @@ export function gelu(x: Tensor): Tensor {
 /** max(x, 0); NaN stays NaN, as torch.relu. */
 export function relu(x: Tensor): Tensor {
   return run('relu', 'OP_RELU', x, null, 0);
+}
+
+/** The gradient of `gelu` at its input x: dy * (Phi(x) + x phi(x)). dy has x's shape. */
+export function geluBackward(x: Tensor, dy: Tensor): Tensor {
+  sameSize('geluBackward', x, dy);
+  return run('geluBackward', 'OP_GELU_BACKWARD', x, dy, 0);
+}
+
+/** The gradient of `relu` from its output y: dy where y > 0, else 0 (torch's threshold_backward). */
+export function reluBackward(y: Tensor, dy: Tensor): Tensor {
+  sameSize('reluBackward', y, dy);
+  return run('reluBackward', 'OP_RELU_BACKWARD', y, dy, 0);
+}
+
+function sameSize(name: string, a: Tensor, b: Tensor): void {
+  if (a.size !== b.size) throw new RangeError(`${name}: ${a} and the gradient ${b} differ in size`);
 }
 
 function checkFloat(name: string, role: string, t: Tensor): void {

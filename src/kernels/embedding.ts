@@ -57,3 +57,26 @@ function record(ids: Tensor, table: Tensor, out: Tensor): void {
     });
   }
 }
+
+/**
+ * Gradient of `embedding`: adds dOut [..., D] (f32 or f16) into the rows of `tableGrad` ([V, D] f32) named by
+ * ids ([...] i32), summing repeated ids in order; ids outside [0, V) contribute nothing.
+ */
+export function embeddingBackward(ids: Tensor, dOut: Tensor, tableGrad: Tensor): void {
+  if (ids.dtype !== 'i32') throw new TypeError(`embeddingBackward: ids must be i32, got ${ids}`);
+  if (tableGrad.ndim !== 2 || tableGrad.dtype !== 'f32') throw new RangeError(`embeddingBackward: tableGrad must be f32 [V, D], got ${tableGrad}`);
+  if (dOut.dtype !== 'f32' && dOut.dtype !== 'f16') throw new TypeError(`embeddingBackward: dOut must be f32 or f16, got ${dOut}`);
+  const [vocab, d] = tableGrad.shape as [number, number];
+  if (dOut.size !== ids.size * d) throw new RangeError(`embeddingBackward: dOut ${dOut} must hold ${ids.size} rows of ${d}`);
+  if (ids.gpu !== tableGrad.gpu || dOut.gpu !== tableGrad.gpu) throw new Error('embeddingBackward: tensors live on different devices');
+  if (ids.size === 0 || d === 0) return;
+  const gpu = tableGrad.gpu;
+  const [bi, bg, bt] = [ids.bind(), dOut.bind(), tableGrad.bind()];
+  gpu.dispatch({
+    label: 'embedding_backward',
+    pipeline: gpu.pipeline('embedding_backward', { G: dOut.dtype, ...dtypeDefines(dOut.dtype) }),
+    uniforms: uniforms().u32(ids.size, d, vocab, bi.elementOffset, bg.elementOffset, bt.elementOffset).build(),
+    buffers: [bi.binding, bg.binding, bt.binding],
+    workgroups: [Math.ceil(d / 64)],
+  });
+}

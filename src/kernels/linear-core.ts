@@ -8,6 +8,7 @@ import type { GemmProblem, VariantChoice } from './linear-problem.js';
 import { pickVariant } from './tuning.js';
 import {
   epilogueFlags,
+  FLAG_RESIDUAL_INPLACE,
   lnFusable,
   resolveVariant,
   shaderName,
@@ -43,6 +44,17 @@ interface ChunkPlan {
   batchChunk: number;
   rowChunk: number;
   colChunk: number;
+  /**
+   * Rows of a [K, N] B per dispatch: a B too large to bind is cut along K and the partial products are summed
+   * into the output (the later chunks add to it in place), which is how dX = dY W runs for OPT's 257 MB tied
+   * embedding (the LM head's input gradient).
+   */
+  kChunk: number;
+}
+
+/** Elements of A one binding of `rows` rows (and all of K) spans. */
+function aSpan(p: GemmProblem, rows: number): number {
+  return p.aLayout === 'km' ? (p.K - 1) * p.M + rows : rows * p.K;
 }
 
 /** Elements of b's storage per row of B (codes words for quantized B), and kernel elements (codes) per storage element. */
@@ -58,7 +70,7 @@ function planChunks(gpu: Gpu, p: GemmProblem): ChunkPlan {
   const bRowLen = bRow(p).len;
   const bCount = (p.bLayout === 'nk' ? p.N : p.K) * bRowLen;
   const whole = (batches: number) =>
-    fits(p.a, (batches - 1) * p.aBatchStride + p.M * p.K) &&
+    fits(p.a, (batches - 1) * p.aBatchStride + aSpan(p, p.M)) &&
     fits(p.b, (batches - 1) * p.bBatchStride + bCount) &&
     (!p.scales || fits(p.scales, p.scales.size)) &&
     outputs.every((t) => fits(t, (batches - 1) * p.cBatchStride + p.M * p.N)) &&
@@ -76,28 +88,39 @@ function planChunks(gpu: Gpu, p: GemmProblem): ChunkPlan {
       if (whole(mid)) lo = mid;
       else hi = mid - 1;
     }
-    return { batchChunk: lo, rowChunk: p.M, colChunk: p.N };
+    return { batchChunk: lo, rowChunk: p.M, colChunk: p.N, kChunk: p.K };
   }
   // One batch that is too large: split rows of A (and of the output) and rows of an [N, K] B.
   const per = (t: Tensor, rowLen: number) => {
     const usable = limit - gpu.caps.minStorageBufferOffsetAlignment - 16;
     return Math.floor(usable / (rowLen * BYTES_PER_ELEMENT[t.dtype]));
   };
-  let rowChunk = Math.min(p.M, per(p.a, p.K), ...outputs.map((t) => per(t, p.N)));
+  if (p.aLayout === 'km' && !fits(p.a, aSpan(p, p.M))) {
+    throw new RangeError(`linear: ${p.a} stored as [K, M] exceeds the storage binding limit (${limit} bytes)`);
+  }
+  let rowChunk = Math.min(p.M, p.aLayout === 'km' ? p.M : per(p.a, p.K), ...outputs.map((t) => per(t, p.N)));
   let colChunk = p.N;
+  let kChunk = p.K;
   if (!fits(p.b, bCount) || (p.scales && !fits(p.scales, p.scales.size))) {
-    if (p.bLayout !== 'nk') {
-      throw new RangeError(`linear: ${p.b} in [K, N] layout exceeds the storage binding limit (${limit} bytes); only [N, K] operands can be split`);
+    if (p.bLayout === 'nk') {
+      colChunk = Math.min(p.N, per(p.b, bRowLen), ...(p.scales ? [per(p.scales, p.scales.dim(1))] : []));
+    } else {
+      // Summing partial products over K leaves no room for an activation between them.
+      if (p.activation !== 'none') {
+        throw new RangeError(`linear: ${p.b} in [K, N] layout exceeds the storage binding limit (${limit} bytes) and an activation cannot be split over K`);
+      }
+      kChunk = Math.min(p.K, per(p.b, p.N));
+      if (kChunk < p.K && kChunk >= 128) kChunk -= kChunk % 128;
+      else if (kChunk < p.K) kChunk -= kChunk % 4;
     }
-    colChunk = Math.min(p.N, per(p.b, bRowLen), ...(p.scales ? [per(p.scales, p.scales.dim(1))] : []));
   }
   // Whole tiles per chunk keep the edge handling to the last chunk.
   if (colChunk < p.N && colChunk >= 128) colChunk -= colChunk % 128;
   if (rowChunk < p.M && rowChunk >= 128) rowChunk -= rowChunk % 128;
-  if (rowChunk < 1 || colChunk < 1) {
+  if (rowChunk < 1 || colChunk < 1 || kChunk < 1) {
     throw new RangeError(`linear: a single row of ${p.a}, ${p.b} or the output exceeds the storage binding limit (${limit} bytes)`);
   }
-  return { batchChunk: 1, rowChunk, colChunk };
+  return { batchChunk: 1, rowChunk, colChunk, kChunk };
 }
 
 /**
@@ -110,7 +133,7 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
   const aligned = vecAligned(p, p.a.offset, p.b.offset);
   const variant: ResolvedVariant = resolveVariant(gpu, p, choice ?? pickVariant(gpu, p), aligned, wideAligned(p, p.b.offset));
   const plan = planChunks(gpu, p);
-  if (p.ln && (plan.rowChunk < p.M || !lnFusable(gpu, p, variant, p.M) || !lnPays(gpu, variantWorkgroups(variant, p.M, plan.colChunk, 1, true)))) {
+  if (p.ln && (plan.rowChunk < p.M || plan.kChunk < p.K || !lnFusable(gpu, p, variant, p.M) || !lnPays(gpu, variantWorkgroups(variant, p.M, plan.colChunk, 1, true)))) {
     // The prologue does not fit this kernel, or would cost more than it saves: the LayerNorm runs first.
     const ln = p.ln;
     const normed = layerNorm(p.a, ln.weight, ln.bias, ln.eps);
@@ -126,16 +149,19 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
     for (let m0 = 0; m0 < p.M; m0 += plan.rowChunk) {
       const mc = Math.min(plan.rowChunk, p.M - m0);
       const pipeline = pipelineFor(gpu, p, variant, mc);
-      for (let n0 = 0; n0 < p.N; n0 += plan.colChunk) {
-        const nc = Math.min(plan.colChunk, p.N - n0);
-        const { buffers, uniforms: u } = chunkBindings(p, { z0, zc, m0, mc, n0, nc });
-        gpu.dispatch({
-          label: `linear:${variant.kind}${p.ln ? '+ln' : ''}`,
-          pipeline,
-          uniforms: u,
-          buffers,
-          workgroups: variantWorkgroups(variant, mc, nc, zc, p.ln !== null),
-        });
+      for (let k0 = 0; k0 < p.K; k0 += plan.kChunk) {
+        const kc = Math.min(plan.kChunk, p.K - k0);
+        for (let n0 = 0; n0 < p.N; n0 += plan.colChunk) {
+          const nc = Math.min(plan.colChunk, p.N - n0);
+          const { buffers, uniforms: u } = chunkBindings(p, { z0, zc, m0, mc, n0, nc, k0, kc });
+          gpu.dispatch({
+            label: `linear:${variant.kind}${p.ln ? '+ln' : ''}`,
+            pipeline,
+            uniforms: u,
+            buffers,
+            workgroups: variantWorkgroups(variant, mc, nc, zc, p.ln !== null),
+          });
+        }
       }
     }
   }
@@ -152,7 +178,11 @@ function lnPays(gpu: Gpu, workgroups: readonly number[]): boolean {
   return !gpu.caps.isSoftware || workgroups.reduce((a, b) => a * b, 1) <= 24;
 }
 
-/** A chunk of a problem: batches z0 .. z0+zc, rows m0 .. m0+mc of A and the output, columns n0 .. n0+nc. */
+/**
+ * A chunk of a problem: batches z0 .. z0+zc, rows m0 .. m0+mc of A and the output, columns n0 .. n0+nc, and
+ * k0 .. k0+kc of the reduction (a [K, N] B too large to bind is cut along K; chunks after the first add their
+ * partial product to the output in place, without bias or residual). k0/kc default to the whole of K.
+ */
 export interface GemmChunk {
   z0: number;
   zc: number;
@@ -160,6 +190,8 @@ export interface GemmChunk {
   mc: number;
   n0: number;
   nc: number;
+  k0?: number;
+  kc?: number;
 }
 
 /**
@@ -170,16 +202,22 @@ export interface GemmChunk {
 export function chunkBindings(p: GemmProblem, ch: GemmChunk): { buffers: Binding[]; uniforms: Uint32Array } {
   const { z0, zc, m0, mc, n0, nc } = ch;
   const { len: bRowLen, unit: bUnit } = bRow(p);
-  const aB = bindRange(p.a, z0 * p.aBatchStride + m0 * p.K, (zc - 1) * p.aBatchStride + mc * p.K);
+  const k0 = ch.k0 ?? 0;
+  const kc = ch.kc ?? p.K;
+  const first = k0 === 0;
+  const km = p.aLayout === 'km';
+  const lda = km ? p.M : p.K;
+  const aStart = z0 * p.aBatchStride + (km ? k0 * lda + m0 : m0 * lda + k0);
+  const aB = bindRange(p.a, aStart, (zc - 1) * p.aBatchStride + (km ? (kc - 1) * lda + mc : (mc - 1) * lda + kc));
   const cCount = (zc - 1) * p.cBatchStride + mc * p.N;
   const cB = bindRange(p.out, z0 * p.cBatchStride + m0 * p.N, cCount);
-  const rB = p.residual && !p.residualInPlace ? bindRange(p.residual, z0 * p.cBatchStride + m0 * p.N, cCount) : null;
+  const rB = first && p.residual && !p.residualInPlace ? bindRange(p.residual, z0 * p.cBatchStride + m0 * p.N, cCount) : null;
   const bB =
     p.bLayout === 'nk'
       ? bindRange(p.b, z0 * p.bBatchStride + n0 * bRowLen, (zc - 1) * p.bBatchStride + nc * bRowLen)
-      : bindRange(p.b, z0 * p.bBatchStride, (zc - 1) * p.bBatchStride + p.K * p.N);
+      : bindRange(p.b, z0 * p.bBatchStride + k0 * p.N, (zc - 1) * p.bBatchStride + kc * p.N);
   const sB = p.scales ? bindRange(p.scales, n0 * p.scales.dim(1), nc * p.scales.dim(1)) : null;
-  const biasB = p.bias ? bindRange(p.bias, n0, nc) : null;
+  const biasB = first && p.bias ? bindRange(p.bias, n0, nc) : null;
   const lnW = p.ln ? p.ln.weight.bind() : null;
   const lnB = p.ln ? p.ln.bias.bind() : null;
   const buffers = [
@@ -192,12 +230,12 @@ export function chunkBindings(p: GemmProblem, ch: GemmChunk): { buffers: Binding
     ...(lnW && lnB ? [lnW.binding, lnB.binding] : []),
   ];
   const u = uniforms()
-    .u32(mc, nc, p.K)
+    .u32(mc, nc, kc)
     // The output and residual bindings start at row m0; column chunks add n0 to their offsets.
     .u32(aB.elementOffset, bB.elementOffset * bUnit, cB.elementOffset + n0, biasB?.elementOffset ?? 0, rB ? rB.elementOffset + n0 : 0)
-    .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, p.K, bRowLen * bUnit, p.N)
+    .u32(p.aBatchStride, p.bBatchStride, p.cBatchStride, lda, bRowLen * bUnit, p.N)
     .f32(p.alpha)
-    .u32(epilogueFlags(p))
+    .u32(first ? epilogueFlags(p) : FLAG_RESIDUAL_INPLACE)
     .u32(lnW?.elementOffset ?? 0, lnB?.elementOffset ?? 0)
     .f32(p.ln?.eps ?? 0)
     .u32(sB?.elementOffset ?? 0)

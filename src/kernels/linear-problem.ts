@@ -14,7 +14,7 @@ export interface LayerNormPrologue {
 
 /**
  * One (batched) matrix product with its epilogue, already validated:
- * C[z, m, n] = act(alpha * sum_k A[z, m, k] * B(z, k, n) + bias[n]) + R[z, m, n].
+ * C[z, m, n] = act(alpha * sum_k A(z, m, k) * B(z, k, n) + bias[n]) + R[z, m, n].
  * Strides are in elements; a batch stride of 0 broadcasts the operand over the batch.
  */
 export interface GemmProblem {
@@ -26,6 +26,11 @@ export interface GemmProblem {
   /** Quantized B: its f16 scales, [N, groups]; null otherwise. */
   scales: Tensor | null;
   out: Tensor;
+  /**
+   * 'mk' (default): A is [M, K] row-major; 'km': A is stored [K, M] (A^T, row stride M), which makes a weight
+   * gradient dW = dY^T X an ordinary product. Only the tiled kernel reads 'km'.
+   */
+  aLayout?: 'mk' | 'km';
   /** 'nk': B is [N, K] row-major (a PyTorch weight, i.e. A B^T); 'kn': B is [K, N]. */
   bLayout: 'nk' | 'kn';
   batch: number;

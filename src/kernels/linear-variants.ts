@@ -90,6 +90,9 @@ export function tiledWorkgroupBytes(tile: TiledConfig, f16Math: boolean): number
   return (t.BK * (t.BM + t.BN)) * (f16Math ? 2 : 4);
 }
 
+/** linear_common's flag for "add the output's own contents" (y += ...). */
+export const FLAG_RESIDUAL_INPLACE = 16;
+
 /** The epilogue flags of linear_common (bias, activation, residual), chosen at run time. */
 export function epilogueFlags(p: GemmProblem): number {
   let f = 0;
@@ -97,19 +100,21 @@ export function epilogueFlags(p: GemmProblem): number {
   if (p.activation === 'gelu') f |= 2;
   else if (p.activation === 'relu') f |= 4;
   if (p.residual && !p.residualInPlace) f |= 8;
-  if (p.residualInPlace) f |= 16;
+  if (p.residualInPlace) f |= FLAG_RESIDUAL_INPLACE;
   return f;
 }
 
 /**
- * Whether every row start and K allow 4-element vector loads (and N too for a [K, N] B). Quantized rows are
- * whole groups of codes, always aligned: only A decides.
+ * Whether every row start and K allow 4-element vector loads (and N too for a [K, N] B; M instead of K for
+ * an A stored [K, M], whose vectors run along M). Quantized rows are whole groups of codes, always aligned:
+ * only A decides for them.
  */
 export function vecAligned(p: GemmProblem, aOffset: number, bOffset: number): boolean {
   const aligned = (v: number) => v % 4 === 0;
   const ldb = p.bLayout === 'nk' ? p.K : p.N;
+  const aRun = p.aLayout === 'km' ? p.M : p.K;
   const bAligned = p.scales !== null || (aligned(bOffset) && aligned(p.bBatchStride) && aligned(ldb));
-  return aligned(p.K) && aligned(aOffset) && aligned(p.aBatchStride) && bAligned;
+  return aligned(aRun) && (p.bLayout === 'kn' || aligned(p.K)) && aligned(aOffset) && aligned(p.aBatchStride) && bAligned;
 }
 
 /**
@@ -121,7 +126,7 @@ export function variantKey(p: GemmProblem, v: ResolvedVariant, rows: number): st
   const resType = p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype;
   const bucket = isGemvKind(v.kind) ? gemvRowBucket(rows) : 0;
   const ln = p.ln ? `|ln${lnRowLength(p.K)}${p.ln.weight.dtype}${p.ln.bias.dtype}` : '';
-  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.bLayout}|${bucket}|${v.gemvRows}|${p.K % 32 === 0}|${qPairs(p)}${ln}`;
+  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.aLayout ?? 'mk'}|${p.bLayout}|${bucket}|${v.gemvRows}|${p.K % 32 === 0}|${qPairs(p)}${ln}`;
 }
 
 /**
@@ -160,6 +165,7 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
     A_F16: p.a.dtype === 'f16',
     ...formatDefines(p),
     B_NK: p.bLayout === 'nk',
+    A_KM: p.aLayout === 'km',
     VEC: v.vec,
   };
   // A and B are read as packed u32 pairs when f16, so only f16 math, an f16 output, bias or residual need shader-f16.
@@ -265,6 +271,7 @@ export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, 
     subgroups = choice.subgroups ?? possible;
     if (subgroups && !possible) throw new Error('linear: regblock with subgroups needs subgroups of exactly 8 lanes, B as [N, K] and vector loads');
   }
+  if (p.aLayout === 'km' && choice.kind !== 'tiled') throw new Error(`linear: A stored as [K, M] is read by the tiled kernel only, not ${choice.kind}`);
   const f16Math = choice.kind === 'tiled' && (choice.f16Math ?? false);
   if (f16Math && !gpu.caps.f16) throw new Error('linear: f16 math needs shader-f16');
   const tile = choice.kind === 'tiled' ? (choice.tile ?? 'tile64') : 'tile64';

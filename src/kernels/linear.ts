@@ -19,10 +19,14 @@ export interface LinearOptions {
 }
 
 export interface MatmulOptions {
+  /** a is [B?, K, M] (multiply its transpose) instead of [B?, M, K]: a weight gradient dY^T X without a copy. */
+  transposeA?: boolean;
   /** b is [B?, N, K] (multiply by its transpose) instead of [B?, K, N]. */
   transposeB?: boolean;
   /** Scales the product. */
   alpha?: number;
+  /** Adds the product to this tensor (of the result's shape and a float dtype) in place, and returns it. */
+  accumulate?: Tensor;
 }
 
 const FLOAT_TYPES: readonly DType[] = ['f32', 'f16'];
@@ -150,28 +154,53 @@ export function matmulProblem(a: Tensor, b: Tensor, options: MatmulOptions = {})
   if (a.gpu !== b.gpu) throw new Error('matmul: a and b live on different devices');
   if (a.ndim < 2 || b.ndim < 2) throw new RangeError(`matmul: a and b need at least 2 dimensions, got ${a} and ${b}`);
   const transposeB = options.transposeB ?? false;
+  const transposeA = options.transposeA ?? false;
   const alpha = options.alpha ?? 1;
   if (!Number.isFinite(alpha)) throw new RangeError(`matmul: alpha must be finite, got ${alpha}`);
-  const [M, K] = a.shape.slice(-2) as [number, number];
+  const [a0, a1] = a.shape.slice(-2) as [number, number];
+  const [M, K] = transposeA ? [a1, a0] : [a0, a1];
   const [b0, b1] = b.shape.slice(-2) as [number, number];
   const [bK, N] = transposeB ? [b1, b0] : [b0, b1];
   if (bK !== K) {
-    throw new RangeError(`matmul: a ${a} has K = ${K} but b ${b}${transposeB ? ' (transposed)' : ''} has K = ${bK}`);
+    throw new RangeError(`matmul: a ${a}${transposeA ? ' (transposed)' : ''} has K = ${K} but b ${b}${transposeB ? ' (transposed)' : ''} has K = ${bK}`);
   }
   if (K === 0) throw new RangeError('matmul: K must be at least 1');
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
   const bLayout = transposeB ? 'nk' : 'kn';
-  const common = { a, b, bFormat: b.dtype as 'f32' | 'f16', scales: null, bLayout, K, N, alpha, bias: null, activation: 'none', residual: null, residualInPlace: false, ln: null } as const;
+  const acc = options.accumulate ?? null;
+  const common = {
+    a,
+    b,
+    bFormat: b.dtype as 'f32' | 'f16',
+    scales: null,
+    aLayout: transposeA ? 'km' : 'mk',
+    bLayout,
+    K,
+    N,
+    alpha,
+    bias: null,
+    activation: 'none',
+    residual: null,
+    residualInPlace: acc !== null,
+    ln: null,
+  } as const;
+  const allocate = (shape: number[]): Tensor => {
+    if (!acc) return Tensor.empty(a.gpu, shape, a.dtype);
+    checkOut('matmul', acc, a, shape);
+    for (const [name, t] of [['a', a], ['b', b]] as const) if (overlaps(acc, t)) throw new Error(`matmul: accumulate overlaps ${name}`);
+    return acc;
+  };
   if (bBatch.length === 0) {
-    // b is shared by every batch: one product with the batches stacked as rows.
-    const out = Tensor.empty(a.gpu, [...aBatch, M, N], a.dtype);
+    // b is shared by every batch: one product with the batches stacked as rows (a transposed a cannot stack).
+    if (transposeA && aBatch.length !== 0) throw new RangeError('matmul: a transposed a needs b batched like it (or no batch at all)');
+    const out = allocate([...aBatch, M, N]);
     return { ...common, out, batch: 1, M: numel(aBatch) * M, aBatchStride: 0, bBatchStride: 0, cBatchStride: 0 };
   }
   if (aBatch.length !== 0 && !sameShape(aBatch, bBatch)) {
     throw new RangeError(`matmul: batch dimensions of a ${a} and b ${b} differ`);
   }
-  const out = Tensor.empty(a.gpu, [...bBatch, M, N], a.dtype);
+  const out = allocate([...bBatch, M, N]);
   return {
     ...common,
     out,
@@ -202,9 +231,12 @@ export function linear(x: Tensor, weight: Weight, bias?: Tensor | null, options?
   return runOrDispose(linearProblem(x, weight, bias, options), options?.out === undefined);
 }
 
-/** Batched a @ b (or a @ b^T with transposeB). a [B?, M, K], b [B?, K, N] (or [B?, N, K]). */
+/**
+ * Batched a @ b (a^T with transposeA, b^T with transposeB). a [B?, M, K] (or [B?, K, M]), b [B?, K, N] (or
+ * [B?, N, K]). With `accumulate` the product is added to that tensor, which is returned.
+ */
 export function matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
-  return runOrDispose(matmulProblem(a, b, options), true);
+  return runOrDispose(matmulProblem(a, b, options), options?.accumulate === undefined);
 }
 
 /** linear with the kernel variant forced (tests and benchmarks). */
@@ -214,5 +246,5 @@ export function linearWithVariant(choice: VariantChoice, x: Tensor, weight: Weig
 
 /** matmul with the kernel variant forced (tests and benchmarks). */
 export function matmulWithVariant(choice: VariantChoice, a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
-  return runOrDispose(matmulProblem(a, b, options), true, choice);
+  return runOrDispose(matmulProblem(a, b, options), options?.accumulate === undefined, choice);
 }

@@ -43,11 +43,13 @@ function key(M: number, K: number, N: number, layout: string, a: DType, b: strin
 }
 
 function problemKey(p: GemmProblem): string {
-  return key(p.M, p.K, p.N, p.bLayout, p.a.dtype, p.bFormat);
+  return key(p.M, p.K, p.N, p.aLayout === 'km' ? `km-${p.bLayout}` : p.bLayout, p.a.dtype, p.bFormat);
 }
 
 /** The rule of thumb. */
-export function defaultVariant(gpu: Gpu, p: Pick<GemmProblem, 'M' | 'N' | 'bLayout'>): VariantChoice {
+export function defaultVariant(gpu: Gpu, p: Pick<GemmProblem, 'M' | 'N' | 'bLayout' | 'aLayout'>): VariantChoice {
+  // Weight gradients (A stored transposed) have one kernel; they are small next to the frozen model's products.
+  if (p.aLayout === 'km') return { kind: 'tiled', tile: p.M <= 32 ? 'tile32' : 'tile64' };
   const software = gpu.caps.isSoftware;
   if (software) {
     // Measured on lavapipe at 2560 -> 10240 with f16 weights: gemv-rows wins up to M = 2, ties at 3-4,

@@ -4,12 +4,13 @@
  * Blip2QFormerLayer, Blip2QFormerEncoder, Blip2QFormerModel. BERT-style post-LN blocks; cross-attention to
  * the image tokens every `cross_attention_frequency` layers. HF keeps this module in fp32: so do we.
  */
-import { attention, attentionProbs } from '../kernels/attention.js';
+import { attention } from '../autograd/functional.js';
+import { attentionProbs } from '../kernels/attention.js';
 import type { Tensor } from '../tensor.js';
 import { tidy } from '../tensor.js';
 import type { Blip2QFormerConfig } from './config.js';
 import { Module, ModuleList } from './module.js';
-import { LayerNorm, Linear } from './nn.js';
+import { Dropout, LayerNorm, Linear } from './nn.js';
 
 export interface QFormerAttentionOutput {
   output: Tensor;
@@ -55,19 +56,21 @@ export class Blip2QFormerMultiHeadAttention extends Module<[Tensor, Tensor | nul
   }
 }
 
-/** LayerNorm(dense(hidden_states) + input_tensor). */
+/** LayerNorm(dropout(dense(hidden_states)) + input_tensor). */
 export class Blip2QFormerSelfOutput extends Module<[Tensor, Tensor], Tensor> {
   dense: Linear;
   LayerNorm: LayerNorm;
+  dropout: Dropout;
 
   constructor(readonly config: Blip2QFormerConfig) {
     super();
     this.dense = new Linear(config.hidden_size, config.hidden_size, { role: 'fp32' });
     this.LayerNorm = new LayerNorm(config.hidden_size, config.layer_norm_eps);
+    this.dropout = new Dropout(config.hidden_dropout_prob);
   }
 
   forward(hidden_states: Tensor, input_tensor: Tensor): Tensor {
-    return tidy(() => this.LayerNorm.call(this.dense.call(hidden_states), { residual: input_tensor }));
+    return tidy(() => this.LayerNorm.call(this.dropout.call(this.dense.call(hidden_states)), { residual: input_tensor }));
   }
 }
 
@@ -106,19 +109,21 @@ export class Blip2QFormerIntermediate extends Module<[Tensor], Tensor> {
   }
 }
 
-/** LayerNorm(dense(hidden_states) + input_tensor). */
+/** LayerNorm(dropout(dense(hidden_states)) + input_tensor). */
 export class Blip2QFormerOutput extends Module<[Tensor, Tensor], Tensor> {
   dense: Linear;
   LayerNorm: LayerNorm;
+  dropout: Dropout;
 
   constructor(readonly config: Blip2QFormerConfig) {
     super();
     this.dense = new Linear(config.intermediate_size, config.hidden_size, { role: 'fp32' });
     this.LayerNorm = new LayerNorm(config.hidden_size, config.layer_norm_eps);
+    this.dropout = new Dropout(config.hidden_dropout_prob);
   }
 
   forward(hidden_states: Tensor, input_tensor: Tensor): Tensor {
-    return tidy(() => this.LayerNorm.call(this.dense.call(hidden_states), { residual: input_tensor }));
+    return tidy(() => this.LayerNorm.call(this.dropout.call(this.dense.call(hidden_states)), { residual: input_tensor }));
   }
 }
 
@@ -206,11 +211,13 @@ export class Blip2QFormerEncoder extends Module<[Tensor, Tensor, QFormerOutputOp
 
 export class Blip2QFormerModel extends Module<[Tensor, Tensor, QFormerOutputOptions?], QFormerEncoderOutput> {
   layernorm: LayerNorm;
+  dropout: Dropout;
   encoder: Blip2QFormerEncoder;
 
   constructor(readonly config: Blip2QFormerConfig) {
     super();
     this.layernorm = new LayerNorm(config.hidden_size, config.layer_norm_eps);
+    this.dropout = new Dropout(config.hidden_dropout_prob);
     this.encoder = new Blip2QFormerEncoder(config);
   }
 
@@ -227,7 +234,7 @@ export class Blip2QFormerModel extends Module<[Tensor, Tensor, QFormerOutputOpti
       throw new Error(`encoder_hidden_states must be [${query_embeds.dim(0)}, L, ${c.encoder_hidden_size}], got [${encoder_hidden_states.shape.join(', ')}]`);
     }
     return tidy(() => {
-      const embedding_output = this.layernorm.call(query_embeds);
+      const embedding_output = this.dropout.call(this.layernorm.call(query_embeds));
       return this.encoder.call(embedding_output, encoder_hidden_states, options);
     });
   }

@@ -3,12 +3,9 @@
  * Blip2VisionEmbeddings, Blip2Attention, Blip2MLP, Blip2EncoderLayer, Blip2Encoder, Blip2VisionModel.
  * Every forward runs inside tidy(): intermediates are freed, returned tensors belong to the caller.
  */
-import { attention, attentionProbs } from '../kernels/attention.js';
-import { add } from '../kernels/elementwise.js';
-import { embedding } from '../kernels/embedding.js';
+import { add, attention, concatRows, embedding as gather, linear } from '../autograd/functional.js';
+import { attentionProbs } from '../kernels/attention.js';
 import { im2col } from '../kernels/im2col.js';
-import { linear } from '../kernels/linear.js';
-import { concatRows } from '../kernels/rows.js';
 import { Tensor, tidy } from '../tensor.js';
 import type { Blip2VisionConfig } from './config.js';
 import { Module, ModuleList, Parameter } from './module.js';
@@ -44,7 +41,8 @@ export function expandBatch(param: Tensor, batch: number): Tensor {
   return tidy(() => {
     const [, n, d] = param.shape as [number, number, number];
     const ids = Tensor.from(param.gpu, new Int32Array(batch), [batch], 'i32');
-    return embedding(ids, param.reshape([1, n * d]), { outDtype: 'f32' }).reshape([batch, n, d]);
+    // Differentiable: the learned query tokens are expanded this way, and their gradient sums over the batch.
+    return gather(ids, param.reshape([1, n * d]), { outDtype: 'f32' }).reshape([batch, n, d]);
   });
 }
 
@@ -244,12 +242,27 @@ export class Blip2VisionModel extends Module<[Tensor, OutputOptions?], VisionMod
       const hidden_states = this.embeddings.call(pixel_values);
       const encoder_outputs = this.encoder.call(hidden_states, options);
       const last_hidden_state = this.post_layernorm.call(encoder_outputs.last_hidden_state);
-      const [B, L, D] = last_hidden_state.shape as [number, number, number];
-      // pooled_output = post_layernorm(last_hidden_state[:, 0, :]): gather the CLS row of every image.
-      const cls_rows = Tensor.from(pixel_values.gpu, Int32Array.from({ length: B }, (_, b) => b * L), [B], 'i32');
-      const pooled = embedding(cls_rows, last_hidden_state.reshape([B * L, D]), { outDtype: 'f32' });
-      const pooler_output = this.post_layernorm.call(pooled);
-      return { last_hidden_state, pooler_output, hidden_states: encoder_outputs.hidden_states, attentions: encoder_outputs.attentions };
+      return { last_hidden_state, pooler_output: this.pool(last_hidden_state), hidden_states: encoder_outputs.hidden_states, attentions: encoder_outputs.attentions };
     });
+  }
+
+  /** pooled_output = post_layernorm(last_hidden_state[:, 0, :]): the CLS row of every image, normalised again. */
+  pool(last_hidden_state: Tensor): Tensor {
+    return tidy(() => {
+      const [B, L, D] = last_hidden_state.shape as [number, number, number];
+      const cls_rows = Tensor.from(last_hidden_state.gpu, Int32Array.from({ length: B }, (_, b) => b * L), [B], 'i32');
+      const pooled = gather(cls_rows, last_hidden_state.reshape([B * L, D]), { outDtype: 'f32' });
+      return this.post_layernorm.call(pooled);
+    });
+  }
+
+  /** The output of a forward pass whose last_hidden_state was computed before (features cached per image). */
+  outputsFromFeatures(last_hidden_state: Tensor): VisionModelOutput {
+    const c = this.config;
+    const tokens = (c.image_size / c.patch_size) ** 2 + 1;
+    if (last_hidden_state.ndim !== 3 || last_hidden_state.dim(1) !== tokens || last_hidden_state.dim(2) !== c.hidden_size) {
+      throw new Error(`image_embeds must be [B, ${tokens}, ${c.hidden_size}] (the vision model's last_hidden_state), got [${last_hidden_state.shape.join(', ')}]`);
+    }
+    return { last_hidden_state: last_hidden_state.ref(), pooler_output: this.pool(last_hidden_state), hidden_states: null, attentions: null };
   }
 }

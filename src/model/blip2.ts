@@ -3,9 +3,11 @@
  * language_projection -> the projected queries written into the `<image>` token rows of the OPT input
  * embeddings (or, for checkpoints without image_token_index, prepended to them) -> language_model.
  */
+import { causalLMLoss, concatRows, scatterRows } from '../autograd/functional.js';
+import { noGradAsync } from '../autograd/tape.js';
 import { generateBlip2, type Blip2GenerateArgs, type GenerateOutput } from '../generation/generate.js';
-import { concatRows } from '../kernels/rows.js';
-import { scatterRows } from '../kernels/scatter.js';
+import { IGNORE_INDEX } from '../kernels/cross-entropy.js';
+import { selectionFilter, type ParameterSelection } from '../training/select.js';
 import { getGpu, type Gpu } from '../gpu/gpu.js';
 import { joinPath, openCheckpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/text-file.js';
@@ -29,7 +31,18 @@ export interface ImageFeatures {
 }
 
 export interface Blip2ForwardArgs {
-  pixel_values: Tensor;
+  /** [B, 3, H, W]; may be left out when image_embeds are given. */
+  pixel_values?: Tensor;
+  /**
+   * The vision model's last_hidden_state for these images, computed earlier: the vision tower is frozen while
+   * the Q-Former trains, so its features can be cached per image (Trainer does).
+   */
+  image_embeds?: Tensor;
+  /**
+   * Language-modelling labels [B, L] (HF's convention: the input ids, -100 where no loss is taken: image
+   * tokens, padding). Each position is scored on the next label; `loss` is their mean cross-entropy.
+   */
+  labels?: readonly (readonly number[])[];
   /** Token ids on the host, [B, L] (left-padded for batches). */
   input_ids: readonly (readonly number[])[];
   /** [B, L] of 0/1; all ones when omitted. */
@@ -50,6 +63,8 @@ export interface Blip2Output extends ImageFeatures {
   attention_mask: number[][];
   language_model_outputs: CausalLMOutput;
   logits: Tensor;
+  /** Mean next-token cross-entropy over the labels that count ([1] f32), when labels were given. */
+  loss: Tensor | null;
 }
 
 export interface MergedInputs {
@@ -69,6 +84,11 @@ export interface FromPretrainedOptions {
    */
   quantize?: QuantScheme;
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * Parameters to train: loaded as f32 master copies from the checkpoint whatever `dtype` says, and marked
+   * requires_grad; every other one is frozen. See training/select.ts ('qformer' is BLIP-2's stage 2).
+   */
+  trainable?: ParameterSelection;
 }
 
 export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Blip2Output> {
@@ -86,13 +106,21 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
     }
     const gpu = options.gpu ?? (await getGpu());
     const model = new Blip2ForConditionalGeneration(config);
+    const train = options.trainable ? selectionFilter(options.trainable) : null;
+    const selected = train ? model.namedParameters().filter(([name]) => train(name)) : [];
+    if (train && selected.length === 0) throw new Error(`the trainable selection ${JSON.stringify(options.trainable)} matches no parameter of the model`);
+    for (const [, p] of selected) p.role = 'fp32';
     const source = await openCheckpoint(dir);
     try {
       await loadWeights(model, source, gpu, { dtype: options.dtype ?? 'f16', quantize: stored ?? options.quantize ?? null, stored, onProgress: options.onProgress });
+    } catch (e) {
+      model.dispose();
+      throw e;
     } finally {
       await source.close();
     }
     model.language_model.fuse_qkv();
+    for (const [, p] of selected) p.requires_grad = true;
     return model;
   }
 
@@ -115,10 +143,19 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
     return this.query_tokens.value.gpu;
   }
 
-  /** Vision tower, Q-Former over the learned query tokens (or `query_embeds` [1|B, Q, hidden]), projection. */
-  get_image_features(pixel_values: Tensor, options: { output_hidden_states?: boolean; output_attentions?: boolean; query_embeds?: Tensor } = {}): ImageFeatures {
+  /**
+   * Vision tower (or its cached output `image_embeds`), Q-Former over the learned query tokens (or `query_embeds`
+   * [1|B, Q, hidden]), projection.
+   */
+  get_image_features(
+    pixel_values: Tensor | null,
+    options: { output_hidden_states?: boolean; output_attentions?: boolean; query_embeds?: Tensor; image_embeds?: Tensor } = {},
+  ): ImageFeatures {
     return tidy(() => {
-      const vision_outputs = this.vision_model.call(pixel_values, options);
+      let vision_outputs: VisionModelOutput;
+      if (options.image_embeds) vision_outputs = this.vision_model.outputsFromFeatures(options.image_embeds);
+      else if (pixel_values) vision_outputs = this.vision_model.call(pixel_values, options);
+      else throw new Error('get_image_features needs pixel_values or image_embeds');
       const image_embeds = vision_outputs.last_hidden_state;
       const B = image_embeds.dim(0);
       const q = options.query_embeds ?? this.query_tokens.value;
@@ -167,8 +204,8 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
       // masked_scatter fills the image rows in order, batch by batch: exactly Q per sequence in HF's layout.
       const idx = Tensor.from(gpu, Int32Array.from(rows), [rows.length], 'i32');
       const dst = embeds.reshape([B * L, D]);
-      scatterRows(dst, language_model_inputs.reshape([B * Q, D]), idx);
-      return { inputs_embeds: embeds, attention_mask: mask };
+      const merged = scatterRows(dst, language_model_inputs.reshape([B * Q, D]), idx);
+      return { inputs_embeds: merged.reshape([B, L, D]), attention_mask: mask };
     });
   }
 
@@ -177,15 +214,17 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
    * input_ids it captions from `[<image>] * num_query_tokens + [bos]`. See src/generation/generate.ts.
    */
   generate(args: Blip2GenerateArgs): Promise<GenerateOutput> {
-    return generateBlip2(this, args);
+    // Generation never records a graph, even with trainable parameters.
+    return noGradAsync(() => generateBlip2(this, args));
   }
 
   forward(args: Blip2ForwardArgs): Blip2Output {
     return tidy(() => {
-      const features = this.get_image_features(args.pixel_values, {
+      const features = this.get_image_features(args.pixel_values ?? null, {
         output_hidden_states: args.output_hidden_states,
         output_attentions: args.output_attentions,
         query_embeds: args.query_embeds,
+        image_embeds: args.image_embeds,
       });
       const { inputs_embeds, attention_mask } = this.merge_image_features(features.language_model_inputs, args.input_ids, args.attention_mask);
       const language_model_outputs = this.language_model.call({
@@ -196,7 +235,18 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
         output_attentions: args.output_attentions,
         logits_to_keep: args.logits_to_keep,
       });
-      return { ...features, inputs_embeds, attention_mask, language_model_outputs, logits: language_model_outputs.logits };
+      const logits = language_model_outputs.logits;
+      let loss: Tensor | null = null;
+      if (args.labels) {
+        if (args.logits_to_keep) throw new Error('labels need the logits of every position (leave logits_to_keep out)');
+        let labels = args.labels;
+        const extra = logits.dim(1) - (labels[0]?.length ?? 0);
+        // Checkpoints without image_token_index prepend the queries: like HF (which scores only the text
+        // positions' logits), no loss there, and the first text label is not a target.
+        if (extra > 0) labels = labels.map((r) => [...new Array<number>(extra).fill(IGNORE_INDEX), IGNORE_INDEX, ...r.slice(1)]);
+        loss = causalLMLoss(logits, labels).loss;
+      }
+      return { ...features, inputs_embeds, attention_mask, language_model_outputs, logits, loss };
     });
   }
 }

@@ -28,6 +28,10 @@ export interface Blip2QFormerConfig {
   cross_attention_frequency: number;
   encoder_hidden_size: number;
   use_qformer_text_input: boolean;
+  /** Dropout after the embeddings' LayerNorm and each dense output (training only). */
+  hidden_dropout_prob: number;
+  /** Dropout of the attention probabilities in HF; the fused attention kernels do not apply it (docs/finetuning.md). */
+  attention_probs_dropout_prob: number;
 }
 
 export interface OPTConfig {
@@ -85,6 +89,8 @@ const QFORMER_DEFAULTS: Blip2QFormerConfig = {
   cross_attention_frequency: 2,
   encoder_hidden_size: 1408,
   use_qformer_text_input: false,
+  hidden_dropout_prob: 0.1,
+  attention_probs_dropout_prob: 0.1,
 };
 
 const OPT_DEFAULTS: Omit<OPTConfig, 'word_embed_proj_dim'> = {

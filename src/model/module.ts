@@ -1,5 +1,7 @@
+import { registerLeaf, unregisterLeaf } from '../autograd/tape.js';
+import { cast } from '../kernels/copy.js';
 import { QuantizedTensor, type Weight } from '../quant/quantized-tensor.js';
-import type { Tensor } from '../tensor.js';
+import { keep, type Tensor } from '../tensor.js';
 
 /**
  * How a parameter is stored on the GPU: `matmul` weights (linear, conv, embedding tables) follow the model's
@@ -10,10 +12,16 @@ export type ParameterRole = 'matmul' | 'fp32';
 
 /**
  * A named slot for a weight; filled by the loader. It holds a float tensor, or for the Linear weights of a
- * quantized model (src/quant/) a QuantizedTensor: `data` gives either, `value` only a float tensor.
+ * quantized model (src/quant/) a QuantizedTensor: `data` gives either, `value` only a float tensor. Like
+ * torch's nn.Parameter a float one can be trainable: with `requires_grad` on, `backward()` adds its gradient
+ * (f32, of its shape) into `grad`.
  */
 export class Parameter {
   #data: Weight | null = null;
+  #requiresGrad = false;
+  /** The accumulated gradient (f32), or null; zero_grad() (or the optimizer's zeroGrad) clears it. */
+  grad: Tensor | null = null;
+
   constructor(
     readonly shape: readonly number[],
     public role: ParameterRole = 'fp32',
@@ -24,7 +32,10 @@ export class Parameter {
     return this.#data instanceof QuantizedTensor ? null : this.#data;
   }
   set tensor(t: Tensor | null) {
+    const held = this.tensor;
+    if (held) unregisterLeaf(held);
     this.#data = t;
+    if (t && this.#requiresGrad) registerLeaf(t, this);
   }
 
   /** The quantized weight (null when not loaded or float). Assigning replaces whatever was held. */
@@ -32,6 +43,9 @@ export class Parameter {
     return this.#data instanceof QuantizedTensor ? this.#data : null;
   }
   set quantized(q: QuantizedTensor | null) {
+    if (q && this.#requiresGrad) throw new Error(`parameter of shape [${this.shape.join(', ')}] is trainable: it cannot hold quantized weights`);
+    const held = this.tensor;
+    if (held) unregisterLeaf(held);
     this.#data = q;
   }
 
@@ -53,9 +67,45 @@ export class Parameter {
     return d;
   }
 
+  get requires_grad(): boolean {
+    return this.#requiresGrad;
+  }
+
+  /**
+   * Trainable parameters are kept in f32 (master copies): an f16 weight is widened when marked (load it with
+   * `fromPretrained(dir, { trainable })` to start from the checkpoint's own f32 values instead). Quantized
+   * weights cannot train: they stay frozen (load the model with those weights trainable to get f32 copies).
+   */
+  set requires_grad(on: boolean) {
+    if (on && this.#data instanceof QuantizedTensor) {
+      throw new Error(`parameter of shape [${this.shape.join(', ')}] is quantized (${this.#data}): it can only be frozen (list it in fromPretrained's trainable selection to load it as f32)`);
+    }
+    this.#requiresGrad = on;
+    const t = this.tensor;
+    if (on && t && t.dtype === 'f16') {
+      this.role = 'fp32';
+      const wide = keep(cast(t, 'f32'));
+      t.dispose();
+      this.tensor = wide;
+      return;
+    }
+    if (t) {
+      if (on) registerLeaf(t, this);
+      else unregisterLeaf(t);
+    }
+  }
+
+  /** Drops the gradient (torch's zero_grad(set_to_none=True)). */
+  zero_grad(): void {
+    this.grad?.dispose();
+    this.grad = null;
+  }
+
   dispose(): void {
-    this.#data?.dispose();
-    this.#data = null;
+    this.zero_grad();
+    const held = this.#data;
+    this.tensor = null;
+    held?.dispose();
   }
 }
 
@@ -158,6 +208,36 @@ export abstract class Module<A extends unknown[] = unknown[], O = unknown> {
     const parent = this.getSubmodule(parts.join('.')) as unknown as Record<string, unknown>;
     if (!(parent[last] instanceof Module)) throw new Error(`no submodule at '${path}'`);
     parent[last] = module;
+  }
+
+  /** Dropout and other train-only behaviour (torch's module.training); HF models load in eval mode. */
+  training = false;
+
+  /** Sets training mode here and in every submodule (torch's train()); returns this. */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  /** train(false). */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Marks every parameter of this module (and its submodules) trainable or frozen; returns this. */
+  requires_grad_(on = true): this {
+    for (const [, p] of this.namedParameters()) p.requires_grad = on;
+    return this;
+  }
+
+  /** The parameters with requires_grad on, by state-dict key. */
+  trainableParameters(prefix = ''): [string, Parameter][] {
+    return this.namedParameters(prefix).filter(([, p]) => p.requires_grad);
+  }
+
+  /** Drops every parameter's gradient. */
+  zero_grad(): void {
+    for (const [, p] of this.namedParameters()) p.zero_grad();
   }
 
   /** Frees every parameter's GPU memory (and whatever a submodule holds besides, through its own dispose()). */

@@ -1,6 +1,5 @@
-import { embedding } from '../kernels/embedding.js';
-import { layerNorm } from '../kernels/layernorm.js';
-import { linear, type Activation, type LayerNormPrologue } from '../kernels/linear.js';
+import { dropout, embedding, layerNorm, linear } from '../autograd/functional.js';
+import type { Activation, LayerNormPrologue } from '../kernels/linear.js';
 import type { Tensor } from '../tensor.js';
 import { Module, Parameter, type ParameterRole } from './module.js';
 
@@ -74,5 +73,17 @@ export class Embedding extends Module<[Tensor], Tensor> {
 
   forward(ids: Tensor): Tensor {
     return embedding(ids, this.weight.value);
+  }
+}
+
+/** nn.Dropout: zeroes elements with probability p while training (module.train()), identity in eval mode. */
+export class Dropout extends Module<[Tensor], Tensor> {
+  constructor(public p: number) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p must be in [0, 1), got ${p}`);
+  }
+
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p, this.training);
   }
 }

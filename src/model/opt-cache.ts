@@ -34,12 +34,17 @@ export class OPTKVCache {
     return this.hidden;
   }
 
-  static create(gpu: Gpu, options: { numLayers: number; batch: number; capacity: number; hidden: number; dtype: DType }): OPTKVCache {
+  /**
+   * `pooled`: the buffers come from the pool's size classes instead of being made to measure, for short-lived
+   * caches of varying sizes (continuous batching's prompt passes) that would otherwise create and destroy a
+   * buffer each time.
+   */
+  static create(gpu: Gpu, options: { numLayers: number; batch: number; capacity: number; hidden: number; dtype: DType; pooled?: boolean }): OPTKVCache {
     const { numLayers, batch, capacity, hidden, dtype } = options;
     const layers: { kv: Tensor }[] = [];
     try {
       for (let i = 0; i < numLayers; i++) {
-        layers.push({ kv: keep(Tensor.empty(gpu, [batch, capacity, 3 * hidden], dtype, { persistent: true, label: `kv.${i}` })) });
+        layers.push({ kv: keep(Tensor.empty(gpu, [batch, capacity, 3 * hidden], dtype, { persistent: !options.pooled, label: `kv.${i}` })) });
       }
     } catch (e) {
       for (const l of layers) l.kv.dispose();
@@ -128,6 +133,20 @@ export class OPTKVCache {
       const from = src.layers[i]!.kv;
       this.gpu.copyBuffer(from.buffer, from.byteOffset + srcRow * src.capacity * rowBytes, l.kv.buffer, l.kv.byteOffset + dstRow * this.capacity * rowBytes, rows * rowBytes);
     });
+  }
+
+  /**
+   * Batch rows `start .. start+count` as a cache of their own over the same buffers (no copy), holding `length`
+   * rows: continuous batching runs a step on the occupied slots of a larger cache. Disposing the view releases
+   * only its handles; the buffers live until the owner is disposed too.
+   */
+  rowsView(start: number, count: number, length: number): OPTKVCache {
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 1 || start + count > this.batch) {
+      throw new RangeError(`cache rows ${start}..${start + count} outside a batch of ${this.batch}`);
+    }
+    if (!Number.isInteger(length) || length < 0 || length > this.capacity) throw new RangeError(`cache view length ${length} outside 0..${this.capacity}`);
+    const layers = this.layers.map((l) => ({ kv: keep(l.kv.rows(start, count)) }));
+    return new OPTKVCache(this.gpu, layers, count, this.capacity, this.hidden, this.dtype, length);
   }
 
   dispose(): void {

@@ -136,9 +136,19 @@ export class OPTDecodeSession {
    * the session and are overwritten by the next step (do not dispose them; take a `ref()` to hand them on).
    */
   step(tokens: readonly number[]): Tensor {
-    const gpu = this.cache.gpu;
+    const { program, logits } = this.prepare();
+    this.state.setFed(tokens);
+    this.cache.gpu.replay(program);
+    return logits;
+  }
+
+  /**
+   * Captures the host-chosen step now (`step` does it on first use): its temporaries and logits are then held for
+   * the session's life, so a server that prepares its sessions up front keeps its GPU memory fixed.
+   */
+  prepare(): { program: GpuProgram; logits: Tensor } {
     if (!this.stepProgram) {
-      const { program, result } = gpu.capture(() =>
+      const { program, result } = this.cache.gpu.capture(() =>
         tidy(() => {
           const logits = opt_decode_forward(this.lm, this.cache, this.state, this.options);
           this.state.commit();
@@ -147,9 +157,7 @@ export class OPTDecodeSession {
       );
       this.stepProgram = { program, logits: keep(result) };
     }
-    this.state.setFed(tokens);
-    gpu.replay(this.stepProgram.program);
-    return this.stepProgram.logits;
+    return this.stepProgram;
   }
 
   /**

@@ -3,11 +3,11 @@
  * OPTDecoder, OPTModel, OPTForCausalLM. Pre-LN (do_layer_norm_before) as in OPT-2.7B, post-LN supported;
  * ReLU MLP; learned positions with an offset of 2; lm_head tied to embed_tokens; KV cache for decoding.
  */
-import { attention, attentionProbs } from '../kernels/attention.js';
-import { add } from '../kernels/elementwise.js';
+import { add, attention, concatRows, linear } from '../autograd/functional.js';
+import { checkpoint, recording } from '../autograd/tape.js';
+import { attentionProbs } from '../kernels/attention.js';
 import { embedding } from '../kernels/embedding.js';
-import { linear } from '../kernels/linear.js';
-import { concatRows } from '../kernels/rows.js';
+import { linear as linearInto } from '../kernels/linear.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { keep, Tensor, tidy, type DType } from '../tensor.js';
 import { concatQuantizedRows, keepWeight, QuantizedTensor, type Weight } from '../quant/quantized-tensor.js';
@@ -158,11 +158,12 @@ export class OPTAttention extends Module<[Tensor, OPTAttentionContext, number, T
 
   /**
    * The [k; v; q] projection as one [3D, D] weight and [3D] bias: the fused weights, or (after parameters were
-   * replaced by hand) a concatenation made for this call.
+   * replaced by hand, or while they train: the gradient must reach each of them) a concatenation made for this call.
    */
   fusedQKV(): { weight: Weight; bias: Tensor | null } {
     const current = [this.k_proj, this.v_proj, this.q_proj].flatMap((p) => [p.weight.loaded, p.bias?.tensor ?? null]);
-    if (this.qkv && current.every((t, i) => t === this.qkv!.parts[i])) return this.qkv;
+    const training = current.some((t) => t instanceof Tensor && recording(t));
+    if (this.qkv && !training && current.every((t, i) => t === this.qkv!.parts[i])) return this.qkv;
     const D = this.embed_dim;
     const ws = [this.k_proj, this.v_proj, this.q_proj].map((p) => p.weight.data);
     let weight: Weight;
@@ -187,7 +188,7 @@ export class OPTAttention extends Module<[Tensor, OPTAttentionContext, number, T
       // One GEMM gives [key | value | query] per token (k_proj, v_proj, q_proj); with a single sequence it lands
       // directly in the cache rows of these tokens.
       const slot = ctx.cache && ctx.cache.dtype === hidden_states.dtype ? ctx.cache.slot(layer_idx, past, L) : null;
-      const qkv = slot ? (linear(hidden_states, weight, bias, { out: slot }), slot) : linear(hidden_states, weight, bias);
+      const qkv = slot ? (linearInto(hidden_states, weight, bias, { out: slot }), slot) : linear(hidden_states, weight, bias);
       let kv = qkv;
       if (ctx.cache) {
         if (!slot) ctx.cache.write(layer_idx, qkv, past);
@@ -283,6 +284,12 @@ export class OPTDecoder extends Module<[OPTForwardArgs], OPTDecoderOutput> {
   final_layer_norm: LayerNorm | null;
   layers: ModuleList<OPTDecoderLayer>;
 
+  /**
+   * Recompute each decoder layer in the backward pass instead of keeping its activations (HF's
+   * gradient_checkpointing_enable()): a layer's input is all that stays between forward and backward.
+   */
+  gradient_checkpointing = false;
+
   constructor(readonly config: OPTConfig) {
     super();
     this.padding_idx = config.pad_token_id;
@@ -330,7 +337,11 @@ export class OPTDecoder extends Module<[OPTForwardArgs], OPTDecoderOutput> {
       const all_attn: Tensor[] | null = args.output_attentions ? [] : null;
       for (let idx = 0; idx < this.layers.length; idx++) {
         all_hidden?.push(hidden_states);
-        const out = this.layers.at(idx).call(hidden_states, ctx, idx);
+        const layer = this.layers.at(idx);
+        const out = this.gradient_checkpointing && !cache && !ctx.output_attentions
+          ? // The mask goes in as an input, so that the recomputation holds its own handle on it.
+            { output: checkpoint((h, mask) => layer.call(h, { ...ctx, mask: mask! }, idx).output, hidden_states, ctx.mask), attn_weights: null }
+          : layer.call(hidden_states, ctx, idx);
         if (!all_hidden) hidden_states.dispose();
         hidden_states = out.output;
         if (out.attn_weights) all_attn?.push(out.attn_weights);
@@ -374,6 +385,11 @@ export class OPTForCausalLM extends Module<[OPTForwardArgs], CausalLMOutput> {
     this.model = new OPTModel(config);
     this.lm_head = new Linear(config.word_embed_proj_dim, config.vocab_size, { bias: false });
     if (config.tie_word_embeddings) this.lm_head.weight = this.model.decoder.embed_tokens.weight;
+  }
+
+  /** Layers recompute their activations in the backward pass (see OPTDecoder.gradient_checkpointing). */
+  gradient_checkpointing_enable(on = true): void {
+    this.model.decoder.gradient_checkpointing = on;
   }
 
   /** Fuses every layer's q/k/v projections into one GEMM (fromPretrained does this after loading). */

@@ -3,18 +3,18 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseChatRequest, requestedModel, type ChatRequest } from './chat-request.js';
 import { contextOverflow } from './context-limit.js';
-import { EngineInputError, type Engine, type GenerateResult } from './engine.js';
+import { EngineInputError, EngineLostError, type Engine, type GenerateResult } from './engine.js';
 import { ApiError } from './errors.js';
 import { SseStream, readJsonBody, sendJson } from './http-io.js';
 import { ImageInputError, checkPixelLimit, readImageHeader } from '../processing/index.js';
 import { loadImageUrl } from './image-source.js';
-import { QueueFullError, SchedulerClosedError, type Scheduler } from './scheduler.js';
+import { QueueFullError, SchedulerClosedError, type RequestQueue } from './scheduler.js';
 import type { ServerSettings } from './server-options.js';
 import { systemResolver } from './url-policy.js';
 
 export interface CompletionContext {
   engine: Engine;
-  scheduler: Scheduler;
+  scheduler: RequestQueue;
   settings: ServerSettings;
   /** Model names a request may use. */
   modelNames: ReadonlySet<string>;
@@ -88,8 +88,14 @@ export function toApiError(e: unknown, timedOut: boolean): ApiError {
   if (timedOut) return new ApiError(503, 'the request took longer than the server allows', 'request_timeout');
   if (e instanceof QueueFullError) return new ApiError(429, `${e.message}; retry later`, 'rate_limit_exceeded', null, 'rate_limit_error', { 'retry-after': '1' });
   if (e instanceof SchedulerClosedError) return new ApiError(503, 'the server is shutting down', 'server_shutting_down', null, 'server_error', { connection: 'close' });
+  if (e instanceof EngineLostError) return deviceLost();
   if (e instanceof EngineInputError) return new ApiError(400, e.message, e.code, e.code === 'context_length_exceeded' ? 'messages' : null);
   return new ApiError(500, 'the model failed to generate a response', 'internal_error');
+}
+
+/** 503 once the engine's GPU device is lost: the request can be retried on another replica, or after a restart. */
+export function deviceLost(): ApiError {
+  return new ApiError(503, "the server's GPU device was lost; retry the request", 'device_lost', null, 'server_error', { connection: 'close' });
 }
 
 interface ResponseIds {

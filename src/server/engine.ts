@@ -76,6 +76,50 @@ export interface GenerateOptions {
   signal?: AbortSignal;
 }
 
+/** A request ready to join a decode batch: its image decoded and its settings checked (engine-specific). */
+export interface PreparedRequest {
+  /** Sequences it decodes at once (a sampled request's n choices; 1 otherwise). */
+  readonly rows: number;
+}
+
+/** Where a decode batch reports one request's tokens and its result. */
+export interface RequestSink {
+  onToken(event: Omit<TokenEvent, 'request'>): void;
+  onDone(result: GenerateResult): void;
+}
+
+/**
+ * Continuous batching: a running decode batch that requests join and leave between decode steps. The
+ * scheduler prepares each request as it arrives, joins prepared requests while sequences fit, and steps.
+ */
+export interface DecodeBatch {
+  /** Sequences that can still join. */
+  readonly freeRows: number;
+  /** Requests decoding. */
+  readonly runningRequests: number;
+  /** Whether `request` can join (beam search cannot: it runs as a whole batch through `Engine.generate`). */
+  accepts(request: GenerateRequest): boolean;
+  /** Per-request work before joining (decoding the image, checks): bad input rejects with an EngineInputError. */
+  prepare(request: GenerateRequest): Promise<PreparedRequest>;
+  /** Starts the requests (prompt pass, first token); a request that ends at once reports its result. */
+  join(entries: readonly { prepared: PreparedRequest; sink: RequestSink }[]): Promise<void>;
+  /** One token for every running sequence; finished requests report their results and leave. */
+  step(): Promise<void>;
+  /** The request leaves before the next join or step (its sink hears nothing more). */
+  cancel(sink: RequestSink): void;
+  /** Frees the batch's GPU memory. */
+  dispose(): void;
+}
+
+/** Memory an engine holds, as /health reports it. */
+export interface EngineMemory {
+  /** GPU bytes in live tensors (weights, caches, work in progress). */
+  gpuLiveBytes: number;
+  gpuPeakBytes: number;
+  /** GPU bytes kept in the buffer pool for reuse. */
+  gpuPooledBytes: number;
+}
+
 export interface Engine {
   /** The model's name as clients see it (hub id or folder name). */
   readonly modelId: string;
@@ -95,6 +139,11 @@ export interface Engine {
   generate(requests: readonly GenerateRequest[], options?: GenerateOptions): Promise<GenerateResult[]>;
   /** Frees GPU memory and files. */
   dispose(): Promise<void>;
+  /** A continuous decode batch of `slots` sequences; engines without one run whole batches only. */
+  createDecodeBatch?(slots: number): DecodeBatch;
+  /** Resolves when the engine can no longer run (its GPU device was lost); never for a healthy engine. */
+  readonly lost?: Promise<EngineLostError>;
+  memory?(): EngineMemory;
 }
 
 /** Progress of a long step (weight loading), for progress bars. */
@@ -134,6 +183,14 @@ export class EngineInputError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The engine cannot run any more (its GPU device was lost, e.g. a driver reset). Requests fail with it; the
+ * server reports it on /health and `blip2 serve` exits so that a supervisor starts a fresh process.
+ */
+export class EngineLostError extends Error {
+  override readonly name = 'EngineLostError';
 }
 
 export function defaultGenerationParams(overrides: Partial<GenerationParams> = {}): GenerationParams {

@@ -8,12 +8,15 @@ import { join } from 'node:path';
 import {
   EngineInputError,
   checkGenerationParams,
+  type DecodeBatch,
   type Engine,
   type EngineFactory,
   type GenerateOptions,
   type GenerateRequest,
   type GenerateResult,
   type ImageInput,
+  type PreparedRequest,
+  type RequestSink,
 } from './engine.js';
 import { ImageInputError, loadImage } from '../processing/index.js';
 import { contextOverflow } from './context-limit.js';
@@ -101,12 +104,51 @@ interface Track {
   finishReason: 'stop' | 'length';
 }
 
+/** A request checked and its image decoded, as `generate` and the decode batch start from. */
+interface FakePrepared extends PreparedRequest {
+  readonly request: GenerateRequest;
+  readonly bytes: Uint8Array;
+  readonly promptTokens: number;
+}
+
+function newTracks(p: FakePrepared, request: number): Track[] {
+  return Array.from({ length: p.request.params.n }, (_, choice) => ({
+    request,
+    choice,
+    plan: planTokens(p.request, p.bytes, choice),
+    detok: new IncrementalDetokenizer(fakeDecode, p.request.params.stop),
+    done: false,
+    finishReason: 'length' as const,
+  }));
+}
+
+/** Decodes the next token of a track at `step`; emits its text (and any held-back text when it ends). */
+function advance(t: Track, step: number, maxNewTokens: number, emit: (tokenId: number, text: string) => void): void {
+  const id = t.plan[step]!;
+  if (id === EOS) {
+    t.finishReason = 'stop';
+    t.done = true;
+  } else {
+    emit(id, t.detok.push(id));
+    if (t.detok.stopped) t.finishReason = 'stop';
+    t.done = t.detok.stopped || t.detok.tokenIds.length >= maxNewTokens;
+  }
+  // Text held back as a possible stop-string start is final once the sequence ends.
+  const rest = t.done ? t.detok.finish() : '';
+  if (rest) emit(-1, rest);
+}
+
+function resultOf(tracks: readonly Track[], promptTokens: number): GenerateResult {
+  const sequences = tracks.map((t) => ({ tokenIds: [...t.detok.tokenIds], text: t.detok.text(), finishReason: t.finishReason }));
+  return { sequences, promptTokens, completionTokens: sequences.reduce((s, q) => s + q.tokenIds.length, 0) };
+}
+
 export class FakeEngine implements Engine {
   readonly modelId: string;
   readonly contextLength: number;
   /** Sizes of the batches `generate` was called with, in order. */
   readonly batchSizes: number[] = [];
-  private readonly tokenDelayMs: number;
+  readonly tokenDelayMs: number;
 
   constructor(options: FakeEngineOptions = {}) {
     this.modelId = options.modelId ?? 'fake/blip2';
@@ -122,23 +164,22 @@ export class FakeEngine implements Engine {
     return IMAGE_AND_BOS_TOKENS + (await this.countTokens(prompt));
   }
 
+  /** Checks a request and decodes its image; bad input is an EngineInputError naming `index`. */
+  async prepare(req: GenerateRequest, index: number): Promise<FakePrepared> {
+    const problem = checkGenerationParams(req.params);
+    if (problem) throw new EngineInputError(problem, index, 'invalid_parameters');
+    const bytes = await imagePixels(req.image, index);
+    const promptTokens = await this.promptTokens(req.prompt);
+    const overflow = contextOverflow(promptTokens, req.params.maxNewTokens, this.contextLength, 'the new-token limit');
+    if (overflow) throw new EngineInputError(overflow, index, 'context_length_exceeded');
+    return { rows: req.params.n, request: req, bytes, promptTokens };
+  }
+
   async generate(requests: readonly GenerateRequest[], options: GenerateOptions = {}): Promise<GenerateResult[]> {
     this.batchSizes.push(requests.length);
-    const tracks: Track[] = [];
-    const promptTokens: number[] = [];
-    for (const [r, req] of requests.entries()) {
-      const problem = checkGenerationParams(req.params);
-      if (problem) throw new EngineInputError(problem, r, 'invalid_parameters');
-      const bytes = await imagePixels(req.image, r);
-      const prompt = await this.promptTokens(req.prompt);
-      const overflow = contextOverflow(prompt, req.params.maxNewTokens, this.contextLength, 'the new-token limit');
-      if (overflow) throw new EngineInputError(overflow, r, 'context_length_exceeded');
-      promptTokens.push(prompt);
-      for (let c = 0; c < req.params.n; c++) {
-        const detok = new IncrementalDetokenizer(fakeDecode, req.params.stop);
-        tracks.push({ request: r, choice: c, plan: planTokens(req, bytes, c), detok, done: false, finishReason: 'length' });
-      }
-    }
+    const prepared: FakePrepared[] = [];
+    for (const [r, req] of requests.entries()) prepared.push(await this.prepare(req, r));
+    const tracks = prepared.flatMap((p, r) => newTracks(p, r));
     for (let step = 0; tracks.some((t) => !t.done); step++) {
       options.signal?.throwIfAborted();
       for (const t of tracks) {
@@ -148,33 +189,93 @@ export class FakeEngine implements Engine {
           t.done = true;
           continue;
         }
-        const id = t.plan[step]!;
-        if (id === EOS) {
-          t.finishReason = 'stop';
-          t.done = true;
-        } else {
-          const text = t.detok.push(id);
-          options.onToken?.({ request: t.request, choice: t.choice, tokenId: id, text });
-          if (t.detok.stopped) t.finishReason = 'stop';
-          t.done = t.detok.stopped || t.detok.tokenIds.length >= req.params.maxNewTokens;
-        }
-        // Text held back as a possible stop-string start is final once the sequence ends.
-        const rest = t.done ? t.detok.finish() : '';
-        if (rest) options.onToken?.({ request: t.request, choice: t.choice, tokenId: -1, text: rest });
+        advance(t, step, req.params.maxNewTokens, (tokenId, text) => options.onToken?.({ request: t.request, choice: t.choice, tokenId, text }));
       }
-      await new Promise<void>((resolve) => (this.tokenDelayMs > 0 ? setTimeout(resolve, this.tokenDelayMs) : setImmediate(resolve)));
+      await this.pause();
     }
     options.signal?.throwIfAborted();
-    return requests.map((_, r) => {
-      const sequences = tracks
-        .filter((t) => t.request === r)
-        .map((t) => ({ tokenIds: [...t.detok.tokenIds], text: t.detok.text(), finishReason: t.finishReason }));
-      const completionTokens = sequences.reduce((s, q) => s + q.tokenIds.length, 0);
-      return { sequences, promptTokens: promptTokens[r]!, completionTokens };
-    });
+    return requests.map((_, r) => resultOf(tracks.filter((t) => t.request === r), prepared[r]!.promptTokens));
+  }
+
+  /** A continuous batch over the same token plans: a request's answer does not depend on when it joined. */
+  createDecodeBatch(slots: number): DecodeBatch {
+    return new FakeDecodeBatch(this, slots);
+  }
+
+  /** The pause between decoding steps. */
+  pause(): Promise<void> {
+    return new Promise<void>((resolve) => (this.tokenDelayMs > 0 ? setTimeout(resolve, this.tokenDelayMs) : setImmediate(resolve)));
   }
 
   async dispose(): Promise<void> {}
+}
+
+interface Running {
+  prepared: FakePrepared;
+  sink: RequestSink;
+  tracks: Track[];
+  step: number;
+}
+
+class FakeDecodeBatch implements DecodeBatch {
+  private readonly running: Running[] = [];
+
+  constructor(
+    private readonly engine: FakeEngine,
+    private readonly slots: number,
+  ) {}
+
+  get freeRows(): number {
+    return this.slots - this.running.reduce((n, r) => n + r.tracks.filter((t) => !t.done).length, 0);
+  }
+
+  get runningRequests(): number {
+    return this.running.length;
+  }
+
+  accepts(request: GenerateRequest): boolean {
+    return request.params.numBeams === 1;
+  }
+
+  prepare(request: GenerateRequest): Promise<FakePrepared> {
+    return this.engine.prepare(request, 0);
+  }
+
+  async join(entries: readonly { prepared: PreparedRequest; sink: RequestSink }[]): Promise<void> {
+    for (const { prepared, sink } of entries) {
+      const p = prepared as FakePrepared;
+      this.running.push({ prepared: p, sink, tracks: newTracks(p, 0), step: 0 });
+    }
+    // The first token comes with the prompt pass.
+    this.advanceAll(this.running.slice(-entries.length));
+  }
+
+  async step(): Promise<void> {
+    await this.engine.pause();
+    this.advanceAll([...this.running]);
+  }
+
+  cancel(sink: RequestSink): void {
+    const i = this.running.findIndex((r) => r.sink === sink);
+    if (i >= 0) this.running.splice(i, 1);
+  }
+
+  dispose(): void {
+    this.running.length = 0;
+  }
+
+  private advanceAll(group: readonly Running[]): void {
+    for (const r of group) {
+      for (const t of r.tracks) {
+        if (!t.done) advance(t, r.step, r.prepared.request.params.maxNewTokens, (tokenId, text) => r.sink.onToken({ choice: t.choice, tokenId, text }));
+      }
+      r.step++;
+      if (r.tracks.every((t) => t.done)) {
+        this.cancel(r.sink);
+        r.sink.onDone(resultOf(r.tracks, r.prepared.promptTokens));
+      }
+    }
+  }
 }
 
 /**

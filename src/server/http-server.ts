@@ -4,12 +4,13 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { handleChatCompletion, modelNotFound, toApiError, type CompletionContext } from './completions.js';
-import type { Engine } from './engine.js';
+import { Server as NetServer, type AddressInfo } from 'node:net';
+import { deviceLost, handleChatCompletion, modelNotFound, toApiError, type CompletionContext } from './completions.js';
+import { ContinuousScheduler } from './continuous-scheduler.js';
+import type { Engine, EngineLostError } from './engine.js';
 import { ApiError } from './errors.js';
 import { sendError, sendJson } from './http-io.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler, type RequestQueue } from './scheduler.js';
 import { defaultServerSettings, type ServerSettings, type ServerSettingsInput } from './server-options.js';
 
 function keyMatches(header: string | undefined, apiKey: string): boolean {
@@ -32,10 +33,37 @@ function loggable(message: string): string {
   return cut.length > 300 ? `${cut.slice(0, 299)}…` : cut;
 }
 
+/** How long a shutting-down server keeps answering requests that reach it on connections already open. */
+const SHUTDOWN_LINGER_MS = 1000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Reads and drops a request's body, for at most `ms`. */
+function drainBody(req: IncomingMessage, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.readableEnded) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      req.off('end', done).off('error', done).off('close', done);
+      resolve();
+    }
+    req.once('end', done).once('error', done).once('close', done);
+    req.resume();
+  });
+}
+
 export class Blip2Server {
   private readonly http: Server;
-  private readonly scheduler: Scheduler;
+  private readonly scheduler: RequestQueue;
   private readonly context: CompletionContext;
+  /** The batching in use: continuous when asked for and the engine has a decode batch. */
+  readonly batching: 'continuous' | 'static';
+  /** Resolves when the engine is lost (its GPU device): requests then fail with 503 and /health says so. */
+  readonly lost: Promise<EngineLostError>;
+  private lostError: EngineLostError | null = null;
   private closing: Promise<void> | null = null;
   /** The served model ids, listed by /v1/models; the first is the one responses carry. */
   readonly servedNames: readonly string[];
@@ -47,10 +75,23 @@ export class Blip2Server {
     readonly engine: Engine,
     readonly settings: ServerSettings,
   ) {
-    this.scheduler = new Scheduler(engine, {
-      maxBatch: settings.maxBatch,
-      maxConcurrent: settings.maxConcurrentBatches,
-      maxQueue: settings.maxQueue,
+    const queueOptions = { maxBatch: settings.maxBatch, maxConcurrent: settings.maxConcurrentBatches, maxQueue: settings.maxQueue };
+    const createDecodeBatch = engine.createDecodeBatch?.bind(engine);
+    if (settings.batching === 'continuous' && createDecodeBatch) {
+      this.scheduler = new ContinuousScheduler(engine, createDecodeBatch, queueOptions);
+      this.batching = 'continuous';
+    } else {
+      this.scheduler = new Scheduler(engine, queueOptions);
+      this.batching = 'static';
+    }
+    this.lost = new Promise((resolve) => {
+      void engine.lost?.then((e) => {
+        this.lostError = e;
+        this.reportError(e);
+        // Nothing queued or running can finish: everybody gets a 503 now.
+        void this.scheduler.close(0, e);
+        resolve(e);
+      });
     });
     // vLLM's --served-model-name: the names clients may use, the first one in responses. Without them the
     // engine's id is served, and its last path segment (`blip2-opt-2.7b` of `Salesforce/blip2-opt-2.7b`) is accepted too.
@@ -108,19 +149,34 @@ export class Blip2Server {
   /**
    * Graceful shutdown: stops accepting connections, answers new requests with 503, lets in-flight requests
    * finish for up to `shutdownGraceMs` and then fails them, closes every connection.
+   *
+   * Connections already open are not dropped at once (http.Server.close would drop the idle ones): a request
+   * that a client wrote before the shutdown but the server had not parsed yet arrives on such a connection, and
+   * it gets its 503 (Connection: close) instead of a reset, for `SHUTDOWN_LINGER_MS`. Only then are the idle
+   * connections closed, and every connection once the requests in flight are done.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const stopped = new Promise<void>((resolve) => this.http.close(() => resolve()));
-      this.http.closeIdleConnections();
+      const lingerUntil = Date.now() + SHUTDOWN_LINGER_MS;
+      // net.Server's close: stop listening, keep the open connections (resolves once they are all gone).
+      const stopped = new Promise<void>((resolve) => NetServer.prototype.close.call(this.http, () => resolve()));
       await this.scheduler.close(this.settings.shutdownGraceMs);
       // Requests still reading their body or fetching an image get a moment to reach the closed queue.
-      const deadline = Date.now() + 2000;
-      while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const settle = async (until: number) => {
+        while (this.inFlight > 0 && Date.now() < until) await sleep(10);
+      };
+      await settle(Date.now() + 2000);
+      while (Date.now() < lingerUntil && (await this.openConnections()) > 0) await sleep(10);
+      this.http.closeIdleConnections();
+      await settle(Date.now() + 2000); // a request parsed during the linger is answered 503 quickly
       this.http.closeAllConnections();
       await stopped;
     })();
     return this.closing;
+  }
+
+  private openConnections(): Promise<number> {
+    return new Promise((resolve) => this.http.getConnections((e, n) => resolve(e ? 0 : n)));
   }
 
   private reportError(e: unknown): void {
@@ -158,13 +214,20 @@ export class Blip2Server {
       if (method !== allowed) throw new ApiError(405, `${method} is not allowed on ${path}`, 'method_not_allowed', null, 'invalid_request_error', { allow: allowed });
     };
     if (this.closing) {
-      req.resume();
+      // Read the body first: answering while the client still writes, then closing, can reset the connection
+      // under the client before it reads the answer.
+      await drainBody(req, SHUTDOWN_LINGER_MS);
       throw new ApiError(503, 'the server is shutting down', 'server_shutting_down', null, 'server_error', { connection: 'close' });
     }
     if (path === '/health') {
       only('GET');
-      sendJson(res, 200, { status: 'ok', model: this.servedNames[0], queued: this.scheduler.waiting, running_batches: this.scheduler.runningBatches });
-      return 200;
+      const status = this.lostError ? 503 : 200;
+      sendJson(res, status, this.health());
+      return status;
+    }
+    if (this.lostError) {
+      req.resume();
+      throw deviceLost();
     }
     if (!path.startsWith('/v1/') && path !== '/v1') throw new ApiError(404, `no route ${path}`, 'not_found');
     if (this.settings.apiKey !== undefined && !keyMatches(req.headers.authorization, this.settings.apiKey)) {
@@ -190,6 +253,25 @@ export class Blip2Server {
       return this.completion(req, res);
     }
     throw new ApiError(404, `no route ${path}`, 'not_found');
+  }
+
+  /** /health: 200 `ok`, or 503 `device_lost` (load balancers and supervisors take the replica out). */
+  private health() {
+    const rss = process.memoryUsage();
+    const gpu = this.engine.memory?.();
+    return {
+      status: this.lostError ? 'device_lost' : 'ok',
+      model: this.servedNames[0],
+      batching: this.batching,
+      queued: this.scheduler.waiting,
+      running: this.scheduler.running,
+      running_batches: this.scheduler.runningBatches,
+      memory: {
+        rss_bytes: rss.rss,
+        heap_used_bytes: rss.heapUsed,
+        ...(gpu ? { gpu_live_bytes: gpu.gpuLiveBytes, gpu_peak_bytes: gpu.gpuPeakBytes, gpu_pooled_bytes: gpu.gpuPooledBytes } : {}),
+      },
+    };
   }
 
   private modelEntry(id: string) {

@@ -25,6 +25,22 @@ export interface SubmitOptions {
   signal?: AbortSignal;
 }
 
+/** What the HTTP layer needs of a queue in front of the engine (whole batches here, continuous batching in continuous-scheduler.ts). */
+export interface RequestQueue {
+  /** Requests accepted but not yet running. */
+  readonly waiting: number;
+  /** Requests generating now. */
+  readonly running: number;
+  /** Engine batches running now. */
+  readonly runningBatches: number;
+  /** Sizes of the batches started so far (whole batches, or the groups that joined a running batch). */
+  readonly batchSizes: readonly number[];
+  /** Queues one request; throws `QueueFullError` or `SchedulerClosedError` synchronously when it cannot. */
+  submit(request: GenerateRequest, options?: SubmitOptions): Promise<GenerateResult>;
+  /** Stops accepting; waits up to `graceMs` for queued and running work, then fails what is left with `reason`. */
+  close(graceMs: number, reason?: unknown): Promise<void>;
+}
+
 interface Job {
   request: GenerateRequest;
   options: SubmitOptions;
@@ -34,9 +50,10 @@ interface Job {
   streamed: boolean;
 }
 
-export class Scheduler {
+export class Scheduler implements RequestQueue {
   private readonly queue: Job[] = [];
-  private running = 0;
+  private runningCount = 0;
+  private runningRequests = 0;
   private closed = false;
   private pumpScheduled = false;
   private readonly batchControllers = new Set<AbortController>();
@@ -58,13 +75,17 @@ export class Scheduler {
   }
 
   get runningBatches(): number {
-    return this.running;
+    return this.runningCount;
+  }
+
+  get running(): number {
+    return this.runningRequests;
   }
 
   /** Queues one request; throws `QueueFullError` or `SchedulerClosedError` synchronously when it cannot. */
   submit(request: GenerateRequest, options: SubmitOptions = {}): Promise<GenerateResult> {
     if (this.closed) throw new SchedulerClosedError('the server is shutting down');
-    if (this.queue.length >= this.options.maxQueue && this.running >= this.options.maxConcurrent) {
+    if (this.queue.length >= this.options.maxQueue && this.runningCount >= this.options.maxConcurrent) {
       throw new QueueFullError(`the queue is full (${this.options.maxQueue} requests waiting)`);
     }
     options.signal?.throwIfAborted();
@@ -92,7 +113,7 @@ export class Scheduler {
   }
 
   private whenIdle(): Promise<void> {
-    if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
+    if (this.runningCount === 0 && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -120,11 +141,13 @@ export class Scheduler {
   }
 
   private pump(): void {
-    while (this.running < this.options.maxConcurrent && this.queue.length > 0) {
+    while (this.runningCount < this.options.maxConcurrent && this.queue.length > 0) {
       const batch = this.queue.splice(0, this.options.maxBatch);
-      this.running++;
+      this.runningCount++;
+      this.runningRequests += batch.length;
       void this.runBatch(batch).finally(() => {
-        this.running--;
+        this.runningCount--;
+        this.runningRequests -= batch.length;
         this.notifyIdle();
         if (this.queue.length > 0) this.schedulePump();
       });
@@ -132,7 +155,7 @@ export class Scheduler {
   }
 
   private notifyIdle(): void {
-    if (this.running === 0 && this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+    if (this.runningCount === 0 && this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private async runBatch(jobs: Job[]): Promise<void> {

@@ -33,7 +33,12 @@ export interface ServerSettings {
   servedModelNames?: readonly string[];
   /** When set, every /v1 request needs `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
-  /** Most requests in one engine batch. */
+  /**
+   * `continuous`: requests join and leave a running decode batch between steps (when the engine has one);
+   * `static`: requests that wait together run as one batch to its end.
+   */
+  batching: 'continuous' | 'static';
+  /** Most requests in one engine batch (with continuous batching: most sequences decoding at once). */
   maxBatch: number;
   /** Engine batches that may run at the same time. */
   maxConcurrentBatches: number;
@@ -69,6 +74,7 @@ export function defaultServerSettings(overrides: ServerSettingsInput = {}): Serv
   return {
     host: '127.0.0.1',
     port: 8000,
+    batching: 'continuous',
     maxBatch: 8,
     maxConcurrentBatches: 1,
     maxQueue: 64,

@@ -128,6 +128,34 @@ describe('browser demo (headless Chromium)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('fine-tunes the loaded model on a few dropped images with captions: the loss goes down, the caption changes', async () => {
+    const before = (await messages())[0]!;
+    const training = [
+      ['chelsea.png', 'a photo of a cat'],
+      ['camera.png', 'a man with a camera'],
+      ['cell.png', 'cells under a microscope'],
+      ['horse.png', 'a drawing of a horse'],
+    ] as const;
+    await page.setInputFiles('#train-files', training.map(([f]) => join(TINY_MODEL, f)));
+    const inputs = await page.$$('#train-examples input');
+    expect(inputs).toHaveLength(training.length);
+    for (const [i, [, caption]] of training.entries()) await inputs[i]!.fill(caption);
+    await page.fill('#train-steps', '12');
+    await page.selectOption('#train-selection', 'all-but-vision');
+    await page.click('#train');
+    await page.waitForFunction(() => /done|stopped/.test(document.getElementById('train-status')!.textContent ?? '') || !document.getElementById('error')!.hidden, undefined, { timeout: 300_000 });
+    expect(await page.isHidden('#error'), await page.textContent('#error') ?? '').toBe(true);
+    const losses = ((await page.getAttribute('#train-status', 'data-losses')) ?? '').split(' ').map(Number);
+    expect(losses).toHaveLength(12);
+    expect(losses.at(-1)!).toBeLessThan(0.8 * losses[0]!);
+    expect(await page.isVisible('#loss-chart')).toBe(true);
+    await page.click('#caption');
+    await settled(2);
+    const after = (await messages())[1]!;
+    expect(after.ids).not.toEqual(before.ids);
+    expect(pageErrors).toEqual([]);
+  });
+
   it("quantizes to q8 while loading when asked, and captions with transformers' q8 tokens", async () => {
     const q8 = fixture.optionalJson<{ schemes: { q8: { cases: { name: string; greedy: { new_tokens: number[] } }[] } } }>('quantized.json')!;
     const want = q8.schemes.q8.cases.find((c) => c.name === captionCase.name)!.greedy.new_tokens;

@@ -90,15 +90,25 @@ describe('blip2 CLI (child process, from sources)', () => {
     const url = await listeningUrl(child);
     const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
     const image = `data:image/png;base64,${readFileSync(CHELSEA).toString('base64')}`;
-    const inFlight = client.chat.completions.create({
+    const stream = await client.chat.completions.create({
       model: 'tiny-blip2', // a local folder is served by its name, never by its path
       messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: image } }, { type: 'text', text: 'slow?' }] }],
       max_tokens: 12,
+      stream: true,
     });
-    await new Promise((r) => setTimeout(r, 150));
-    child.kill('SIGTERM');
-    const answer = await inFlight;
-    expect(answer.choices[0]!.message.content).toBe((await expected(CHELSEA, 'Question: slow? Answer:', { maxNewTokens: 12 })).sequences[0]!.text);
+    // SIGTERM once the request is surely in flight (its first chunk came), not after a delay that a loaded
+    // machine can outlast before the server has even read the request.
+    let text = '';
+    let signalled = false;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      if (!signalled) {
+        signalled = true;
+        child.kill('SIGTERM');
+      }
+    }
+    expect(signalled).toBe(true);
+    expect(text).toBe((await expected(CHELSEA, 'Question: slow? Answer:', { maxNewTokens: 12 })).sequences[0]!.text);
     const r = await done;
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/SIGTERM, finishing in-flight requests/);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addCpu, erf, geluCpu, mulCpu, reluCpu } from '../../src/cpu/elementwise.js';
+import { addCpu, erf, geluBackwardCpu, geluCpu, mulCpu, reluBackwardCpu, reluCpu } from '../../src/cpu/elementwise.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
-import { add, gelu, mul, relu } from '../../src/kernels/elementwise.js';
+import { add, gelu, geluBackward, mul, relu, reluBackward } from '../../src/kernels/elementwise.js';
 import { Tensor, type DType } from '../../src/tensor.js';
 import { randn, roundTo, testGpu, toleranceRatio } from '../helpers.js';
 
@@ -169,4 +169,38 @@ describe('gelu / relu', () => {
     await gpu.sync();
     expect(gpu.stats().liveBytes).toBe(before);
   });
+});
+
+describe('gelu and relu gradients', () => {
+  it('the float64 references equal central finite differences of gelu and relu', () => {
+    const xs = Float64Array.from(randn(64, 5, 3)).map((v) => (Math.abs(v) < 1e-3 ? v + 0.01 : v));
+    const ones = new Float64Array(xs.length).fill(1);
+    const h = 1e-6;
+    const dGelu = geluBackwardCpu(xs, ones);
+    xs.forEach((x, i) => {
+      const fd = (geluCpu([x + h])[0]! - geluCpu([x - h])[0]!) / (2 * h);
+      expect(Math.abs(fd - dGelu[i]!)).toBeLessThan(1e-8);
+    });
+    const dRelu = reluBackwardCpu(reluCpu(xs), ones);
+    xs.forEach((x, i) => expect(dRelu[i]).toBe(x > 0 ? 1 : 0));
+  });
+
+  for (const shape of [[7], [4, 257]]) {
+    it(`kernels match the references, ${shape.join('x')} (vector and scalar paths)`, async () => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      // Wide inputs reach GELU's tails, where the gradient is 0 or 1 to f32 precision.
+      const xv = randn(n, n + 11, 3);
+      const gv = randn(n, n + 12);
+      const x = Tensor.from(gpu, xv, shape);
+      const g = Tensor.from(gpu, gv, shape);
+      const y = relu(x);
+      const dg = geluBackward(x, g);
+      const dr = reluBackward(y, g);
+      // f32 math with erf within 1e-7 and exp within a few ulps: 2e-7 of |dy| plus rounding.
+      expect(toleranceRatio(await dg.read(), geluBackwardCpu(xv, gv), 3e-7, 1e-6)).toBeLessThanOrEqual(1);
+      expect(Array.from(await dr.read())).toEqual(Array.from(reluBackwardCpu(reluCpu(xv), gv), Math.fround));
+      expect(() => geluBackward(x, Tensor.empty(gpu, [n + 1]))).toThrow(/differ in size/);
+      for (const t of [x, g, y, dg, dr]) t.dispose();
+    });
+  }
 });

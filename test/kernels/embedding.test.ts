@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { embeddingCpu } from '../../src/cpu/embedding.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
-import { embedding } from '../../src/kernels/embedding.js';
+import { embedding, embeddingBackward } from '../../src/kernels/embedding.js';
 import { Tensor, type DType } from '../../src/tensor.js';
-import { randn, rng, roundTo, testGpu } from '../helpers.js';
+import { randn, rng, roundTo, testGpu, toleranceRatio } from '../helpers.js';
 
 let gpu: Gpu;
 let small: Gpu; // a device that pretends its storage binding limit is 4 KiB, to force split tables
@@ -98,5 +98,25 @@ describe('embedding', () => {
     ids.dispose();
     await small.sync();
     expect(small.stats().liveBytes).toBe(before);
+  });
+});
+
+describe('embeddingBackward', () => {
+  it('sums the rows of repeated ids into the table gradient and skips ids outside the table', async () => {
+    const [V, D] = [5, 37];
+    const ids = [3, 0, 3, 7, -1, 3, 4];
+    const gv = randn(ids.length * D, 4);
+    const tg = randn(V * D, 5);
+    const idsT = Tensor.from(gpu, ids, [ids.length], 'i32');
+    const g = Tensor.from(gpu, gv, [ids.length, D]);
+    const table = Tensor.from(gpu, tg, [V, D]);
+    embeddingBackward(idsT, g, table);
+    const want = Float64Array.from(tg);
+    ids.forEach((id, i) => {
+      if (id < 0 || id >= V) return;
+      for (let c = 0; c < D; c++) want[id * D + c]! += gv[i * D + c]!;
+    });
+    expect(toleranceRatio(await table.read(), want, 1e-6, 1e-6)).toBeLessThanOrEqual(1);
+    for (const t of [idsT, g, table]) t.dispose();
   });
 });

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { layerNormCpu } from '../../src/cpu/layernorm.js';
+import { layerNormBackwardCpu, layerNormCpu } from '../../src/cpu/layernorm.js';
+import { zeros } from '../../src/kernels/fill.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
-import { layerNorm, layerNormWith, type LayerNormVariant } from '../../src/kernels/layernorm.js';
+import { layerNorm, layerNormBackward, layerNormParamsBackward, layerNormWith, type LayerNormVariant } from '../../src/kernels/layernorm.js';
 import { Tensor, type DType } from '../../src/tensor.js';
 import { randn, roundTo, testGpu, toleranceRatio } from '../helpers.js';
 
@@ -112,5 +113,81 @@ describe('layerNorm', () => {
     expect(() => layerNorm(i, w, w, 1e-5)).toThrow(/f32 or f16/);
     expect(() => layerNorm(x, w, w, -1)).toThrow(/eps/);
     for (const t of [x, w, w5, r, i]) t.dispose();
+  });
+});
+
+describe('layerNorm backward', () => {
+  it('the float64 reference equals central finite differences (with residual)', () => {
+    const [rows, d, eps] = [3, 6, 1e-5];
+    const x = Float64Array.from(randn(rows * d, 1, 2));
+    const r = Float64Array.from(randn(rows * d, 2));
+    const w = Float64Array.from(randn(d, 3), (v) => v + 1);
+    const b = Float64Array.from(randn(d, 4));
+    const g = Float64Array.from(randn(rows * d, 5));
+    const f = () => layerNormCpu(x, w, b, eps, r).reduce((s, v, i) => s + v * g[i]!, 0);
+    const grads = layerNormBackwardCpu(x, w, eps, g, r);
+    const h = 1e-6;
+    for (const [arr, grad] of [
+      [x, grads.dx],
+      [r, grads.dx],
+      [w, grads.dw],
+      [b, grads.db],
+    ] as const) {
+      for (let i = 0; i < arr.length; i++) {
+        const keep = arr[i]!;
+        arr[i] = keep + h;
+        const up = f();
+        arr[i] = keep - h;
+        const down = f();
+        arr[i] = keep;
+        expect(Math.abs((up - down) / (2 * h) - grad[i]!)).toBeLessThan(1e-7);
+      }
+    }
+  });
+
+  for (const variant of ['workgroup', 'thread'] as const) {
+    for (const [rows, d, residual] of [
+      [1, 1, false],
+      [5, 33, true],
+      [3, 1001, false],
+    ] as const) {
+      it(`${variant} ${rows}x${d}${residual ? ' + residual' : ''}: saved statistics, dx, dw and db`, async () => {
+        const eps = 1e-12;
+        const n = rows * d;
+        const xv = Float32Array.from(randn(n, n, 2), (v, i) => v + (Math.floor(i / d) % 2 ? 5 : 0));
+        const rv = randn(n, n + 1);
+        const wv = randn(d, d + 2).map((v) => v + 1);
+        const bv = randn(d, d + 3);
+        const gv = randn(n, d + 4);
+        const x = Tensor.from(gpu, xv, [rows, d]);
+        const r = residual ? Tensor.from(gpu, rv, [rows, d]) : undefined;
+        const w = Tensor.from(gpu, wv, [d]);
+        const b = Tensor.from(gpu, bv, [d]);
+        const dy = Tensor.from(gpu, gv, [rows, d]);
+        const stats = Tensor.empty(gpu, [rows, 2]);
+        const y = layerNormWith(variant, x, w, b, eps, r, stats);
+        const ref = layerNormBackwardCpu(xv, wv, eps, gv, residual ? rv : undefined);
+        // The forward is unchanged by saving statistics.
+        expect(toleranceRatio(await y.read(), layerNormCpu(xv, wv, bv, eps, residual ? rv : undefined), 2e-5, 2e-5)).toBeLessThanOrEqual(1);
+        const dx = layerNormBackward(dy, x, w, stats, { residual: r, variant });
+        // dx: f32 statistics and sums over d terms of unit size, scaled by rstd (about 1): 2e-5 + 2e-6 sqrt(d).
+        expect(toleranceRatio(await dx.read(), ref.dx, 2e-5 + 2e-6 * Math.sqrt(d), 1e-5)).toBeLessThanOrEqual(1);
+        const dw = zeros(gpu, [d]);
+        const db = Tensor.from(gpu, new Float32Array(d).fill(1), [d]);
+        layerNormParamsBackward(dy, x, stats, dw, db, { residual: r });
+        expect(toleranceRatio(await dw.read(), ref.dw, 2e-5 * Math.sqrt(rows), 1e-5)).toBeLessThanOrEqual(1);
+        expect(toleranceRatio(await db.read(), ref.db.map((v) => v + 1), 2e-6 * Math.sqrt(rows), 1e-6)).toBeLessThanOrEqual(1);
+        for (const t of [x, r, w, b, dy, stats, y, dx, dw, db]) t?.dispose();
+      });
+    }
+  }
+
+  it('rejects statistics of the wrong size', () => {
+    const x = Tensor.empty(gpu, [4, 6]);
+    const w = Tensor.empty(gpu, [6]);
+    const s = Tensor.empty(gpu, [4]);
+    expect(() => layerNorm(x, w, w, 1e-5, { stats: s })).toThrow(/stats must be f32 \[4, 2\]/);
+    expect(() => layerNormBackward(x, x, w, s)).toThrow(/stats must be f32 \[4, 2\]/);
+    for (const t of [x, w, s]) t.dispose();
   });
 });

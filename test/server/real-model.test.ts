@@ -18,7 +18,7 @@ import { Blip2Server } from '../../src/server/http-server.js';
 import { Tensor } from '../../src/tensor.js';
 import { captionCases, dataUrlOf, greedyAnswerOf, greedyTokensOf, imageBytesOf, mimeOf, questionCases, questionOf } from '../support/cases.js';
 import { loadFixtures, type Fixture, type FixtureCase } from '../support/fixtures.js';
-import { pngHeader } from './support.js';
+import { countGenerateCalls, pngHeader } from './support.js';
 
 /**
  * The real engine, recording what the server asked of it (prompts) and what it produced (token ids); `hold`
@@ -307,20 +307,14 @@ for (const fx of loadFixtures()) {
       const otherAlone = await post(server, sampled(other, 9));
       expect(alone.status).toBe(200);
       // Count the model's generate calls: both sampled requests (other seeds, same settings) share one.
-      const pipeline = engine.inner.pipeline;
-      const generate = pipeline.generate.bind(pipeline);
-      let modelCalls = 0;
-      pipeline.generate = ((...args: Parameters<typeof generate>) => {
-        modelCalls++;
-        return generate(...args);
-      }) as typeof pipeline.generate;
+      const modelCalls = countGenerateCalls(engine.inner.pipeline);
       try {
         const [second, together] = await behindBusyEngine([sampled(other, 9), sampled(caption, 5)]);
         expect(choices(together!)).toEqual(choices(alone));
         expect(choices(second!)).toEqual(choices(otherAlone));
-        expect(modelCalls).toBe(2); // the busy greedy request, then the two sampled ones together
+        expect(modelCalls.count).toBe(2); // the busy greedy request, then the two sampled ones together
       } finally {
-        pipeline.generate = generate;
+        modelCalls.restore();
       }
       expect(new Set(choices(alone)).size).toBe(2);
     });

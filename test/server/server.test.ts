@@ -2,7 +2,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeEngine } from '../../src/server/fake-engine.js';
 import { Blip2Server } from '../../src/server/http-server.js';
-import { CAMERA, CHELSEA, dataUrl, pngHeader, startImageServer, type FileServer } from './support.js';
+import { connect } from 'node:net';
+import { CAMERA, CHELSEA, dataUrl, pngHeader, startImageServer, waitUntilRunning, type FileServer } from './support.js';
 
 const MODEL = 'Salesforce/blip2-opt-2.7b';
 
@@ -259,7 +260,7 @@ describe('engine failures, time limits and disconnects', () => {
       },
     });
     const logs: string[] = [];
-    const server = await Blip2Server.start(flaky, { port: 0, log: (l) => logs.push(l) });
+    const server = await Blip2Server.start(flaky, { port: 0, batching: 'static', log: (l) => logs.push(l) });
     try {
       const body = { model: MODEL, messages: [imageMessage(dataUrl(CHELSEA))] };
       const r = await post(server, body);
@@ -331,7 +332,7 @@ describe('queue limits and shutdown', () => {
     const server = await Blip2Server.start(new FakeEngine({ modelId: MODEL, tokenDelayMs: 30 }), { port: 0 });
     const body = { model: MODEL, messages: [imageMessage(dataUrl(CHELSEA), 'slow?')], max_tokens: 8 };
     const inFlight = post(server, body);
-    await new Promise((r) => setTimeout(r, 60));
+    await waitUntilRunning(server.url); // a fixed delay is no guarantee on a loaded machine
     const closed = server.close();
     const r = await inFlight;
     expect(r.status).toBe(200);
@@ -344,9 +345,38 @@ describe('queue limits and shutdown', () => {
     const server = await Blip2Server.start(new FakeEngine({ modelId: MODEL, tokenDelayMs: 200 }), { port: 0, shutdownGraceMs: 100 });
     const body = { model: MODEL, messages: [imageMessage(dataUrl(CHELSEA))], max_tokens: 30 };
     const inFlight = post(server, body);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntilRunning(server.url);
     await server.close();
     expectOpenAiError(await inFlight, 503);
+  });
+
+  it('answers 503 to a request written on an open connection after the shutdown began (no reset, no hang)', async () => {
+    const server = await Blip2Server.start(new FakeEngine({ modelId: MODEL }), { port: 0 });
+    const socket = connect(server.port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    let reply = '';
+    socket.on('data', (d: Buffer) => (reply += d.toString()));
+    const ended = new Promise((r) => socket.once('close', r));
+    const closed = server.close();
+    // The client wrote its request before it learnt of the shutdown; the server reads it only now.
+    const body = JSON.stringify({ model: MODEL, messages: [imageMessage(dataUrl(CHELSEA))], max_tokens: 3 });
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await ended;
+    await closed;
+    expect(reply).toMatch(/^HTTP\/1\.1 503 /);
+    expect(reply).toMatch(/connection: close/i);
+    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)).error.code).toBe('server_shutting_down');
+  });
+
+  it('closes a connection that stays silent through the shutdown', async () => {
+    const server = await Blip2Server.start(new FakeEngine({ modelId: MODEL }), { port: 0 });
+    const socket = connect(server.port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const ended = new Promise((r) => socket.once('close', r));
+    const started = Date.now();
+    await server.close();
+    await ended;
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 

@@ -59,3 +59,62 @@ export async function startImageServer(): Promise<FileServer> {
       }),
   };
 }
+
+/** A user message with an image (and optional text) as the OpenAI API takes it. */
+export function imageMessage(url: string, text?: string) {
+  const parts: ({ type: 'image_url'; image_url: { url: string } } | { type: 'text'; text: string })[] = [{ type: 'image_url', image_url: { url } }];
+  if (text !== undefined) parts.push({ type: 'text', text });
+  return { role: 'user' as const, content: parts };
+}
+
+export interface Posted {
+  status: number;
+  text: string;
+  json: () => Record<string, any>;
+}
+
+/** POSTs a chat completion body to `baseUrl` and reads the whole answer. */
+export async function postCompletion(baseUrl: string, body: unknown): Promise<Posted> {
+  const res = await fetch(`${baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, text, json: () => JSON.parse(text) as Record<string, any> };
+}
+
+/** The data events of a server-sent event stream, parsed ([DONE] as the string). */
+export function sseEvents(text: string): unknown[] {
+  return text
+    .split('\n\n')
+    .map((block) => block.trim())
+    .filter((block) => block.startsWith('data: '))
+    .map((block) => block.slice('data: '.length))
+    .map((data) => (data === '[DONE]' ? data : JSON.parse(data)));
+}
+
+/** Resolves once the server's /health counts `count` requests running (the engine has them, not the socket). */
+export async function waitUntilRunning(baseUrl: string, count = 1, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const health = (await (await fetch(`${baseUrl}/health`)).json()) as { running: number };
+    if (health.running >= count) return;
+    if (Date.now() > deadline) throw new Error(`no request running after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Counts the calls of `pipeline.generate` (one per model batch) until `restore()`. */
+export function countGenerateCalls<P extends { generate: (...args: never[]) => unknown }>(pipeline: P): { readonly count: number; restore(): void } {
+  const generate = pipeline.generate;
+  let count = 0;
+  pipeline.generate = function (this: P, ...args: never[]) {
+    count++;
+    return generate.apply(this, args);
+  } as P['generate'];
+  return {
+    get count() {
+      return count;
+    },
+    restore: () => {
+      pipeline.generate = generate;
+    },
+  };
+}

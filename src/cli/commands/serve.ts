@@ -6,11 +6,15 @@ import { SERVE_HELP } from '../help.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, writeLine, type CliIo } from '../io.js';
 import { COMMON_OPTIONS, MODEL_OPTIONS, flag, modelSettings, numberOption, outputSettings, parse, type Parsed } from '../options.js';
 
+/** Exit status after the GPU device was lost (EX_TEMPFAIL: a restart may succeed). */
+export const EXIT_DEVICE_LOST = 75;
+
 const SERVE_OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string', short: 'p' },
   'api-key': { type: 'string' },
   'max-batch': { type: 'string' },
+  batching: { type: 'string' },
   'max-queue': { type: 'string' },
   'max-image-bytes': { type: 'string' },
   'max-image-pixels': { type: 'string' },
@@ -64,9 +68,12 @@ function settingsFrom(io: CliIo, p: Parsed): ServerSettingsInput {
     requestTimeoutMs: seconds('request-timeout') ?? DEFAULT_LIMITS.requestTimeoutMs,
   };
   if (limits.defaultMaxTokens > limits.maxTokens) throw new UsageError('--default-max-tokens cannot exceed --max-tokens-limit', 'serve');
+  const batching = p.values.batching ?? 'continuous';
+  if (batching !== 'continuous' && batching !== 'static') throw new UsageError(`--batching must be continuous or static (got '${String(batching)}')`, 'serve');
   return {
     host,
     port: n('port', 0, 65_535) ?? 8000,
+    batching,
     apiKey,
     maxBatch: n('max-batch', 1, 1024) ?? 8,
     maxQueue: n('max-queue', 0, 1_000_000) ?? 64,
@@ -110,7 +117,7 @@ export async function serveCommand(io: CliIo, args: readonly string[]): Promise<
   if (settings.allowPrivateImageUrls && !out.quiet) {
     writeLine(io.stderr, 'warning: --allow-private-image-urls lets clients make this server fetch from its own network');
   }
-  writeLine(io.stderr, `blip2 serve: ${server.servedNames.join(', ')} listening on ${server.url}`);
+  writeLine(io.stderr, `blip2 serve: ${server.servedNames.join(', ')} listening on ${server.url} (${server.batching} batching)`);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -132,5 +139,21 @@ export async function serveCommand(io: CliIo, args: readonly string[]): Promise<
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // A lost GPU device does not come back in this process: what is left gets 503, and the process exits
+    // non-zero so that a supervisor (systemd, Kubernetes, docker --restart) starts a fresh one.
+    void server.lost.then((e) => {
+      if (stopping) return;
+      stopping = true;
+      writeLine(io.stderr, `blip2 serve: ${e.message}; exiting with status ${EXIT_DEVICE_LOST} so that a supervisor restarts it`);
+      void server
+        .close()
+        .then(() => engine.dispose())
+        .catch(() => {})
+        .finally(() => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve(EXIT_DEVICE_LOST);
+        });
+    });
   });
 }
