@@ -11,6 +11,8 @@ import type { Gpu } from '../../src/gpu/gpu.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
 import { Module, Parameter } from '../../src/model/module.js';
 import { Linear } from '../../src/model/nn.js';
+import { quantizeRef } from '../../src/cpu/quantize.js';
+import { QuantizedTensor } from '../../src/quant/quantized-tensor.js';
 import type { QFormerLayerOutput } from '../../src/model/blip2-qformer.js';
 import { disposeTree, keep, Tensor, tidy } from '../../src/tensor.js';
 import { markTrainable } from '../../src/training/select.js';
@@ -53,6 +55,21 @@ describe('autograd engine', () => {
     expect(Array.from(await p.grad!.read())).toEqual([6, 6]);
     p.zero_grad();
     expect(p.grad).toBeNull();
+    p.dispose();
+  });
+
+  it('runs quantized frozen weights forward, and refuses to record gradients through them with a clear error', async () => {
+    const w = Array.from({ length: 3 * 40 }, (_, i) => Math.sin(i) / 4);
+    const q = QuantizedTensor.from(gpu, quantizeRef(w, 3, 40, 'q8'));
+    const x = Tensor.from(gpu, Array.from({ length: 2 * 40 }, (_, i) => Math.cos(i)), [2, 40]);
+    const frozen = noGrad(() => linear(x, q));
+    expect(frozen.shape).toEqual([2, 3]);
+    const p = param(Array.from({ length: 2 * 40 }, (_, i) => Math.cos(i)), [2, 40]);
+    expect(() => tidy(() => linear(p.value, q))).toThrow(/gradients through quantized weights .* are not supported/);
+    expect(graphStats().nodes).toBe(0);
+    frozen.dispose();
+    x.dispose();
+    q.dispose();
     p.dispose();
   });
 
