@@ -47,3 +47,19 @@ export { SafetensorsFile, SafetensorsError, readFloat32, readTyped, type TensorI
 export { ShardedCheckpoint, openCheckpoint } from './io/checkpoint.js';
 export { writeSafetensors, serializeSafetensors, writeShardedCheckpoint, type TensorToWrite } from './io/safetensors-writer.js';
 export { getPlatform, setPlatform, type Platform, type ByteSource } from './platform/index.js';
+
+// Browser model storage (models fetched by URL kept in the origin private file system)
+export {
+  listStoredModels,
+  deleteStoredModel,
+  modelStorageInfo,
+  ModelStorageError,
+  type ModelStorageErrorCode,
+  type ModelCacheOptions,
+  type ModelCacheSetting,
+  type ModelStorageOptions,
+  type DownloadProgress,
+  type StoredModel,
+  type StoredModelFile,
+  type ModelStorageInfo,
+} from './platform/model-store/index.js';

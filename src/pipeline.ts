@@ -16,6 +16,7 @@ import type { FinishReason, OnToken } from './generation/types.js';
 import { Blip2ForConditionalGeneration, type FromPretrainedOptions } from './model/blip2.js';
 import type { ImageInput } from './processing/image-input.js';
 import { Blip2Processor, type ProcessorOptions } from './processing/processor.js';
+import { withModelStorage } from './platform/model-store/index.js';
 import { captionPrompt, chatPrompt, vqaPrompt, type ChatTurn } from './processing/prompts.js';
 import { Tensor } from './tensor.js';
 
@@ -64,11 +65,17 @@ export class Blip2 {
     readonly generationConfig: GenerationConfig,
   ) {}
 
-  /** Loads processor, weights (f16 by default where the device supports it) and generation config from a folder or URL. */
+  /**
+   * Loads processor, weights (f16 by default where the device supports it) and generation config from a folder or
+   * URL. In browsers a folder URL is kept in the origin's private file system, so the next load reads nothing
+   * over the network (`cache`, docs/browser.md).
+   */
   static async fromPretrained(dir: string, options: Blip2LoadOptions = {}): Promise<Blip2> {
-    const [processor, json] = await Promise.all([Blip2Processor.fromPretrained(dir, options), readGenerationConfigJson(dir)]);
-    const model = await Blip2ForConditionalGeneration.fromPretrained(dir, options);
-    return new Blip2(model, processor, generationConfigFromJson(json, model.config.text_config));
+    return withModelStorage(dir, options, async () => {
+      const [processor, json] = await Promise.all([Blip2Processor.fromPretrained(dir, options), readGenerationConfigJson(dir)]);
+      const model = await Blip2ForConditionalGeneration.fromPretrained(dir, options);
+      return new Blip2(model, processor, generationConfigFromJson(json, model.config.text_config));
+    });
   }
 
   /** A caption; `prompt` may start it ("a photo of"). */

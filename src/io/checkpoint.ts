@@ -1,3 +1,4 @@
+import { ModelStorageError } from '../platform/model-store/types.js';
 import { fileExists, readJsonFile } from './text-file.js';
 import { SafetensorsError, SafetensorsFile, type TensorInfo, type TensorSource } from './safetensors.js';
 
@@ -82,7 +83,8 @@ export async function openCheckpoint(dir: string): Promise<TensorSource> {
   try {
     return await SafetensorsFile.open(joinPath(dir, 'model.safetensors'));
   } catch (e) {
-    if (e instanceof SafetensorsError) throw e;
+    // A broken file, or a store that could not keep it (quota, interrupted download), says so itself.
+    if (e instanceof SafetensorsError || e instanceof ModelStorageError) throw e;
     throw new SafetensorsError(`${dir}: found neither model.safetensors.index.json nor a readable model.safetensors (${(e as Error).message})`);
   }
 }

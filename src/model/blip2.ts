@@ -11,6 +11,7 @@ import { selectionFilter, type ParameterSelection } from '../training/select.js'
 import { getGpu, type Gpu } from '../gpu/gpu.js';
 import { joinPath, openCheckpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/text-file.js';
+import { withModelStorage, type ModelStorageOptions } from '../platform/model-store/index.js';
 import { Tensor, tidy } from '../tensor.js';
 import { expandBatch, Blip2VisionModel, type VisionModelOutput } from './blip2-vision.js';
 import { Blip2QFormerModel, type QFormerEncoderOutput } from './blip2-qformer.js';
@@ -72,7 +73,7 @@ export interface MergedInputs {
   attention_mask: number[][];
 }
 
-export interface FromPretrainedOptions {
+export interface FromPretrainedOptions extends ModelStorageOptions {
   /** The device (default: the process-wide one). */
   gpu?: Gpu;
   /** Storage of the large weights: f16 (default; read as packed pairs where the device lacks shader-f16) or f32. */
@@ -94,9 +95,14 @@ export interface FromPretrainedOptions {
 export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Blip2Output> {
   /**
    * Loads a HF BLIP-2 folder (path or URL): config.json and model.safetensors or a sharded
-   * model.safetensors.index.json. Weights stream to the GPU one chunk at a time.
+   * model.safetensors.index.json. Weights stream to the GPU one chunk at a time. In browsers, a folder URL is
+   * kept in the origin's private file system (`cache`, docs/browser.md).
    */
   static async fromPretrained(dir: string, options: FromPretrainedOptions = {}): Promise<Blip2ForConditionalGeneration> {
+    return withModelStorage(dir, options, () => Blip2ForConditionalGeneration.load(dir, options));
+  }
+
+  private static async load(dir: string, options: FromPretrainedOptions): Promise<Blip2ForConditionalGeneration> {
     const json = await readJsonFile(joinPath(dir, 'config.json'));
     const config = parseBlip2Config(json);
     const stored = parseQuantizationConfig((json as { quantization_config?: unknown } | null)?.quantization_config, joinPath(dir, 'config.json'));

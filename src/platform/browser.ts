@@ -1,16 +1,8 @@
+import { BlobSource, checkRange } from './blob-source.js';
+import { storedFolderFor } from './model-store/scope.js';
 import type { ByteSink, ByteSource, Platform } from './types.js';
 
-class BlobSource implements ByteSource {
-  constructor(private readonly blob: Blob, readonly name: string) {}
-  get size(): number {
-    return this.blob.size;
-  }
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    checkRange(this.name, this.size, offset, length);
-    return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
-  }
-  async close(): Promise<void> {}
-}
+export { checkRange };
 
 /** Files up to this size still load from servers that answer a range request with the whole file. */
 const WHOLE_FILE_FALLBACK_BYTES = 64 * 1024 * 1024;
@@ -39,12 +31,6 @@ class UrlSource implements ByteSource {
   async close(): Promise<void> {}
 }
 
-export function checkRange(name: string, size: number, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-    throw new RangeError(`${name}: read of ${length} bytes at offset ${offset} is outside the file (${size} bytes)`);
-  }
-}
-
 export const browserPlatform: Platform = {
   kind: 'browser',
   async gpu() {
@@ -60,6 +46,8 @@ export const browserPlatform: Platform = {
     if (typeof Blob !== 'undefined' && location instanceof Blob) {
       return new BlobSource(location, location instanceof File ? location.name : 'blob');
     }
+    const stored = storedFolderFor(location);
+    if (stored) return stored.open();
     const url = String(location);
     const head = await fetch(url, { method: 'HEAD' });
     if (!head.ok) throw new Error(`${url}: HTTP ${head.status}`);

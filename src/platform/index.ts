@@ -1,14 +1,12 @@
 import type { Platform } from './types.js';
 import { browserPlatform } from './browser.js';
+import { isNode } from './host.js';
 
 export type { Platform, ByteSource, ByteSink } from './types.js';
 
 let current: Platform | null = null;
 
-export function isNode(): boolean {
-  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  return typeof p?.versions?.node === 'string';
-}
+export { isNode };
 
 /** The host platform: Node (Dawn) or the browser. The Node module is loaded lazily so bundles for browsers never see it. */
 export async function getPlatform(): Promise<Platform> {

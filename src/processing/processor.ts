@@ -4,6 +4,7 @@ import { loadImage, type ImageInput, type ImageLoadOptions } from './image-input
 import { BlipImageProcessor } from './image-processor.js';
 import { Blip2Tokenizer, type DecodeOptions } from './tokenizer.js';
 import type { AlphaMode } from './convert-rgb.js';
+import { withModelStorage, type ModelStorageOptions } from '../platform/model-store/index.js';
 
 export interface ProcessInput {
   /** One image or one per batch row. */
@@ -20,7 +21,7 @@ export interface ProcessedBatch {
   readonly attentionMask: number[][];
 }
 
-export interface ProcessorOptions extends ImageLoadOptions {
+export interface ProcessorOptions extends ImageLoadOptions, ModelStorageOptions {
   readonly alpha?: AlphaMode;
 }
 
@@ -58,6 +59,10 @@ export class Blip2Processor {
    * or URL, all through the platform's byte sources.
    */
   static async fromPretrained(dir: string | URL, options: ProcessorOptions = {}): Promise<Blip2Processor> {
+    return withModelStorage(dir, options, () => Blip2Processor.load(dir, options));
+  }
+
+  private static async load(dir: string | URL, options: ProcessorOptions): Promise<Blip2Processor> {
     const [processorConfig, preprocessorConfig, tokenizer] = await Promise.all([
       readOptionalJson(dir, 'processor_config.json'),
       readOptionalJson(dir, 'preprocessor_config.json'),

@@ -48,7 +48,8 @@ export interface ModelTestResult {
 async function runDtype(options: ModelTestOptions, dtype: 'f16' | 'f32'): Promise<DtypeRun> {
   const gpu = await getGpu();
   const t0 = performance.now();
-  const blip2 = await Blip2.fromPretrained(options.model, { dtype });
+  // cache: false: this test is about reading over HTTP ranges (model-store.test.ts covers the stored path).
+  const blip2 = await Blip2.fromPretrained(options.model, { dtype, cache: false });
   const loadMs = performance.now() - t0;
   let run: Omit<DtypeRun, 'liveBytesAfterDispose'>;
   try {
@@ -84,7 +85,7 @@ async function run(options: ModelTestOptions): Promise<ModelTestResult> {
   const runs: DtypeRun[] = [];
   for (const dtype of options.dtypes) runs.push(await runDtype(options, dtype));
   // The processor alone, to compare the browser decoder's pixels with PIL's.
-  const processor = await Blip2Processor.fromPretrained(options.model);
+  const processor = await Blip2Processor.fromPretrained(options.model, { cache: false });
   const pixels: ModelTestResult['pixels'] = [];
   for (const image of options.pixelImages) {
     const batch = await processor.process({ images: image });

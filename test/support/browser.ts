@@ -19,10 +19,13 @@ export async function bundleForBrowser(entry: string, outDir: string): Promise<v
   });
 }
 
-/** Headless Chromium with WebGPU enabled (SwiftShader adapter), sandboxed to loopback. */
-export async function launchChromium(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+/**
+ * Headless Chromium with WebGPU enabled (SwiftShader adapter), sandboxed to loopback. A fresh profile is made
+ * and deleted on close, unless `options.profile` names one to reuse and keep (a browser restart with its storage).
+ */
+export async function launchChromium(options: { profile?: string } = {}): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: run 'bash scripts/setup.sh' (it installs Debian's chromium)`);
-  const profile = mkdtempSync(join(tmpdir(), 'blip2-chromium-'));
+  const profile = options.profile ?? mkdtempSync(join(tmpdir(), 'blip2-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
@@ -43,7 +46,7 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
     context,
     close: async () => {
       await context.close();
-      rmSync(profile, { recursive: true, force: true });
+      if (!options.profile) rmSync(profile, { recursive: true, force: true });
     },
   };
 }

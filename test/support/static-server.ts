@@ -25,6 +25,11 @@ export interface StaticServerOptions {
   port?: number;
   /** Called for every request after it is answered (tests count range requests with it). */
   onRequest?: (info: { method: string; path: string; status: number; range: string | null }) => void;
+  /**
+   * Fault injection for tests: a number makes this response end (the connection is destroyed) after that many
+   * body bytes, as a dropped connection would.
+   */
+  cutAfter?: (info: { method: string; path: string; range: string | null }) => number | undefined;
 }
 
 export interface StaticServer {
@@ -52,16 +57,25 @@ export function parseRange(header: string, size: number): { start: number; end: 
   return { start, end };
 }
 
-/** Answers GET and HEAD for one file, with single HTTP ranges (what a URL byte source needs for large shards). */
-async function sendFile(req: IncomingMessage, res: ServerResponse, file: string): Promise<number> {
+/**
+ * Answers GET and HEAD for one file, with single HTTP ranges (what a URL byte source needs for large shards),
+ * a strong ETag and Last-Modified (as nginx derives them: size and modification time), and `If-Range`.
+ */
+async function sendFile(req: IncomingMessage, res: ServerResponse, file: string, cutAfter: number | undefined): Promise<number> {
   const info = await stat(file);
   if (!info.isFile()) throw new Error('not a file');
+  const etag = `"${Math.floor(info.mtimeMs).toString(16)}-${info.size.toString(16)}"`;
+  const lastModified = info.mtime.toUTCString();
   const headers: Record<string, string | number> = {
     'content-type': TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream',
     'accept-ranges': 'bytes',
     'cache-control': 'no-cache',
+    etag,
+    'last-modified': lastModified,
   };
-  const rangeHeader = req.headers.range;
+  const ifRange = req.headers['if-range'];
+  // A range is only valid for the representation the client names; otherwise the whole (new) file is sent.
+  const rangeHeader = ifRange === undefined || ifRange === etag || ifRange === lastModified ? req.headers.range : undefined;
   let start = 0;
   let end = info.size - 1;
   let status = 200;
@@ -82,13 +96,18 @@ async function sendFile(req: IncomingMessage, res: ServerResponse, file: string)
     return status;
   }
   await new Promise<void>((resolve, reject) => {
-    const stream = createReadStream(file, { start, end });
+    const last = cutAfter === undefined ? end : Math.min(end, start + cutAfter - 1);
+    const stream = createReadStream(file, { start, end: last });
     stream.on('error', reject);
     res.on('close', () => {
       stream.destroy();
       resolve();
     });
-    stream.pipe(res);
+    if (last < end) {
+      // A dropped connection: the bytes sent so far, time for the client to take them, then no more.
+      stream.pipe(res, { end: false });
+      stream.on('end', () => setTimeout(() => res.destroy(), 250));
+    } else stream.pipe(res);
   });
   return status;
 }
@@ -119,7 +138,8 @@ export async function serveStatic(routes: Record<string, string>, options: Stati
           let rel = normalize(path.slice(prefix.length)).replace(/^(\.\.(\/|$))+/, '');
           if (rel === '.' || rel === '' || rel.endsWith('/')) rel = join(rel, 'index.html');
           try {
-            status = await sendFile(req, res, join(routes[prefix]!, rel));
+            const cut = options.cutAfter?.({ method, path, range: req.headers.range ?? null });
+            status = await sendFile(req, res, join(routes[prefix]!, rel), cut);
           } catch {
             if (!res.headersSent) res.writeHead(404).end('not found');
             else res.destroy();

@@ -1,0 +1,247 @@
+// The browser model store in headless Chromium: a model fetched by URL is kept in the origin private file system,
+// so later visits (new pages, a browser restart with the same profile) send no request for it and still generate
+// transformers' tokens; damaged, partial and changed files are detected and fetched again; quota and deletion.
+// The static server counts requests per path; the store uses 64 KiB parts so the tiny checkpoint spans several.
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleForBrowser, launchChromium } from '../support/browser.js';
+import { loadFixtures } from '../support/fixtures.js';
+import { serveStatic } from '../support/static-server.js';
+import type { StoreTestApi, VisitOptions, VisitResult } from './store-entry.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const fixture = loadFixtures().find((f) => f.name === 'tiny-blip2')!;
+const captionCase = fixture.manifest.cases[0]!;
+const PART = 64 * 1024;
+/** The files of a HF model folder (the fixture folder also holds references and images the model never reads). */
+const MODEL_FILE = /^(config|generation_config|preprocessor_config|processor_config|tokenizer|tokenizer_config|special_tokens_map|added_tokens)\.json$|^model.*\.safetensors(\.index\.json)?$/;
+
+const work = mkdtempSync(join(tmpdir(), 'blip2-store-'));
+const site = { dir: join(work, 'site'), model: join(work, 'model'), profile: join(work, 'profile') };
+interface Logged {
+  method: string;
+  path: string;
+  status: number;
+  range: string | null;
+}
+let requests: Logged[] = [];
+/** Bytes after which the next responses to model.safetensors GETs are cut (one entry per response). */
+let cuts: number[] = [];
+let server: Awaited<ReturnType<typeof serveStatic>>;
+let browser: Awaited<ReturnType<typeof launchChromium>>;
+let page: Page;
+const pageErrors: string[] = [];
+const warnings: string[] = [];
+let modelUrl: string;
+const weightsSize = () => statSync(join(site.model, 'model.safetensors')).size;
+
+async function openPage(): Promise<void> {
+  page = await browser.context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => m.type() === 'warning' && m.text().includes('stored part') && warnings.push(m.text()));
+  await page.goto(`${server.url}/index.html`);
+  await page.waitForFunction(() => 'blip2Store' in globalThis);
+}
+
+function call<K extends keyof StoreTestApi>(name: K, ...args: Parameters<StoreTestApi[K]>): Promise<Awaited<ReturnType<StoreTestApi[K]>>> {
+  return page.evaluate(
+    ([n, a]) => (globalThis as unknown as { blip2Store: Record<string, (...x: unknown[]) => Promise<unknown>> }).blip2Store[n]!(...a),
+    [name, args] as [string, unknown[]],
+  ) as Promise<Awaited<ReturnType<StoreTestApi[K]>>>;
+}
+
+/** One load + caption; returns what the page saw and the requests it made for model files. */
+async function visit(options: Partial<VisitOptions> = {}): Promise<VisitResult & { modelRequests: Logged[] }> {
+  requests = [];
+  const result = await call('visit', {
+    model: modelUrl,
+    image: `${server.url}/images/${captionCase.image_file}`,
+    shaders: `${server.url}/shaders/`,
+    maxNewTokens: captionCase.greedy.new_tokens.length,
+    partBytes: PART,
+    ...options,
+  });
+  return { ...result, modelRequests: requests.filter((r) => r.path.startsWith('/model/')) };
+}
+
+const gets = (rs: Logged[], file: string) => rs.filter((r) => r.method === 'GET' && r.path === `/model/${file}`);
+
+beforeAll(async () => {
+  mkdirSync(site.dir);
+  mkdirSync(site.model);
+  for (const f of readdirSync(fixture.dir).filter((f) => MODEL_FILE.test(f))) copyFileSync(join(fixture.dir, f), join(site.model, f));
+  await bundleForBrowser(join(root, 'test/browser/store-entry.ts'), site.dir);
+  writeFileSync(join(site.dir, 'index.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="/bundle.js"></script>');
+  server = await serveStatic(
+    { '/shaders/': join(root, 'wgsl'), '/model/': site.model, '/images/': fixture.dir, '/': site.dir },
+    {
+      onRequest: (r) => requests.push(r),
+      cutAfter: (r) => (r.method === 'GET' && r.path === '/model/model.safetensors' ? cuts.shift() : undefined),
+    },
+  );
+  modelUrl = `${server.url}/model`;
+  browser = await launchChromium({ profile: site.profile });
+  await openPage();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('browser model store (OPFS, headless Chromium)', () => {
+  it('first visit: downloads every model file once, stores it, and generates transformers\' tokens', async () => {
+    expect((await call('info')).available).toBe(true);
+    const v = await visit();
+    expect(v.error).toBeUndefined();
+    expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
+    expect(v.modelRequests.length).toBeGreaterThan(0);
+    // One plain GET per existing file (no HEAD, no ranges); 404s for the optional files the readers probe.
+    for (const f of readdirSync(site.model)) expect(gets(v.modelRequests, f).map((r) => [r.status, r.range])).toEqual([[200, null]]);
+    expect(v.modelRequests.filter((r) => r.method !== 'GET')).toEqual([]);
+    expect(v.downloads['model.safetensors']).toEqual({ loadedBytes: weightsSize(), totalBytes: weightsSize() });
+
+    const [stored, ...others] = await call('list');
+    expect(others).toEqual([]);
+    expect(stored).toMatchObject({ url: modelUrl, name: 'model', complete: true });
+    const weights = stored!.files.find((f) => f.name === 'model.safetensors')!;
+    expect(weights).toMatchObject({ size: weightsSize(), storedBytes: weightsSize(), complete: true, missing: false });
+    expect(stored!.storedBytes).toBe(readdirSync(site.model).reduce((n, f) => n + statSync(join(site.model, f)).size, 0));
+    expect(stored!.files.filter((f) => f.missing).map((f) => f.name)).toContain('model.safetensors.index.json');
+    console.log(`first visit: ${v.modelRequests.length} model requests, load ${v.loadMs.toFixed(0)} ms, ${stored!.files.length} files recorded, ${stored!.storedBytes} bytes stored`);
+  });
+
+  it('second visit (a new page): no request for any model file, the same tokens', async () => {
+    await page.close();
+    await openPage();
+    const v = await visit();
+    expect(v.error).toBeUndefined();
+    expect(v.modelRequests).toEqual([]);
+    expect(v.downloads).toEqual({});
+    expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
+    console.log(`second visit: 0 model requests, load ${v.loadMs.toFixed(0)} ms (SHA-256 of every part included)`);
+  });
+
+  it('after a browser restart with the same profile: still no request, the same tokens', async () => {
+    await browser.close();
+    browser = await launchChromium({ profile: site.profile });
+    await openPage();
+    const v = await visit();
+    expect(v.error).toBeUndefined();
+    expect(v.modelRequests).toEqual([]);
+    expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
+  });
+
+  it('a truncated stored part is detected and fetched again from that part on, not used', async () => {
+    expect(await call('damage', { url: modelUrl, file: 'model.safetensors', part: 3, how: 'truncate' })).toBe(PART / 2);
+    const v = await visit();
+    expect(v.error).toBeUndefined();
+    expect(v.modelRequests.map((r) => [r.method, r.path, r.status, r.range])).toEqual([['GET', '/model/model.safetensors', 206, `bytes=${3 * PART}-`]]);
+    expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
+    expect(warnings.at(-1)).toMatch(/stored part 3 is damaged \(32768 bytes instead of 65536\)/);
+  });
+
+  it('a corrupted stored part (same size) fails its SHA-256 and is fetched again; verify: false checks sizes only', async () => {
+    await call('damage', { url: modelUrl, file: 'model.safetensors', part: 5, how: 'flip' });
+    const sizesOnly = await visit({ cache: { verify: false } });
+    expect(sizesOnly.modelRequests).toEqual([]);
+    const v = await visit();
+    expect(v.error).toBeUndefined();
+    expect(v.modelRequests.map((r) => [r.status, r.range])).toEqual([[206, `bytes=${5 * PART}-`]]);
+    expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
+    expect(warnings.at(-1)).toMatch(/stored part 5 is damaged \(SHA-256 differs/);
+    expect((await visit()).modelRequests).toEqual([]);
+  });
+
+  it('deleting the model empties the list, and the next visit downloads it again', async () => {
+    expect(await call('remove', `${modelUrl}/`)).toBe(true);
+    expect(await call('list')).toEqual([]);
+    expect(await call('remove', modelUrl)).toBe(false);
+    const v = await visit();
+    expect(v.error).toBeUndefined();
+    expect(gets(v.modelRequests, 'model.safetensors').map((r) => r.status)).toEqual([200]);
+    expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
+  });
+
+  it('an interrupted download keeps its whole parts and resumes with a range request', async () => {
+    await call('remove', modelUrl);
+    // Every response cut: the load fails after three attempts, each resuming at the last whole part it stored.
+    // (How much of a cut response reaches the page varies, so the test reads the resume points off the requests.)
+    cuts = [150_000, 150_000, 150_000];
+    const failed = await visit();
+    expect(failed.error).toMatchObject({ name: 'ModelStorageError', code: 'interrupted' });
+    expect(failed.error!.message).toMatch(/download interrupted 3 times .* are stored and the next load resumes from there/);
+    const attempts = gets(failed.modelRequests, 'model.safetensors').map((r) => r.range);
+    expect(attempts).toHaveLength(3);
+    expect(attempts[0]).toBeNull();
+    const resumedAt = attempts.slice(1).map((r) => Number(/^bytes=(\d+)-$/.exec(r ?? '')?.[1]));
+    for (const at of resumedAt) expect(at % PART).toBe(0);
+    expect(resumedAt[1]).toBeGreaterThanOrEqual(resumedAt[0]!);
+    const partial = (await call('list'))[0]!.files.find((f) => f.name === 'model.safetensors')!;
+    expect(partial).toMatchObject({ complete: false, size: weightsSize() });
+    expect(partial.storedBytes % PART).toBe(0);
+    expect(partial.storedBytes).toBeGreaterThanOrEqual(resumedAt[1]!);
+    expect(partial.storedBytes).toBeGreaterThan(0);
+
+    // The next visit asks only for the rest; one more cut within it is resumed in the same load.
+    cuts = [10_000];
+    const v = await visit();
+    expect(v.error).toBeUndefined();
+    const rest = gets(v.modelRequests, 'model.safetensors');
+    expect(rest.map((r) => r.status)).toEqual([206, 206]);
+    expect(rest[0]!.range).toBe(`bytes=${partial.storedBytes}-`);
+    expect(Number(/^bytes=(\d+)-$/.exec(rest[1]!.range!)![1]) % PART).toBe(0);
+    expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
+    const [done] = await call('list');
+    expect(done!.complete).toBe(true);
+    expect(done!.files.find((f) => f.name === 'model.safetensors')).toMatchObject({ complete: true, storedBytes: weightsSize() });
+  });
+
+  it('a file that changed on the server: used as stored by default, downloaded again with revalidate; a changed file never resumes onto old parts', async () => {
+    const weights = join(site.model, 'model.safetensors');
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(weights, later, later); // a new ETag and Last-Modified
+    expect((await visit()).modelRequests).toEqual([]);
+    const v = await visit({ cache: { revalidate: true } });
+    expect(v.error).toBeUndefined();
+    // One HEAD per stored file, the 404s asked again, and only the changed file fetched.
+    const stored = readdirSync(site.model);
+    expect(v.modelRequests.filter((r) => r.method === 'HEAD').map((r) => r.path).sort()).toEqual(stored.map((f) => `/model/${f}`).sort());
+    expect(v.modelRequests.filter((r) => r.method === 'GET' && r.status === 200).map((r) => r.path)).toEqual(['/model/model.safetensors']);
+    expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
+
+    // A partial download whose file then changes: If-Range makes the server send the whole new file.
+    await call('remove', modelUrl);
+    cuts = [150_000, 150_000, 150_000];
+    expect((await visit()).error?.code).toBe('interrupted');
+    const storedBefore = (await call('list'))[0]!.files.find((f) => f.name === 'model.safetensors')!.storedBytes;
+    expect(storedBefore).toBeGreaterThan(0);
+    const evenLater = new Date(Date.now() + 120_000);
+    utimesSync(weights, evenLater, evenLater);
+    const resumed = await visit();
+    expect(resumed.error).toBeUndefined();
+    expect(gets(resumed.modelRequests, 'model.safetensors').map((r) => [r.status, r.range])).toEqual([[200, `bytes=${storedBefore}-`]]);
+    expect(resumed.tokens).toEqual(captionCase.greedy.new_tokens);
+  });
+
+  it('refuses a model that does not fit the quota with a clear error, stores nothing of it, and loads with cache: false', async () => {
+    await call('remove', modelUrl);
+    const v = await visit({ fakeEstimate: { usage: 0, quota: 200_000 } });
+    expect(v.error).toMatchObject({ name: 'ModelStorageError', code: 'quota' });
+    expect(v.error!.message).toMatch(/needs [\d.]+ KiB but the browser lets this site store only .* more .* cache: false/);
+    const weights = (await call('list'))[0]?.files.find((f) => f.name === 'model.safetensors');
+    expect(weights?.storedBytes ?? 0).toBe(0);
+
+    const uncached = await visit({ cache: false });
+    expect(uncached.error).toBeUndefined();
+    expect(uncached.tokens).toEqual(captionCase.greedy.new_tokens);
+    expect(gets(uncached.modelRequests, 'model.safetensors').every((r) => r.status === 206)).toBe(true);
+    expect((await call('list'))[0]?.files.find((f) => f.name === 'model.safetensors')?.storedBytes ?? 0).toBe(0);
+    expect(pageErrors).toEqual([]);
+  });
+});
