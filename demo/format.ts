@@ -15,3 +15,11 @@ export function formatGeneration(t: { firstTokenMs: number | null; totalMs: numb
   }
   return parts.join(' · ');
 }
+
+/** A stored date (ISO 8601) in local time, to the minute: "2025-12-03 12:14". */
+export function formatDate(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+}

@@ -1,9 +1,10 @@
 // The browser demo: load a BLIP-2 folder (URL or dropped files), pick an image, caption it and chat about it
 // with streamed tokens. Plain DOM; everything the engine does runs in this tab on WebGPU.
-import { adapterLabel, Blip2, getGpu, markTrainable, setShaderBaseUrl, Trainer, type ChatTurn, type Gpu, type ImageInput, type LoadProgress, type ParameterSelection, type SingleResult, type TextOptions } from '../src/index.js';
+import { adapterLabel, Blip2, getGpu, markTrainable, modelStorageInfo, setShaderBaseUrl, Trainer, type ChatTurn, type DownloadProgress, type Gpu, type ImageInput, type LoadProgress, type ParameterSelection, type SingleResult, type TextOptions } from '../src/index.js';
 import { $ } from './dom.js';
 import { DROPPED_FOLDER, filesFromDrop, installDroppedFilesPlatform, setDroppedFiles } from './dropped-files.js';
 import { formatBytes, formatGeneration, formatMs } from './format.js';
+import { storedModelsView } from './stored-models.js';
 
 // The build copies wgsl/ next to main.js.
 setShaderBaseUrl(new URL('./wgsl/', import.meta.url));
@@ -19,6 +20,8 @@ const ui = {
   modelList: $<HTMLDataListElement>('model-list'),
   dtype: $<HTMLSelectElement>('dtype'),
   quantize: $<HTMLSelectElement>('quantize'),
+  storeModel: $<HTMLInputElement>('store-model'),
+  storeModelLabel: $('store-model-label'),
   load: $<HTMLButtonElement>('load'),
   modelDrop: $('model-drop'),
   modelFiles: $<HTMLInputElement>('model-files'),
@@ -27,6 +30,12 @@ const ui = {
   progressBar: $<HTMLProgressElement>('progress-bar'),
   progressText: $('progress-text'),
   modelStatus: $('model-status'),
+  stored: $('stored'),
+  storedEmpty: $('stored-empty'),
+  storedTable: $<HTMLTableElement>('stored-table'),
+  storedList: $<HTMLTableSectionElement>('stored-list'),
+  storageUsage: $('storage-usage'),
+  deleteAll: $<HTMLButtonElement>('delete-all'),
   imageDrop: $('image-drop'),
   imageFile: $<HTMLInputElement>('image-file'),
   preview: $<HTMLImageElement>('preview'),
@@ -81,6 +90,7 @@ function refreshControls(): void {
   ui.train.disabled = state.busy || state.blip2 === null || state.training.length === 0;
   ui.trainStop.disabled = !state.busy || state.trainer === null;
   ui.modelDrop.classList.toggle('disabled', state.busy);
+  ui.stored.querySelectorAll('button').forEach((b) => (b.disabled = state.busy));
 }
 
 function showError(e: unknown): void {
@@ -129,7 +139,21 @@ async function device(): Promise<Gpu> {
 
 // ---------------------------------------------------------------- model
 
-async function loadModel(location: string, label: string): Promise<void> {
+/** What a load read from where: bytes downloaded into browser storage per file (resumed bytes not counted). */
+function downloadTally(): { onDownload: (p: DownloadProgress) => void; bytes(): number; files(): number } {
+  const seen = new Map<string, { first: number; last: number }>();
+  return {
+    onDownload: (p) => {
+      const f = seen.get(p.file);
+      if (f) f.last = p.loadedBytes;
+      else seen.set(p.file, { first: p.loadedBytes, last: p.loadedBytes });
+    },
+    bytes: () => [...seen.values()].reduce((n, f) => n + f.last - f.first, 0),
+    files: () => seen.size,
+  };
+}
+
+async function loadModel(location: string, label: string, fromUrl: boolean): Promise<void> {
   const gpu = await device();
   const dtype = ui.dtype.value === 'f32' ? 'f32' : 'f16';
   const quantize = ui.quantize.value === 'q8' || ui.quantize.value === 'q4' ? ui.quantize.value : undefined;
@@ -155,10 +179,22 @@ async function loadModel(location: string, label: string): Promise<void> {
     ui.progressBar.value = p.totalBytes > 0 ? p.loadedBytes / p.totalBytes : 1;
     ui.progressText.textContent = `${formatBytes(p.loadedBytes)} of ${formatBytes(p.totalBytes)} · ${p.key}`;
   };
+  const store = fromUrl && ui.storeModel.checked;
+  const downloads = downloadTally();
+  const onDownload = (p: DownloadProgress) => {
+    downloads.onDownload(p);
+    const now = performance.now();
+    if (now - lastPaint < 100 && p.loadedBytes !== p.totalBytes) return;
+    lastPaint = now;
+    if (p.totalBytes) ui.progressBar.value = p.loadedBytes / p.totalBytes;
+    else ui.progressBar.removeAttribute('value');
+    ui.progressText.textContent = `downloading ${p.file} into browser storage: ${formatBytes(p.loadedBytes)}${p.totalBytes ? ` of ${formatBytes(p.totalBytes)}` : ''}`;
+  };
   try {
-    state.blip2 = await Blip2.fromPretrained(location, { dtype, quantize, gpu, onProgress });
+    state.blip2 = await Blip2.fromPretrained(location, { dtype, quantize, gpu, onProgress, cache: store, onDownload });
   } finally {
     ui.progress.hidden = true;
+    if (fromUrl) void stored.refresh().catch(showError);
   }
   const ms = performance.now() - t0;
   const cfg = state.blip2.model.config;
@@ -169,7 +205,8 @@ async function loadModel(location: string, label: string): Promise<void> {
   ui.weights.textContent = scheme ? `${scheme} (vision encoder and OPT layers), ${floats} elsewhere` : floats;
   ui.modelStatus.textContent =
     `${label}: ${(params / 1e6).toFixed(params < 1e6 ? 3 : 1)} M parameters (OPT ${cfg.text_config.num_hidden_layers} layers, ` +
-    `hidden ${cfg.text_config.hidden_size}; ${cfg.num_query_tokens} query tokens) loaded in ${formatMs(ms)}.`;
+    `hidden ${cfg.text_config.hidden_size}; ${cfg.num_query_tokens} query tokens) loaded in ${formatMs(ms)}` +
+    (!fromUrl ? '.' : !store ? ', read over the network (not stored).' : downloads.files() === 0 ? ', read from browser storage: nothing downloaded.' : `; downloaded ${formatBytes(downloads.bytes())} into browser storage.`);
   showMemory();
 }
 
@@ -177,7 +214,7 @@ async function loadFromUrl(): Promise<void> {
   const text = ui.modelUrl.value.trim();
   if (text === '') throw new Error('enter the URL of a BLIP-2 folder (config.json, tokenizer, processor config, safetensors)');
   const url = new URL(text.endsWith('/') ? text : `${text}/`, location.href);
-  await loadModel(url.href.replace(/\/$/, ''), url.pathname.split('/').filter(Boolean).pop() ?? url.href);
+  await loadModel(url.href.replace(/\/$/, ''), url.pathname.split('/').filter(Boolean).pop() ?? url.href, true);
 }
 
 async function loadFromFiles(files: readonly File[]): Promise<void> {
@@ -185,7 +222,7 @@ async function loadFromFiles(files: readonly File[]): Promise<void> {
   const names = setDroppedFiles(files);
   if (!names.includes('config.json')) throw new Error(`the dropped files have no config.json (got ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})`);
   const folder = files[0]!.webkitRelativePath.split('/')[0] || 'dropped files';
-  await loadModel(DROPPED_FOLDER, `${folder} (${names.length} files, ${formatBytes(files.reduce((n, f) => n + f.size, 0))})`);
+  await loadModel(DROPPED_FOLDER, `${folder} (${names.length} files, ${formatBytes(files.reduce((n, f) => n + f.size, 0))})`, false);
 }
 
 async function listServedModels(): Promise<void> {
@@ -435,7 +472,28 @@ ui.trainStop.addEventListener('click', () => {
 });
 window.addEventListener('unhandledrejection', (e) => showError(e.reason));
 
+const stored = storedModelsView(
+  { empty: ui.storedEmpty, table: ui.storedTable, list: ui.storedList, usage: ui.storageUsage, deleteAll: ui.deleteAll },
+  {
+    load: (url) => {
+      ui.modelUrl.value = `${url}/`;
+      void exclusive(loadFromUrl);
+    },
+    run: (action) => void exclusive(action),
+  },
+);
+
+async function showStorage(): Promise<void> {
+  const info = await modelStorageInfo();
+  if (!info.available) {
+    ui.storeModel.checked = false;
+    ui.storeModel.disabled = true;
+    ui.storeModelLabel.title = `This browser cannot store models: ${info.reason}`;
+  }
+  await stored.refresh();
+}
+
 refreshControls();
 void exclusive(async () => {
-  await Promise.all([device(), listServedModels()]);
+  await Promise.all([device(), listServedModels(), showStorage()]);
 });

@@ -5,7 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { serveStatic, type StaticServer } from '../test/support/static-server.js';
+import { serveStatic, type StaticServer, type StaticServerOptions } from '../test/support/static-server.js';
 import { buildDemo, DEFAULT_OUT, REPO_ROOT } from './build.js';
 
 export const TINY_MODEL = join(REPO_ROOT, 'test/fixtures/tiny-blip2');
@@ -17,6 +17,8 @@ export interface ServeDemoOptions {
   models?: string[];
   /** The built demo (default demo/dist). */
   distDir?: string;
+  /** Called for every request (tests count the model requests a visit makes). */
+  onRequest?: StaticServerOptions['onRequest'];
 }
 
 export interface DemoServer extends StaticServer {
@@ -45,7 +47,7 @@ export async function serveDemo(options: ServeDemoOptions = {}): Promise<DemoSer
   routes['/samples/'] = TINY_MODEL;
   routes['/'] = distDir;
   writeFileSync(join(distDir, 'models.json'), JSON.stringify(models));
-  const server = await serveStatic(routes, { port: options.port ?? 8080 });
+  const server = await serveStatic(routes, { port: options.port ?? 8080, onRequest: options.onRequest });
   return { ...server, models };
 }
 

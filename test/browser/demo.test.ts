@@ -18,6 +18,7 @@ let site: Awaited<ReturnType<typeof serveDemo>>;
 let browser: Awaited<ReturnType<typeof launchChromium>>;
 let page: Page;
 const pageErrors: string[] = [];
+let requests: { method: string; path: string; status: number }[] = [];
 
 interface Message {
   kind: string;
@@ -49,7 +50,7 @@ async function loadModel(how: () => Promise<void>): Promise<void> {
 
 beforeAll(async () => {
   await buildDemo({ outDir: out });
-  site = await serveDemo({ port: 0, distDir: out });
+  site = await serveDemo({ port: 0, distDir: out, onRequest: (r) => requests.push(r) });
   browser = await launchChromium();
   page = await browser.context.newPage();
   page.on('pageerror', (e) => pageErrors.push(String(e)));
@@ -112,6 +113,53 @@ describe('browser demo (headless Chromium)', () => {
     expect(await page.isEnabled('#ask')).toBe(true);
     await page.click('#new-chat');
     expect(await messages()).toEqual([]);
+  });
+
+  it('lists the model it stored, loads it after a reload with no request, and deletes it', async () => {
+    const rows = () =>
+      page.$$eval('#stored-list tr', (trs) => trs.map((tr) => ({ url: (tr as HTMLElement).dataset.url, cells: Array.from(tr.querySelectorAll('td'), (td) => td.textContent ?? '') })));
+    const served = readdirSync(TINY_MODEL);
+    const [listed, ...more] = await rows();
+    expect(more).toEqual([]);
+    expect(listed!.url).toBe(`${site.url}/models/tiny-blip2`);
+    expect(listed!.cells[0]).toBe('tiny-blip2');
+    expect(listed!.cells[2]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d$/);
+    expect(await page.textContent('#model-status')).toMatch(/downloaded .* into browser storage\.$/);
+    expect(await page.textContent('#storage-usage')).toMatch(/^1 stored · this site uses .* of /);
+    expect(served.length).toBeGreaterThan(0);
+
+    // A new visit: the same URL reads every model file from browser storage.
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById('adapter')!.textContent !== '–' && document.querySelectorAll('#stored-list tr').length === 1);
+    requests = [];
+    await loadModel(() => page.click('#stored-list tr button:text("Load")'));
+    expect(requests.filter((r) => r.path.startsWith('/models/'))).toEqual([]);
+    expect(await page.textContent('#model-status')).toMatch(/read from browser storage: nothing downloaded\.$/);
+    await page.click('#sample');
+    await page.click('#settings summary');
+    await page.fill('#max-new-tokens', String(captionCase.greedy.new_tokens.length));
+    await page.click('#caption');
+    await settled(1);
+    expect((await messages())[0]!.ids).toEqual(captionCase.greedy.new_tokens);
+
+    await page.click('#stored-list tr button:text("Delete")');
+    await page.waitForFunction(() => document.querySelectorAll('#stored-list tr').length === 0);
+    expect(await page.isVisible('#stored-empty')).toBe(true);
+    requests = [];
+    await loadModel(() => page.click('#load'));
+    expect(requests.some((r) => r.path === '/models/tiny-blip2/model.safetensors' && r.status === 200)).toBe(true);
+
+    // Not stored: read over HTTP ranges, nothing appears in the list.
+    await page.click('#stored-list tr button:text("Delete")');
+    await page.waitForFunction(() => document.querySelectorAll('#stored-list tr').length === 0);
+    await page.uncheck('#store-model');
+    requests = [];
+    await loadModel(() => page.click('#load'));
+    expect(await page.textContent('#model-status')).toMatch(/read over the network \(not stored\)\.$/);
+    expect(requests.filter((r) => r.path === '/models/tiny-blip2/model.safetensors' && r.method === 'GET').every((r) => r.status === 206)).toBe(true);
+    expect(await page.$$('#stored-list tr')).toHaveLength(0);
+    expect(pageErrors).toEqual([]);
+    await page.click('#sample'); // a fresh image clears the messages for the next test
   });
 
   it('loads picked model files (Blobs, no server paths) and gives the same caption', async () => {
