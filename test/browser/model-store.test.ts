@@ -137,22 +137,22 @@ describe('browser model store (OPFS, headless Chromium)', () => {
     expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
   });
 
-  it('a truncated stored part is detected and fetched again from that part on, not used', async () => {
+  it('a truncated stored part is detected and fetched again alone (one range request), not used', async () => {
     expect(await call('damage', { url: modelUrl, file: 'model.safetensors', part: 3, how: 'truncate' })).toBe(PART / 2);
     const v = await visit();
     expect(v.error).toBeUndefined();
-    expect(v.modelRequests.map((r) => [r.method, r.path, r.status, r.range])).toEqual([['GET', '/model/model.safetensors', 206, `bytes=${3 * PART}-`]]);
+    expect(v.modelRequests.map((r) => [r.method, r.path, r.status, r.range])).toEqual([['GET', '/model/model.safetensors', 206, `bytes=${3 * PART}-${4 * PART - 1}`]]);
     expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
     expect(warnings.at(-1)).toMatch(/stored part 3 is damaged \(32768 bytes instead of 65536\)/);
   });
 
-  it('a corrupted stored part (same size) fails its SHA-256 and is fetched again; verify: false checks sizes only', async () => {
+  it('a corrupted stored part (same size) fails its SHA-256 when first read and is fetched again alone; verify: false checks sizes only', async () => {
     await call('damage', { url: modelUrl, file: 'model.safetensors', part: 5, how: 'flip' });
     const sizesOnly = await visit({ cache: { verify: false } });
     expect(sizesOnly.modelRequests).toEqual([]);
     const v = await visit();
     expect(v.error).toBeUndefined();
-    expect(v.modelRequests.map((r) => [r.status, r.range])).toEqual([[206, `bytes=${5 * PART}-`]]);
+    expect(v.modelRequests.map((r) => [r.status, r.range])).toEqual([[206, `bytes=${5 * PART}-${6 * PART - 1}`]]);
     expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
     expect(warnings.at(-1)).toMatch(/stored part 5 is damaged \(SHA-256 differs/);
     expect((await visit()).modelRequests).toEqual([]);
@@ -227,6 +227,18 @@ describe('browser model store (OPFS, headless Chromium)', () => {
     expect(resumed.error).toBeUndefined();
     expect(gets(resumed.modelRequests, 'model.safetensors').map((r) => [r.status, r.range])).toEqual([[200, `bytes=${storedBefore}-`]]);
     expect(resumed.tokens).toEqual(captionCase.greedy.new_tokens);
+
+    // A damaged part whose file changed on the server cannot be repaired from it: a clear error, then a fresh download.
+    await call('damage', { url: modelUrl, file: 'model.safetensors', part: 1, how: 'flip' });
+    const latest = new Date(Date.now() + 180_000);
+    utimesSync(weights, latest, latest);
+    const stale = await visit();
+    expect(stale.error).toMatchObject({ name: 'ModelStorageError', code: 'changed' });
+    expect(stale.error!.message).toMatch(/stored part 1 is damaged and the server's file is no longer the one stored/);
+    const fresh = await visit();
+    expect(fresh.error).toBeUndefined();
+    expect(gets(fresh.modelRequests, 'model.safetensors').map((r) => [r.status, r.range])).toEqual([[200, null]]);
+    expect(fresh.tokens).toEqual(captionCase.greedy.new_tokens);
   });
 
   it('refuses a model that does not fit the quota with a clear error, stores nothing of it, and loads with cache: false', async () => {

@@ -1,15 +1,15 @@
 // The browser model store: every file of a model folder fetched by URL is kept in the origin private file system
-// (OPFS) and read from there as a Blob of its parts, so a second visit reads nothing over the network.
+// (OPFS) as parts and read from there, so a second visit reads nothing over the network.
 //
-// Why OPFS and not the Cache API: loading reads multi-GB shards at random offsets; a stored file is a list of
-// OPFS part files joined into one Blob, which reads any slice straight from disk. The Cache API cannot store a
-// partial (206) response, so an interrupted multi-GB download could not resume, and a cached Response cannot be
-// written piece by piece. (Reads measured alike on Chromium: 390 MB/s from OPFS, 480 MB/s from a cached
-// Response's Blob, 16 MiB slices.)
+// Why OPFS and not the Cache API: loading reads multi-GB shards at random offsets, and a download of one can be
+// interrupted. OPFS parts are written and committed one at a time, so a download resumes after the last whole
+// part, and a damaged part is fetched again alone; any slice reads straight from disk (File.slice). The Cache API
+// stores whole 200 responses only (a 206 is refused), so a multi-GB download could neither resume nor be
+// repaired in part. Reading speed was measured alike (docs/browser.md, bench/browser-storage.ts).
 import type { ByteSource } from '../types.js';
-import { BlobSource } from '../blob-source.js';
 import { downloadFile, partName, removeParts } from './download.js';
-import { emptyManifest, parseManifest, storedBytesOf, type FileRecord, type Manifest } from './manifest.js';
+import { emptyManifest, parseManifest, resumeValidator, storedBytesOf, type FileRecord, type Manifest } from './manifest.js';
+import { StoredFileSource, type StoredPart } from './stored-source.js';
 import { entryNames, estimate, fileOf, persisted, removeEntry, sha256Hex, storageUnavailableReason, storeRoot, subdirectory, withLock, writeFile } from './opfs.js';
 import { ModelStorageError, type DownloadProgress, type ModelCacheOptions, type ModelStorageInfo, type StoredModel } from './types.js';
 
@@ -138,36 +138,79 @@ export class StoredFolder {
   }
 
   /**
-   * The stored file as one Blob of its parts, after checking every part's size (and SHA-256 with `verify`). A bad
-   * part cuts the record there and returns null: the caller resumes the download from that part.
+   * The stored file as a source over its parts, after checking that every part is there with its size; a part
+   * that is not is fetched again on its own. With `verify`, each part's SHA-256 is checked when it is first read
+   * (StoredFileSource), and a part that fails is fetched again the same way before its bytes are used. Null when
+   * the server's file is no longer the stored one: the record is then dropped and the caller downloads the file.
    */
   private async storedSource(href: string, name: string, record: FileRecord): Promise<ByteSource | null> {
     const dir = await this.dir();
     const key = await this.key();
-    const files: File[] = [];
+    const memo = (i: number, file: File) => `${key}/${name}/${i}/${record.parts[i]!.sha256}/${file.lastModified}/${file.size}`;
+    const parts: StoredPart[] = [];
+    let start = 0;
     for (let i = 0; i < record.parts.length; i++) {
-      const part = record.parts[i]!;
-      const file = await fileOf(dir, partName(name, i));
-      let problem = file === null ? 'missing' : file.size !== part.bytes ? `${file.size} bytes instead of ${part.bytes}` : null;
-      if (!problem && this.options.verify) {
-        const memo = `${key}/${name}/${i}/${part.sha256}/${file!.lastModified}`;
-        if (!verifiedParts.has(memo)) {
-          if ((await sha256Hex(new Uint8Array(await file!.arrayBuffer()))) !== part.sha256) problem = 'SHA-256 differs from the one recorded at download';
-          else verifiedParts.add(memo);
-        }
+      const expected = record.parts[i]!;
+      let file = await fileOf(dir, partName(name, i));
+      if (file === null || file.size !== expected.bytes) {
+        console.warn(`${href}: stored part ${i} is damaged (${file === null ? 'missing' : `${file.size} bytes instead of ${expected.bytes}`}); fetching that part again`);
+        const repaired = await this.repairPart(href, name, record, i);
+        if (!repaired) return null;
+        file = repaired.file;
+        verifiedParts.add(memo(i, file));
       }
-      if (problem) {
-        console.warn(`${href}: stored part ${i} is damaged (${problem}); downloading the file again from there`);
-        await this.updateManifest((m) => void (m.files[name] = { ...record, parts: record.parts.slice(0, i), complete: false }));
-        return null;
-      }
-      files.push(file!);
+      parts.push({ file, start, bytes: expected.bytes, checked: !this.options.verify || verifiedParts.has(memo(i, file)) });
+      start += expected.bytes;
     }
-    if (record.size !== null && storedBytesOf(record) !== record.size) {
-      await this.updateManifest((m) => void (m.files[name] = { ...record, parts: [], complete: false }));
+    if (record.size !== null && start !== record.size) {
+      await this.forget(name);
       return null;
     }
-    return new BlobSource(new Blob(files), href);
+    return new StoredFileSource(href, parts, record.partBytes, async (i, bytes) => {
+      if ((await sha256Hex(bytes)) === record.parts[i]!.sha256) {
+        verifiedParts.add(memo(i, parts[i]!.file));
+        return { bytes, file: parts[i]!.file };
+      }
+      console.warn(`${href}: stored part ${i} is damaged (SHA-256 differs from the one recorded at download); fetching that part again`);
+      const repaired = await withLock(`${key}/${name}`, () => this.repairPart(href, name, record, i));
+      if (!repaired) {
+        throw new ModelStorageError(
+          `${href}: stored part ${i} is damaged and the server's file is no longer the one stored; the stored copy is discarded, load again to download the current file`,
+          'changed',
+        );
+      }
+      verifiedParts.add(memo(i, repaired.file));
+      return repaired;
+    });
+  }
+
+  /**
+   * Fetches part `i` of a stored file again (one range request, If-Range on the stored validator) and stores it if
+   * its SHA-256 is the recorded one; null (and the record dropped) when the server's file has changed since.
+   */
+  private async repairPart(href: string, name: string, record: FileRecord, i: number): Promise<{ bytes: Uint8Array; file: File } | null> {
+    const part = record.parts[i]!;
+    const start = i * record.partBytes;
+    const validator = resumeValidator(record);
+    const res = await fetch(href, {
+      cache: 'no-store',
+      headers: { Range: `bytes=${start}-${start + part.bytes - 1}`, ...(validator ? { 'If-Range': validator } : {}) },
+    });
+    const bytes = res.status === 206 ? new Uint8Array(await res.arrayBuffer()) : null;
+    if (!bytes) await res.body?.cancel().catch(() => {});
+    if (!bytes || bytes.length !== part.bytes || (await sha256Hex(bytes)) !== part.sha256) {
+      await this.forget(name);
+      return null;
+    }
+    const dir = await this.dir();
+    await writeFile(dir, partName(name, i), bytes);
+    return { bytes, file: (await fileOf(dir, partName(name, i)))! };
+  }
+
+  /** Drops a file's record and parts (its server copy changed): the next open downloads it whole. */
+  private async forget(name: string): Promise<void> {
+    await this.updateManifest((m) => void delete m.files[name]);
+    await removeParts(await this.dir(), name);
   }
 
   /** Records the visit once per load (the demo lists when each model was last used). */
