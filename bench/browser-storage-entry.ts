@@ -21,6 +21,48 @@ async function readAll(open: () => Promise<{ size: number; read(o: number, n: nu
   return { openMs: t1 - t0, readMs: t2 - t1 };
 }
 
+/** A dedicated worker reading one OPFS file through a sync access handle (the alternative to File slices). */
+const SYNC_READER = `
+let handle = null;
+onmessage = async (e) => {
+  const { op, name, offset, length } = e.data;
+  if (op === 'open') {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('bench-raw');
+    handle = await (await dir.getFileHandle(name)).createSyncAccessHandle();
+    postMessage({ size: handle.getSize() });
+  } else if (op === 'read') {
+    const buf = new Uint8Array(length);
+    handle.read(buf, { at: offset });
+    postMessage({ buf }, [buf.buffer]);
+  } else { handle.close(); postMessage({}); }
+};`;
+
+/** The raw read paths, on one plain OPFS file: File slices from the page vs a sync access handle in a worker. */
+async function rawReads(url: string, chunkBytes: number): Promise<StorageCase[]> {
+  const root = await navigator.storage.getDirectory();
+  const dir = await root.getDirectoryHandle('bench-raw', { create: true });
+  const handle = await dir.getFileHandle('raw', { create: true });
+  const w = await handle.createWritable();
+  await (await fetch(url, { cache: 'no-store' })).body!.pipeTo(w);
+  const slices = await readAll(async () => {
+    const file = await handle.getFile();
+    return { size: file.size, read: async (o: number, n: number) => new Uint8Array(await file.slice(o, o + n).arrayBuffer()) };
+  }, chunkBytes);
+  const worker = new Worker(URL.createObjectURL(new Blob([SYNC_READER], { type: 'text/javascript' })));
+  const call = (m: object) => new Promise<{ size?: number; buf?: Uint8Array }>((resolve) => ((worker.onmessage = (e) => resolve(e.data)), worker.postMessage(m)));
+  const sync = await readAll(async () => {
+    const { size } = await call({ op: 'open', name: 'raw' });
+    return { size: size!, read: async (offset: number, length: number) => (await call({ op: 'read', offset, length })).buf! };
+  }, chunkBytes);
+  await call({ op: 'close' });
+  worker.terminate();
+  await root.removeEntry('bench-raw', { recursive: true });
+  return [
+    { name: 'one OPFS file, File.slice() reads in the page', ...slices },
+    { name: 'one OPFS file, createSyncAccessHandle() reads in a worker', ...sync },
+  ];
+}
+
 /** `visit`: 'first' stores the file (after clearing what earlier runs stored), 'again' reads the stored copy. */
 async function run(o: { folder: string; file: string; chunkBytes: number; visit: 'first' | 'again' }): Promise<StorageCase[]> {
   const platform = await getPlatform();
@@ -56,6 +98,7 @@ async function run(o: { folder: string; file: string; chunkBytes: number; visit:
       return { size: blob.size, read: async (off: number, n: number) => new Uint8Array(await blob.slice(off, off + n).arrayBuffer()) };
     }, o.chunkBytes);
     out.push({ name: 'Cache API, next visit', ...r });
+    out.push(...(await rawReads(url, o.chunkBytes)));
   }
   return out;
 }
