@@ -1,6 +1,6 @@
 // Runs in the page for bench/browser-storage.ts: reads one large file the ways a model load can.
 import { getPlatform } from '../src/platform/index.js';
-import { withModelStorage } from '../src/platform/model-store/index.js';
+import { withModelStorage } from '../src/platform/model-store/scope.js';
 
 export interface StorageCase {
   name: string;

@@ -49,17 +49,4 @@ export { writeSafetensors, serializeSafetensors, writeShardedCheckpoint, type Te
 export { getPlatform, setPlatform, type Platform, type ByteSource } from './platform/index.js';
 
 // Browser model storage (models fetched by URL kept in the origin private file system)
-export {
-  listStoredModels,
-  deleteStoredModel,
-  modelStorageInfo,
-  ModelStorageError,
-  type ModelStorageErrorCode,
-  type ModelCacheOptions,
-  type ModelCacheSetting,
-  type ModelStorageOptions,
-  type DownloadProgress,
-  type StoredModel,
-  type StoredModelFile,
-  type ModelStorageInfo,
-} from './platform/model-store/index.js';
+export * from './platform/model-store/index.js';

@@ -16,7 +16,7 @@ import type { FinishReason, OnToken } from './generation/types.js';
 import { Blip2ForConditionalGeneration, type FromPretrainedOptions } from './model/blip2.js';
 import type { ImageInput } from './processing/image-input.js';
 import { Blip2Processor, type ProcessorOptions } from './processing/processor.js';
-import { withModelStorage } from './platform/model-store/index.js';
+import { withModelStorage } from './platform/model-store/scope.js';
 import { captionPrompt, chatPrompt, vqaPrompt, type ChatTurn } from './processing/prompts.js';
 import { Tensor } from './tensor.js';
 

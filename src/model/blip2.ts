@@ -11,7 +11,8 @@ import { selectionFilter, type ParameterSelection } from '../training/select.js'
 import { getGpu, type Gpu } from '../gpu/gpu.js';
 import { joinPath, openCheckpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/text-file.js';
-import { withModelStorage, type ModelStorageOptions } from '../platform/model-store/index.js';
+import { withModelStorage } from '../platform/model-store/scope.js';
+import type { ModelStorageOptions } from '../platform/model-store/types.js';
 import { Tensor, tidy } from '../tensor.js';
 import { expandBatch, Blip2VisionModel, type VisionModelOutput } from './blip2-vision.js';
 import { Blip2QFormerModel, type QFormerEncoderOutput } from './blip2-qformer.js';

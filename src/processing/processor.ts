@@ -4,7 +4,8 @@ import { loadImage, type ImageInput, type ImageLoadOptions } from './image-input
 import { BlipImageProcessor } from './image-processor.js';
 import { Blip2Tokenizer, type DecodeOptions } from './tokenizer.js';
 import type { AlphaMode } from './convert-rgb.js';
-import { withModelStorage, type ModelStorageOptions } from '../platform/model-store/index.js';
+import { withModelStorage } from '../platform/model-store/scope.js';
+import type { ModelStorageOptions } from '../platform/model-store/types.js';
 
 export interface ProcessInput {
   /** One image or one per batch row. */

@@ -5,7 +5,8 @@ import { setShaderBaseUrl } from '../../src/gpu/shader-sources.js';
 import { Blip2 } from '../../src/pipeline.js';
 import { partName } from '../../src/platform/model-store/download.js';
 import { sha256Hex } from '../../src/platform/model-store/opfs.js';
-import { deleteStoredModel, listStoredModels, modelStorageInfo, setStorePartBytes, type ModelCacheSetting, type ModelStorageInfo, type StoredModel } from '../../src/platform/model-store/index.js';
+import { deleteStoredModel, listStoredModels, modelStorageInfo, type ModelCacheSetting, type ModelStorageInfo, type StoredModel } from '../../src/platform/model-store/index.js';
+import { setStorePartBytes } from '../../src/platform/model-store/store.js';
 
 export interface VisitOptions {
   model: string;

@@ -1,5 +1,5 @@
-export { withModelStorage } from './scope.js';
-export { listStoredModels, deleteStoredModel, modelStorageInfo, setStorePartBytes } from './store.js';
+// The public API of the browser model store (re-exported by the package's entry point).
+export { listStoredModels, deleteStoredModel, modelStorageInfo } from './store.js';
 export {
   ModelStorageError,
   type ModelStorageErrorCode,
