@@ -77,7 +77,7 @@ async function run(o: { folder: string; file: string; chunkBytes: number; visit:
     await root.removeEntry('blip2-webgpu-models', { recursive: true }).catch(() => {});
     await caches.delete('bench');
     out.push({ name: 'HTTP range requests (cache: false)', ...(await readAll(() => platform.openBytes(url), o.chunkBytes)) });
-    await viaStore('OPFS store, first visit (download, SHA-256, write)', { verify: true });
+    await viaStore('OPFS store, first visit (download, checksum, write)', { verify: true });
     // The alternative considered: the Cache API keeps a whole 200 response and reads slices of its Blob.
     const cache = await caches.open('bench');
     const t0 = performance.now();
@@ -90,7 +90,7 @@ async function run(o: { folder: string; file: string; chunkBytes: number; visit:
     out.push({ name: 'Cache API, first visit (download, put)', openMs: putMs + r.openMs, readMs: r.readMs });
   } else {
     await viaStore('OPFS store, next visit, size checks only (verify: false)', { verify: false });
-    await viaStore('OPFS store, next visit, SHA-256 checked while reading', { verify: true });
+    await viaStore('OPFS store, next visit, checksums checked while reading', { verify: true });
     await viaStore('OPFS store, same page again (parts already checked)', { verify: true });
     const cache = await caches.open('bench');
     const r = await readAll(async () => {

@@ -124,7 +124,7 @@ describe('browser model store (OPFS, headless Chromium)', () => {
     expect(v.modelRequests).toEqual([]);
     expect(v.downloads).toEqual({});
     expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
-    console.log(`second visit: 0 model requests, load ${v.loadMs.toFixed(0)} ms (SHA-256 of every part included)`);
+    console.log(`second visit: 0 model requests, load ${v.loadMs.toFixed(0)} ms (every part checksummed)`);
   });
 
   it('after a browser restart with the same profile: still no request, the same tokens', async () => {
@@ -146,7 +146,7 @@ describe('browser model store (OPFS, headless Chromium)', () => {
     expect(warnings.at(-1)).toMatch(/stored part 3 is damaged \(32768 bytes instead of 65536\)/);
   });
 
-  it('a corrupted stored part (same size) fails its SHA-256 when first read and is fetched again alone; verify: false checks sizes only', async () => {
+  it('a corrupted stored part (same size) fails its checksum when first read and is fetched again alone; verify: false checks sizes only', async () => {
     await call('damage', { url: modelUrl, file: 'model.safetensors', part: 5, how: 'flip' });
     const sizesOnly = await visit({ cache: { verify: false } });
     expect(sizesOnly.modelRequests).toEqual([]);
@@ -154,7 +154,7 @@ describe('browser model store (OPFS, headless Chromium)', () => {
     expect(v.error).toBeUndefined();
     expect(v.modelRequests.map((r) => [r.status, r.range])).toEqual([[206, `bytes=${5 * PART}-${6 * PART - 1}`]]);
     expect(v.tokens).toEqual(captionCase.greedy.new_tokens);
-    expect(warnings.at(-1)).toMatch(/stored part 5 is damaged \(SHA-256 differs/);
+    expect(warnings.at(-1)).toMatch(/stored part 5 is damaged \(its checksum differs/);
     expect((await visit()).modelRequests).toEqual([]);
   });
 

@@ -1,10 +1,11 @@
 // Downloads one file of a model folder into the store: one GET streamed into parts of `partBytes`, each part
-// hashed (SHA-256) and committed whole before the manifest names it. An interrupted download keeps its committed
+// checksummed (xxHash64) and committed whole before the manifest names it. An interrupted download keeps its committed
 // parts and resumes with `Range` + `If-Range`, so a changed remote file restarts from zero instead of being
 // spliced onto the old one's bytes.
 import { formatBytes } from '../../util/format-bytes.js';
 import { resumeValidator, storedBytesOf, type FileRecord } from './manifest.js';
-import { entryNames, estimate, removeEntry, requestPersistence, sha256Hex, writeFile } from './opfs.js';
+import { partChecksum } from './checksum.js';
+import { entryNames, estimate, removeEntry, requestPersistence, writeFile } from './opfs.js';
 import { ModelStorageError } from './types.js';
 
 /** Attempts per file: the first request and up to two resumes after a dropped connection. */
@@ -162,9 +163,9 @@ async function streamParts(t: DownloadTarget, body: ReadableStream<Uint8Array>, 
   let fill = 0;
   let loaded = storedBytesOf(record);
   const commit = async (bytes: Uint8Array) => {
-    const sha256 = await sha256Hex(bytes);
+    const xxh64 = await partChecksum(bytes);
     await writeFile(t.dir, partName(t.name, record.parts.length), bytes);
-    record.parts.push({ bytes: bytes.length, sha256 });
+    record.parts.push({ bytes: bytes.length, xxh64 });
     await t.save(record);
   };
   try {

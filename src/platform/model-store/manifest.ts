@@ -1,11 +1,12 @@
-// What the store knows about one model folder: its files, their validators and the SHA-256 of each stored part.
+// What the store knows about one model folder: its files, their validators and the checksum (xxHash64) of each
+// stored part.
 // Kept as manifest.json next to the parts; data is written before the manifest names it, so a crash leaves at
 // worst an unnamed part (overwritten on resume), never a named part that is missing or short.
 
 /** One stored piece of a file: parts are written whole and committed atomically (OPFS writable streams). */
 export interface PartRecord {
   bytes: number;
-  sha256: string;
+  xxh64: string;
 }
 
 export interface FileRecord {
@@ -63,7 +64,7 @@ function isFileRecord(x: Record<string, unknown>): boolean {
     typeof x.complete === 'boolean' &&
     typeof x.storedAt === 'string' &&
     Array.isArray(x.parts) &&
-    x.parts.every((p) => isObject(p) && isCount(p.bytes) && typeof p.sha256 === 'string' && /^[0-9a-f]{64}$/.test(p.sha256))
+    x.parts.every((p) => isObject(p) && isCount(p.bytes) && typeof p.xxh64 === 'string' && /^[0-9a-f]{16}$/.test(p.xxh64))
   );
 }
 

@@ -10,6 +10,7 @@ import type { ByteSource } from '../types.js';
 import { downloadFile, partName, removeParts } from './download.js';
 import { emptyManifest, parseManifest, resumeValidator, storedBytesOf, type FileRecord, type Manifest } from './manifest.js';
 import { StoredFileSource, type StoredPart } from './stored-source.js';
+import { partChecksum } from './checksum.js';
 import { entryNames, estimate, fileOf, persisted, removeEntry, sha256Hex, storageUnavailableReason, storeRoot, subdirectory, withLock, writeFile } from './opfs.js';
 import { ModelStorageError, type DownloadProgress, type ModelCacheOptions, type ModelStorageInfo, type StoredModel } from './types.js';
 
@@ -24,7 +25,7 @@ export function setStorePartBytes(bytes: number): void {
   partBytes = bytes;
 }
 
-/** Parts whose SHA-256 this page has checked, by model, file, part, hash and the part file's modification time. */
+/** Parts whose checksum this page has checked, by model, file, part, hash and the part file's modification time. */
 const verifiedParts = new Set<string>();
 
 /** The store's folder name for a model URL (a hash: URLs hold characters file names may not). */
@@ -139,14 +140,14 @@ export class StoredFolder {
 
   /**
    * The stored file as a source over its parts, after checking that every part is there with its size; a part
-   * that is not is fetched again on its own. With `verify`, each part's SHA-256 is checked when it is first read
+   * that is not is fetched again on its own. With `verify`, each part's checksum is checked when it is first read
    * (StoredFileSource), and a part that fails is fetched again the same way before its bytes are used. Null when
    * the server's file is no longer the stored one: the record is then dropped and the caller downloads the file.
    */
   private async storedSource(href: string, name: string, record: FileRecord): Promise<ByteSource | null> {
     const dir = await this.dir();
     const key = await this.key();
-    const memo = (i: number, file: File) => `${key}/${name}/${i}/${record.parts[i]!.sha256}/${file.lastModified}/${file.size}`;
+    const memo = (i: number, file: File) => `${key}/${name}/${i}/${record.parts[i]!.xxh64}/${file.lastModified}/${file.size}`;
     const parts: StoredPart[] = [];
     let start = 0;
     for (let i = 0; i < record.parts.length; i++) {
@@ -167,11 +168,11 @@ export class StoredFolder {
       return null;
     }
     return new StoredFileSource(href, parts, record.partBytes, async (i, bytes) => {
-      if ((await sha256Hex(bytes)) === record.parts[i]!.sha256) {
+      if ((await partChecksum(bytes)) === record.parts[i]!.xxh64) {
         verifiedParts.add(memo(i, parts[i]!.file));
         return { bytes, file: parts[i]!.file };
       }
-      console.warn(`${href}: stored part ${i} is damaged (SHA-256 differs from the one recorded at download); fetching that part again`);
+      console.warn(`${href}: stored part ${i} is damaged (its checksum differs from the one recorded at download); fetching that part again`);
       const repaired = await withLock(`${key}/${name}`, () => this.repairPart(href, name, record, i));
       if (!repaired) {
         throw new ModelStorageError(
@@ -186,7 +187,7 @@ export class StoredFolder {
 
   /**
    * Fetches part `i` of a stored file again (one range request, If-Range on the stored validator) and stores it if
-   * its SHA-256 is the recorded one; null (and the record dropped) when the server's file has changed since.
+   * its checksum is the recorded one; null (and the record dropped) when the server's file has changed since.
    */
   private async repairPart(href: string, name: string, record: FileRecord, i: number): Promise<{ bytes: Uint8Array; file: File } | null> {
     const part = record.parts[i]!;
@@ -198,7 +199,7 @@ export class StoredFolder {
     });
     const bytes = res.status === 206 ? new Uint8Array(await res.arrayBuffer()) : null;
     if (!bytes) await res.body?.cancel().catch(() => {});
-    if (!bytes || bytes.length !== part.bytes || (await sha256Hex(bytes)) !== part.sha256) {
+    if (!bytes || bytes.length !== part.bytes || (await partChecksum(bytes)) !== part.xxh64) {
       await this.forget(name);
       return null;
     }

@@ -1,8 +1,7 @@
 // A stored file as a ByteSource: reads are served from its OPFS part files. With verification on, the first read
-// that touches a part reads that part whole and checks its SHA-256 before any of its bytes are used; later reads
-// of a checked part are plain slices. Hashing runs on WebCrypto's own thread while the loader uploads the previous
-// chunk, so checking costs one extra read of the parts that loading touches out of order, not a pass over the
-// model before loading starts.
+// that touches a part reads that part whole and checks its checksum before any of its bytes are used; later reads
+// of a checked part are plain slices. So checking costs a fast hash (checksum.ts) and one extra read of the parts
+// that loading touches out of order, not a pass over the model before loading starts.
 import { checkRange } from '../blob-source.js';
 import type { ByteSource } from '../types.js';
 import { ModelStorageError } from './types.js';

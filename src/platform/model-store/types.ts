@@ -8,7 +8,7 @@ export interface ModelCacheOptions {
    */
   revalidate?: boolean;
   /**
-   * Check each stored part's SHA-256 (recorded when it was downloaded) the first time a page reads it; a part
+   * Check each stored part's checksum (xxHash64, recorded when it was downloaded) the first time a page reads it; a part
    * that fails is downloaded again before anything uses it. Default true; false checks the part sizes only.
    */
   verify?: boolean;
