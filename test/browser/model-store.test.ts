@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleForBrowser, launchChromium } from '../support/browser.js';
+import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { writeShardedCheckpoint } from '../../src/io/safetensors-writer.js';
 import { loadFixtures } from '../support/fixtures.js';
 import { serveStatic } from '../support/static-server.js';
 import type { StoreTestApi, VisitOptions, VisitResult } from './store-entry.js';
@@ -21,7 +23,7 @@ const PART = 64 * 1024;
 const MODEL_FILE = /^(config|generation_config|preprocessor_config|processor_config|tokenizer|tokenizer_config|special_tokens_map|added_tokens)\.json$|^model.*\.safetensors(\.index\.json)?$/;
 
 const work = mkdtempSync(join(tmpdir(), 'blip2-store-'));
-const site = { dir: join(work, 'site'), model: join(work, 'model'), profile: join(work, 'profile') };
+const site = { dir: join(work, 'site'), model: join(work, 'model'), sharded: join(work, 'sharded'), profile: join(work, 'profile') };
 interface Logged {
   method: string;
   path: string;
@@ -73,11 +75,20 @@ const gets = (rs: Logged[], file: string) => rs.filter((r) => r.method === 'GET'
 beforeAll(async () => {
   mkdirSync(site.dir);
   mkdirSync(site.model);
-  for (const f of readdirSync(fixture.dir).filter((f) => MODEL_FILE.test(f))) copyFileSync(join(fixture.dir, f), join(site.model, f));
+  mkdirSync(site.sharded);
+  for (const f of readdirSync(fixture.dir).filter((f) => MODEL_FILE.test(f))) {
+    copyFileSync(join(fixture.dir, f), join(site.model, f));
+    if (!f.endsWith('.safetensors')) copyFileSync(join(fixture.dir, f), join(site.sharded, f));
+  }
+  // The same weights in three shards with an index, as large checkpoints come.
+  const weights = await SafetensorsFile.open(join(fixture.dir, 'model.safetensors'));
+  const tensors = await Promise.all(weights.keys().map(async (name) => ({ ...weights.info(name), data: await weights.readBytes(name) })));
+  await weights.close();
+  expect((await writeShardedCheckpoint(site.sharded, tensors, 160_000)).length).toBe(3);
   await bundleForBrowser(join(root, 'test/browser/store-entry.ts'), site.dir);
   writeFileSync(join(site.dir, 'index.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="/bundle.js"></script>');
   server = await serveStatic(
-    { '/shaders/': join(root, 'wgsl'), '/model/': site.model, '/images/': fixture.dir, '/': site.dir },
+    { '/shaders/': join(root, 'wgsl'), '/model/': site.model, '/sharded/': site.sharded, '/images/': fixture.dir, '/': site.dir },
     {
       onRequest: (r) => requests.push(r),
       cutAfter: (r) => (r.method === 'GET' && r.path === '/model/model.safetensors' ? cuts.shift() : undefined),
@@ -241,13 +252,28 @@ describe('browser model store (OPFS, headless Chromium)', () => {
     expect(fresh.tokens).toEqual(captionCase.greedy.new_tokens);
   });
 
-  it('refuses a model that does not fit the quota with a clear error, stores nothing of it, and loads with cache: false', async () => {
+  it('refuses a model that does not fit the quota with a clear error (a sharded one before its first shard), stores nothing of it, and loads with cache: false', async () => {
     await call('remove', modelUrl);
     const v = await visit({ fakeEstimate: { usage: 0, quota: 200_000 } });
     expect(v.error).toMatchObject({ name: 'ModelStorageError', code: 'quota' });
     expect(v.error!.message).toMatch(/needs [\d.]+ KiB but the browser lets this site store only .* more .* cache: false/);
     const weights = (await call('list'))[0]?.files.find((f) => f.name === 'model.safetensors');
     expect(weights?.storedBytes ?? 0).toBe(0);
+
+    // A sharded model whose weights (total_size in its index) do not fit is refused before its first shard.
+    const sharded = `${server.url}/sharded`;
+    const big = await visit({ model: sharded, fakeEstimate: { usage: 0, quota: 300_000 } });
+    expect(big.error).toMatchObject({ name: 'ModelStorageError', code: 'quota' });
+    expect(big.error!.message).toMatch(/model-00001-of-00003\.safetensors: the model's weight files \(total_size in its index\) need [\d.]+ KiB but the browser lets this site store only 293\.0 KiB more/);
+    expect(requests.filter((r) => r.path.startsWith('/sharded/model-'))).toEqual([]);
+    const fits = await visit({ model: sharded });
+    expect(fits.error).toBeUndefined();
+    expect(fits.tokens).toEqual(captionCase.greedy.new_tokens);
+    expect(requests.filter((r) => r.path.startsWith('/sharded/model-') && r.status === 200)).toHaveLength(3);
+    const again = await visit({ model: sharded });
+    expect(requests.filter((r) => r.path.startsWith('/sharded/'))).toEqual([]);
+    expect(again.tokens).toEqual(captionCase.greedy.new_tokens);
+    expect(await call('remove', sharded)).toBe(true);
 
     const uncached = await visit({ cache: false });
     expect(uncached.error).toBeUndefined();

@@ -25,6 +25,11 @@ export interface DownloadTarget {
   /** Remembers that the server has no such file. */
   saveMissing(): Promise<void>;
   onProgress?: (loadedBytes: number, totalBytes: number | null) => void;
+  /**
+   * Bytes the model's weight files still need in all, this one included (the index's total_size less what is
+   * stored): a sharded model that cannot fit is refused before its first shard, not after gigabytes.
+   */
+  weightsNeed?: number;
 }
 
 /** The name of part `index` of `file`: encodeURIComponent never emits ',', so no file's parts match another's prefix. */
@@ -48,6 +53,8 @@ function resumable(r: FileRecord): boolean {
  * A 404 is remembered (optional files of HF folders are probed) and thrown as `HTTP 404`.
  */
 export async function downloadFile(t: DownloadTarget, previous: FileRecord | null): Promise<FileRecord> {
+  // What the index says the weights need is known before any request: a model that cannot fit asks for nothing.
+  if (t.weightsNeed !== undefined) await checkQuota(t, null, null);
   let record = previous;
   let lastError: unknown = null;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
@@ -77,18 +84,20 @@ export async function downloadFile(t: DownloadTarget, previous: FileRecord | nul
         attempt--;
         continue;
       }
+      await checkQuota(t, record.size! - resumeAt, res);
     } else if (res.status === 200) {
       // A fresh download, a file that changed since the stored prefix (If-Range failed), or a server without
       // ranges: in every case the body is the whole current file.
+      const fresh = newRecord(res, t.partBytes);
+      await checkQuota(t, fresh.size, res);
       await removeParts(t.dir, t.name);
-      record = newRecord(res, t.partBytes);
+      record = fresh;
       await t.save(record);
     } else {
       await res.body?.cancel().catch(() => {});
       throw new Error(`${t.url}: HTTP ${res.status}`);
     }
     if (!res.body) throw new Error(`${t.url}: HTTP ${res.status} without a body`);
-    await checkQuota(t, record, resumeAt, res);
     await requestPersistence();
     try {
       await streamParts(t, res.body, record);
@@ -141,15 +150,19 @@ function parseContentRange(header: string | null): { start: number; total: numbe
   return m ? { start: Number(m[1]), total: Number(m[3]) } : null;
 }
 
-/** Refuses, before writing, a file that cannot fit in what the browser lets this origin store. */
-async function checkQuota(t: DownloadTarget, record: FileRecord, resumeAt: number, res: Response): Promise<void> {
-  if (record.size === null) return;
-  const need = record.size - resumeAt;
+/**
+ * Refuses, before writing, a file that cannot fit in what the browser lets this origin store, together with the
+ * rest of the model's weights when the folder's index says how large they are (`t.weightsNeed`).
+ */
+async function checkQuota(t: DownloadTarget, fileNeeds: number | null, res: Response | null): Promise<void> {
+  const weights = t.weightsNeed ?? 0;
+  const need = Math.max(fileNeeds ?? 0, weights);
   const { usage, quota } = await estimate();
   if (need <= quota - usage) return;
-  await res.body?.cancel().catch(() => {});
+  await res?.body?.cancel().catch(() => {});
+  const what = weights > (fileNeeds ?? 0) ? `the model's weight files (total_size in its index) need` : 'it needs';
   throw new ModelStorageError(
-    `cannot store ${t.url}: it needs ${formatBytes(need)} but the browser lets this site store only ${formatBytes(Math.max(0, quota - usage))} more ` +
+    `cannot store ${t.url}: ${what} ${formatBytes(need)} but the browser lets this site store only ${formatBytes(Math.max(0, quota - usage))} more ` +
       `(${formatBytes(usage)} of ${formatBytes(quota)} used). Delete stored models (deleteStoredModel, or the demo's list), free disk space, ` +
       `or load with cache: false to read the model over the network without storing it.`,
     'quota',

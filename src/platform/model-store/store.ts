@@ -15,6 +15,8 @@ import { entryNames, estimate, fileOf, persisted, removeEntry, sha256Hex, storag
 import { ModelStorageError, type DownloadProgress, type ModelCacheOptions, type ModelStorageInfo, type StoredModel } from './types.js';
 
 const MANIFEST = 'manifest.json';
+/** HF's index of a sharded checkpoint: its metadata.total_size tells how much the weight files need. */
+const INDEX = 'model.safetensors.index.json';
 
 /** 32 MiB parts: small enough to hash and write in one piece, few enough (160 for a 5 GB shard) to list quickly. */
 let partBytes = 32 * 1024 * 1024;
@@ -111,12 +113,39 @@ export class StoredFolder {
         name,
         dir,
         partBytes,
+        weightsNeed: await this.weightsNeed(name),
         save: (r) => this.updateManifest((m) => void (m.files[name] = r)),
         saveMissing: () => this.updateManifest((m) => void (m.files[name] = { kind: 'missing', checkedAt: new Date().toISOString() })),
         onProgress: this.onDownload && ((loadedBytes, totalBytes) => this.onDownload!({ url: href, file: name, loadedBytes, totalBytes })),
       },
       previous,
     );
+  }
+
+  /** For a shard of a stored index: the index's total_size less the shard bytes stored (else undefined). */
+  private async weightsNeed(name: string): Promise<number | undefined> {
+    if (!name.endsWith('.safetensors')) return undefined;
+    const m = await this.readManifest();
+    const index = m?.files[INDEX];
+    if (!m || index?.kind !== 'file' || !index.complete) return undefined;
+    let json: { metadata?: { total_size?: unknown }; weight_map?: Record<string, unknown> };
+    try {
+      const dir = await this.dir();
+      const parts = await Promise.all(index.parts.map((_, i) => fileOf(dir, partName(INDEX, i))));
+      if (parts.some((p) => p === null)) return undefined;
+      json = JSON.parse(await new Blob(parts as File[]).text());
+    } catch {
+      return undefined; // a damaged index is reported when the checkpoint reader opens it
+    }
+    const total = json.metadata?.total_size;
+    const shards = new Set(Object.values(json.weight_map ?? {}));
+    if (!Number.isSafeInteger(total) || !shards.has(name)) return undefined;
+    let stored = 0;
+    for (const shard of shards) {
+      const r = typeof shard === 'string' ? m.files[shard] : undefined;
+      if (r?.kind === 'file') stored += storedBytesOf(r);
+    }
+    return Math.max(0, (total as number) - stored);
   }
 
   /** One HEAD: whether the server's file differs from the stored one (size, ETag or Last-Modified). */
