@@ -34,6 +34,17 @@ export class StoredFileSource implements ByteSource {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.name, this.size, offset, length);
+    // Within one checked part: the slice's own buffer, without a second allocation and copy.
+    const index = Math.floor(offset / this.partBytes);
+    const part = this.parts[index];
+    if (part?.checked && this.whole?.index !== index && offset + length <= part.start + part.bytes) {
+      try {
+        return new Uint8Array(await part.file.slice(offset - part.start, offset - part.start + length).arrayBuffer());
+      } catch (e) {
+        throw this.readError(e);
+      }
+    }
     const out = new Uint8Array(length);
     await this.readInto(offset, out);
     return out;
@@ -54,9 +65,14 @@ export class StoredFileSource implements ByteSource {
         done += n;
       }
     } catch (e) {
-      if (e instanceof ModelStorageError || !(e instanceof DOMException)) throw e;
-      throw new ModelStorageError(`${this.name}: the stored copy changed or vanished while it was read (deleted or downloaded again in another tab?); load again`, 'corrupt', { cause: e });
+      throw this.readError(e);
     }
+  }
+
+  /** A part file that changed or vanished under a File snapshot fails with a DOMException: say what happened. */
+  private readError(e: unknown): unknown {
+    if (e instanceof ModelStorageError || !(e instanceof DOMException)) return e;
+    return new ModelStorageError(`${this.name}: the stored copy changed or vanished while it was read (deleted or downloaded again in another tab?); load again`, 'corrupt', { cause: e });
   }
 
   private checkPart(index: number): Promise<void> {
