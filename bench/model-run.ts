@@ -266,6 +266,9 @@ async function load(options: ModelBenchOptions): Promise<Loaded> {
     gpu,
     dtype: options.dtype,
     quantize: options.quantize,
+    // load_s times reading the checkpoint as it is served (HTTP ranges in browsers), the same on every run: the
+    // browser's model store would turn it into a download on the first run and a storage read on later ones.
+    cache: false,
     onProgress: (p: LoadProgress) => {
       const pct = Math.floor((100 * p.loadedBytes) / Math.max(1, p.totalBytes));
       if (pct !== lastPct && pct % 10 === 0) log(`loading ${pct}%`);
