@@ -1,6 +1,6 @@
 // The browser demo: load a BLIP-2 folder (URL or dropped files), pick an image, caption it and chat about it
 // with streamed tokens. Plain DOM; everything the engine does runs in this tab on WebGPU.
-import { adapterLabel, Blip2, getGpu, markTrainable, modelStorageInfo, setShaderBaseUrl, Trainer, type ChatTurn, type DownloadProgress, type Gpu, type ImageInput, type LoadProgress, type ParameterSelection, type SingleResult, type TextOptions } from '../src/index.js';
+import { adapterLabel, Blip2, getGpu, markTrainable, ModelStorageError, modelStorageInfo, setShaderBaseUrl, Trainer, type ChatTurn, type DownloadProgress, type Gpu, type ImageInput, type LoadProgress, type ParameterSelection, type SingleResult, type TextOptions } from '../src/index.js';
 import { $ } from './dom.js';
 import { DROPPED_FOLDER, filesFromDrop, installDroppedFilesPlatform, setDroppedFiles } from './dropped-files.js';
 import { formatBytes, formatGeneration, formatMs } from './format.js';
@@ -192,6 +192,12 @@ async function loadModel(location: string, label: string, fromUrl: boolean): Pro
   };
   try {
     state.blip2 = await Blip2.fromPretrained(location, { dtype, quantize, gpu, onProgress, cache: store, onDownload });
+  } catch (e) {
+    // The library's advice names its options; say what they are on this page.
+    if (e instanceof ModelStorageError && (e.code === 'quota' || e.code === 'unavailable')) {
+      throw new Error(`${e.message}\nOn this page: delete stored models below, or untick "keep in this browser" to load without storing.`, { cause: e });
+    }
+    throw e;
   } finally {
     ui.progress.hidden = true;
     if (fromUrl) void stored.refresh().catch(showError);

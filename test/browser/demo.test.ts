@@ -145,6 +145,21 @@ describe('browser demo (headless Chromium)', () => {
     await page.click('#stored-list tr button:text("Delete")');
     await page.waitForFunction(() => document.querySelectorAll('#stored-list tr').length === 0);
     expect(await page.isVisible('#stored-empty')).toBe(true);
+
+    // A site out of quota: the error says what to do on this page, and the page stays usable.
+    await page.evaluate(() => {
+      const storage = navigator.storage as StorageManager & { realEstimate?: StorageManager['estimate'] };
+      storage.realEstimate = storage.estimate;
+      storage.estimate = async () => ({ usage: 0, quota: 1000 });
+    });
+    await page.click('#load');
+    await page.waitForFunction(() => !document.getElementById('error')!.hidden && !(document.getElementById('load') as HTMLButtonElement).disabled);
+    expect(await page.textContent('#error')).toMatch(/the browser lets this site store only .* untick "keep in this browser"/s);
+    await page.evaluate(() => {
+      const storage = navigator.storage as StorageManager & { realEstimate?: StorageManager['estimate'] };
+      storage.estimate = storage.realEstimate!;
+    });
+
     requests = [];
     await loadModel(() => page.click('#load'));
     expect(requests.some((r) => r.path === '/models/tiny-blip2/model.safetensors' && r.status === 200)).toBe(true);
