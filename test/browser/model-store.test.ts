@@ -1,8 +1,10 @@
 // The browser model store in headless Chromium: a model fetched by URL is kept in the origin private file system,
 // so later visits (new pages, a browser restart with the same profile) send no request for it and still generate
-// transformers' tokens; damaged, partial and changed files are detected and fetched again; quota and deletion.
+// transformers' tokens; damaged, partial and changed files are detected and fetched again; quota and deletion;
+// quantized models (a folder written by `blip2 convert`, and a stored float folder quantized while loading) give the
+// tokens transformers gives with the same quantized weights (quantized.json) when read back with no request.
 // The static server counts requests per path; the store uses 64 KiB parts so the tiny checkpoint spans several.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleForBrowser, launchChromium } from '../support/browser.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { writeShardedCheckpoint } from '../../src/io/safetensors-writer.js';
+import { convertCheckpoint } from '../../src/quant/convert.js';
+import type { QuantScheme } from '../../src/quant/format.js';
+import { greedyTokensOf } from '../support/cases.js';
 import { loadFixtures } from '../support/fixtures.js';
 import { serveStatic } from '../support/static-server.js';
 import type { StoreTestApi, VisitOptions, VisitResult } from './store-entry.js';
@@ -18,12 +23,16 @@ import type { StoreTestApi, VisitOptions, VisitResult } from './store-entry.js';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const fixture = loadFixtures().find((f) => f.name === 'tiny-blip2')!;
 const captionCase = fixture.manifest.cases[0]!;
+const quantizedRef = JSON.parse(readFileSync(join(fixture.dir, 'quantized.json'), 'utf8')) as { schemes: Record<QuantScheme, { cases: { name: string; greedy: { new_tokens: number[] } }[] }> };
+/** The caption's tokens transformers generates with the scheme's quantized weights, as the engine reports them. */
+const quantizedTokens = (scheme: QuantScheme) =>
+  greedyTokensOf(fixture, { ...captionCase, greedy: { ...captionCase.greedy, new_tokens: quantizedRef.schemes[scheme].cases.find((c) => c.name === captionCase.name)!.greedy.new_tokens } });
 const PART = 64 * 1024;
 /** The files of a HF model folder (the fixture folder also holds references and images the model never reads). */
 const MODEL_FILE = /^(config|generation_config|preprocessor_config|processor_config|tokenizer|tokenizer_config|special_tokens_map|added_tokens)\.json$|^model.*\.safetensors(\.index\.json)?$/;
 
 const work = mkdtempSync(join(tmpdir(), 'blip2-store-'));
-const site = { dir: join(work, 'site'), model: join(work, 'model'), sharded: join(work, 'sharded'), profile: join(work, 'profile') };
+const site = { dir: join(work, 'site'), model: join(work, 'model'), sharded: join(work, 'sharded'), q4: join(work, 'q4'), profile: join(work, 'profile') };
 interface Logged {
   method: string;
   path: string;
@@ -67,10 +76,11 @@ async function visit(options: Partial<VisitOptions> = {}): Promise<VisitResult &
     partBytes: PART,
     ...options,
   });
-  return { ...result, modelRequests: requests.filter((r) => r.path.startsWith('/model/')) };
+  const folder = `${new URL(options.model ?? modelUrl).pathname}/`;
+  return { ...result, modelRequests: requests.filter((r) => r.path.startsWith(folder)) };
 }
 
-const gets = (rs: Logged[], file: string) => rs.filter((r) => r.method === 'GET' && r.path === `/model/${file}`);
+const gets = (rs: Logged[], file: string, folder = 'model') => rs.filter((r) => r.method === 'GET' && r.path === `/${folder}/${file}`);
 
 beforeAll(async () => {
   mkdirSync(site.dir);
@@ -85,10 +95,12 @@ beforeAll(async () => {
   const tensors = await Promise.all(weights.keys().map(async (name) => ({ ...weights.info(name), data: await weights.readBytes(name) })));
   await weights.close();
   expect((await writeShardedCheckpoint(site.sharded, tensors, 160_000)).length).toBe(3);
+  // What `blip2 convert --quantize q4 --dtype f32` writes: codes and f16 scales in shards, a quantization_config.
+  await convertCheckpoint(fixture.dir, site.q4, { quantize: 'q4', dtype: 'f32' });
   await bundleForBrowser(join(root, 'test/browser/store-entry.ts'), site.dir);
   writeFileSync(join(site.dir, 'index.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="/bundle.js"></script>');
   server = await serveStatic(
-    { '/shaders/': join(root, 'wgsl'), '/model/': site.model, '/sharded/': site.sharded, '/images/': fixture.dir, '/': site.dir },
+    { '/shaders/': join(root, 'wgsl'), '/model/': site.model, '/sharded/': site.sharded, '/q4/': site.q4, '/images/': fixture.dir, '/': site.dir },
     {
       onRequest: (r) => requests.push(r),
       cutAfter: (r) => (r.method === 'GET' && r.path === '/model/model.safetensors' ? cuts.shift() : undefined),
@@ -280,6 +292,43 @@ describe('browser model store (OPFS, headless Chromium)', () => {
     expect(uncached.tokens).toEqual(captionCase.greedy.new_tokens);
     expect(gets(uncached.modelRequests, 'model.safetensors').every((r) => r.status === 206)).toBe(true);
     expect((await call('list'))[0]?.files.find((f) => f.name === 'model.safetensors')?.storedBytes ?? 0).toBe(0);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('a quantized model: a converted q4 folder is stored, then read back with no request; a stored float folder quantized to q8 while loading; both give transformers\' quantized tokens', async () => {
+    const q4 = `${server.url}/q4`;
+    const first = await visit({ model: q4 });
+    expect(first.error).toBeUndefined();
+    expect(first.schemes).toEqual(['q4']);
+    expect(first.tokens).toEqual(quantizedTokens('q4'));
+    for (const f of readdirSync(site.q4)) expect(gets(first.modelRequests, f, 'q4').map((r) => [r.status, r.range])).toEqual([[200, null]]);
+    const stored = (await call('list')).find((m) => m.url === q4);
+    expect(stored).toMatchObject({ complete: true, storedBytes: readdirSync(site.q4).reduce((n, f) => n + statSync(join(site.q4, f)).size, 0) });
+
+    await page.close();
+    await openPage();
+    const next = await visit({ model: q4 });
+    expect(next.error).toBeUndefined();
+    expect(next.modelRequests).toEqual([]);
+    expect(next.schemes).toEqual(['q4']);
+    expect(next.tokens).toEqual(quantizedTokens('q4'));
+    // The folder's own scheme decides; a contradicting choice is refused from storage too, with no request.
+    const contradicting = await visit({ model: q4, quantize: 'q8' });
+    expect(contradicting.error?.name).toBe('QuantizationConfigError');
+    expect(contradicting.modelRequests).toEqual([]);
+
+    // Quantizing while loading reads the stored float folder: stored once, then no request.
+    const float = await visit({ quantize: 'q8' });
+    expect(float.error).toBeUndefined();
+    await page.close();
+    await openPage();
+    const q8 = await visit({ quantize: 'q8' });
+    expect(q8.error).toBeUndefined();
+    expect(q8.modelRequests).toEqual([]);
+    expect(q8.schemes).toEqual(['q8']);
+    expect(q8.tokens).toEqual(quantizedTokens('q8'));
+    expect(float.tokens).toEqual(quantizedTokens('q8'));
+    console.log(`quantized: q4 folder ${first.modelRequests.length} model requests on the first visit, 0 on the next (load ${next.loadMs.toFixed(0)} ms); float folder quantized to q8 from storage: 0 requests`);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@
 import { getGpu } from '../../src/gpu/gpu.js';
 import { setShaderBaseUrl } from '../../src/gpu/shader-sources.js';
 import { Blip2 } from '../../src/pipeline.js';
+import type { QuantScheme } from '../../src/quant/format.js';
 import { partName } from '../../src/platform/model-store/download.js';
 import { sha256Hex } from '../../src/platform/model-store/opfs.js';
 import { deleteStoredModel, listStoredModels, modelStorageInfo, type ModelCacheSetting, type ModelStorageInfo, type StoredModel } from '../../src/platform/model-store/index.js';
@@ -14,6 +15,8 @@ export interface VisitOptions {
   shaders: string;
   maxNewTokens: number;
   cache?: ModelCacheSetting;
+  /** Quantize a float folder's weights while loading (a converted folder brings its own scheme). */
+  quantize?: QuantScheme;
   /** Size of newly stored parts. */
   partBytes: number;
   /** Makes navigator.storage.estimate() report this during the load (a nearly full origin). */
@@ -22,6 +25,8 @@ export interface VisitOptions {
 
 export interface VisitResult {
   tokens: number[];
+  /** The quantization schemes of the loaded parameters (empty for a float model). */
+  schemes: string[];
   /** Files for which onDownload was called, with the last progress seen. */
   downloads: Record<string, { loadedBytes: number; totalBytes: number | null }>;
   loadMs: number;
@@ -41,18 +46,20 @@ async function visit(o: VisitOptions): Promise<VisitResult> {
     const blip2 = await Blip2.fromPretrained(o.model, {
       dtype: 'f32',
       cache: o.cache,
+      quantize: o.quantize,
       onDownload: (p) => (downloads[p.file] = { loadedBytes: p.loadedBytes, totalBytes: p.totalBytes }),
     });
     const loadMs = performance.now() - t0;
+    const schemes = [...new Set(blip2.model.namedParameters().flatMap(([, p]) => (p.quantized ? [p.quantized.scheme] : [])))];
     try {
       const caption = await blip2.caption(o.image, { max_new_tokens: o.maxNewTokens });
-      return { tokens: caption.token_ids, downloads, loadMs };
+      return { tokens: caption.token_ids, schemes, downloads, loadMs };
     } finally {
       blip2.dispose();
     }
   } catch (e) {
     const err = e as Error & { code?: string };
-    return { tokens: [], downloads, loadMs: performance.now() - t0, error: { name: err.name, code: err.code, message: err.message, stack: err.stack } };
+    return { tokens: [], schemes: [], downloads, loadMs: performance.now() - t0, error: { name: err.name, code: err.code, message: err.message, stack: err.stack } };
   } finally {
     storage.estimate = realEstimate;
   }
