@@ -219,9 +219,12 @@ describe('browser demo (headless Chromium)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  /** The caption's tokens transformers generates with the tiny model's weights quantized to q8 (quantized.json). */
+  const q8Tokens = () =>
+    fixture.optionalJson<{ schemes: { q8: { cases: { name: string; greedy: { new_tokens: number[] } }[] } } }>('quantized.json')!.schemes.q8.cases.find((c) => c.name === captionCase.name)!.greedy.new_tokens;
+
   it("quantizes to q8 while loading when asked, and captions with transformers' q8 tokens", async () => {
-    const q8 = fixture.optionalJson<{ schemes: { q8: { cases: { name: string; greedy: { new_tokens: number[] } }[] } } }>('quantized.json')!;
-    const want = q8.schemes.q8.cases.find((c) => c.name === captionCase.name)!.greedy.new_tokens;
+    const want = q8Tokens();
     await page.selectOption('#dtype', 'f32');
     await page.selectOption('#quantize', 'q8');
     await loadModel(() => page.click('#load'));
@@ -231,6 +234,30 @@ describe('browser demo (headless Chromium)', () => {
     await page.click('#caption');
     await settled(before + 1);
     expect((await messages())[before]!.ids).toEqual(want);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('keeps the folder it quantizes in the browser: after a reload, Load from the list with q8 sends no model request and gives the q8 tokens', async () => {
+    const want = q8Tokens();
+    await page.check('#store-model');
+    await loadModel(() => page.click('#load'));
+    expect(await page.textContent('#model-status')).toMatch(/downloaded .* into browser storage\.$/);
+
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById('adapter')!.textContent !== '–' && document.querySelectorAll('#stored-list tr').length === 1);
+    await page.selectOption('#dtype', 'f32');
+    await page.selectOption('#quantize', 'q8');
+    requests = [];
+    await loadModel(() => page.click('#stored-list tr button:text("Load")'));
+    expect(requests.filter((r) => r.path.startsWith('/models/'))).toEqual([]);
+    expect(await page.textContent('#model-status')).toMatch(/read from browser storage: nothing downloaded\.$/);
+    expect(await page.textContent('#weights')).toBe('q8 (vision encoder and OPT layers), f32 elsewhere');
+    await page.click('#sample');
+    await page.click('#settings summary');
+    await page.fill('#max-new-tokens', String(want.length));
+    await page.click('#caption');
+    await settled(1);
+    expect((await messages())[0]!.ids).toEqual(want);
     expect(pageErrors).toEqual([]);
   });
 });
