@@ -81,9 +81,15 @@ function quantizable(key: string, param: Parameter): boolean {
   return param.shape.length === 2 && param.role === 'matmul' && isQuantizedWeight(key);
 }
 
-/** The safetensors dtype and shape a stored quantized [N, K] weight's codes have. */
-export function storedCodesLayout(scheme: QuantScheme, N: number, K: number): { dtype: 'I8' | 'U8'; shape: [number, number] } {
-  return { dtype: scheme === 'q8' ? 'I8' : 'U8', shape: [N, rowBytes(scheme, K)] };
+/**
+ * The safetensors dtype and shape a stored quantized [N, K] weight's codes have: [N, groups, bytes per group]. Three
+ * dimensions so that no codes tensor has its float weight's shape: transformers only warns about an unknown
+ * `quantization_config`, and as [N, K] int8 (q8 at widths that are multiples of 32, as all of BLIP-2's are) it
+ * would load the codes as weights and generate garbage; with a third dimension it refuses the folder.
+ */
+export function storedCodesLayout(scheme: QuantScheme, N: number, K: number): { dtype: 'I8' | 'U8'; shape: [number, number, number] } {
+  const G = groupsPerRow(K);
+  return { dtype: scheme === 'q8' ? 'I8' : 'U8', shape: [N, G, rowBytes(scheme, K) / G] };
 }
 
 /**
@@ -108,7 +114,9 @@ export function planLoad(model: Module, source: TensorSource, options: { quantiz
         const [N, K] = param.shape as [number, number];
         const want = storedCodesLayout(stored, N, K);
         const sKey = scalesKey(key);
-        if (info.dtype !== want.dtype || !sameShape(info.shape, want.shape)) {
+        // [N, row bytes] is the layout of folders converted before the codes got their third dimension: same bytes.
+        const flat = [N, rowBytes(stored, K)];
+        if (info.dtype !== want.dtype || !(sameShape(info.shape, want.shape) || sameShape(info.shape, flat))) {
           misshaped.push(`${key}: checkpoint ${info.dtype}[${info.shape.join(', ')}], ${stored} codes of [${N}, ${K}] are ${want.dtype}[${want.shape.join(', ')}]`);
         }
         if (!source.has(sKey)) {

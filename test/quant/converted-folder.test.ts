@@ -16,7 +16,7 @@ import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
 import { CheckpointMismatchError } from '../../src/model/loader.js';
 import { QuantizationConfigError } from '../../src/quant/config.js';
 import { convertCheckpoint } from '../../src/quant/convert.js';
-import { groupsPerRow, rowBytes } from '../../src/quant/format.js';
+import { groupsPerRow } from '../../src/quant/format.js';
 import { Tensor } from '../../src/tensor.js';
 import { testGpu } from '../helpers.js';
 import { loadFixtures } from '../support/fixtures.js';
@@ -84,9 +84,52 @@ describe(`a folder made by blip2 convert (${fx.name})`, () => {
     const model = await SafetensorsFile.open(join(fx.dir, 'model.safetensors'));
     const [N, K] = model.info(key).shape as [number, number];
     await model.close();
-    expect(src.info(key)).toMatchObject({ dtype: 'U8', shape: [N, rowBytes('q4', K)] });
+    expect(src.info(key)).toMatchObject({ dtype: 'U8', shape: [N, groupsPerRow(K), 16] });
     expect(src.info(`${key}_scales`)).toMatchObject({ dtype: 'F16', shape: [N, groupsPerRow(K)] });
     await src.close();
+  });
+
+  it('gives no quantized weight its float shape, in q8 as in q4, so that transformers refuses the folder rather than loading codes as weights', async () => {
+    const q8 = join(tmp, 'q8');
+    await convertCheckpoint(fx.dir, q8, { quantize: 'q8', dtype: 'f32' });
+    const model = await SafetensorsFile.open(join(fx.dir, 'model.safetensors'));
+    for (const dir of [q8, q4]) {
+      const src = await openCheckpoint(dir);
+      const quantizedKeys = src.keys().filter((k) => src.has(`${k}_scales`));
+      expect(quantizedKeys.length).toBeGreaterThan(0);
+      for (const key of quantizedKeys) {
+        const [N, K] = model.info(key).shape as [number, number];
+        const q8Codes = dir === q8;
+        expect(src.info(key), key).toMatchObject({ dtype: q8Codes ? 'I8' : 'U8', shape: [N, groupsPerRow(K), q8Codes ? 32 : 16] });
+      }
+      await src.close();
+    }
+    await model.close();
+  });
+
+  it('still reads codes stored flat as [out, row bytes] (folders converted before the codes had three dimensions)', async () => {
+    const flat = await variant('flat', {
+      tensors: (ts) => {
+        const codes = new Set(ts.filter((t) => t.name.endsWith('_scales')).map((t) => t.name.slice(0, -'_scales'.length)));
+        return ts.map((t) => (codes.has(t.name) ? { ...t, shape: [t.shape[0]!, t.shape[1]! * t.shape[2]!] } : t));
+      },
+    });
+    const src = await openCheckpoint(flat);
+    const key = 'language_model.model.decoder.layers.0.fc2.weight';
+    const [N] = src.info(key).shape;
+    expect(src.info(key).shape).toEqual([N, src.info(`${key}_scales`).shape[1]! * 16]);
+    await src.close();
+    const m = await Blip2ForConditionalGeneration.fromPretrained(flat, { gpu, dtype: 'f32' });
+    const ex = await fx.expected();
+    const qc = quantized.schemes.q4.cases[0]!;
+    const c = fx.manifest.cases.find((x) => x.name === qc.name)!;
+    const pv = Tensor.from(gpu, await readFloat32(ex, `${c.name}.pixel_values`), fx.manifest.tensors[`${c.name}.pixel_values`]!.shape);
+    const base = generationConfigFromJson(await readGenerationConfigJson(flat), m.config.text_config);
+    const out = await m.generate({ pixel_values: pv, input_ids: [c.input_ids], generation_config: base, max_new_tokens: qc.greedy.new_tokens.length });
+    expect(out.new_tokens[0]).toEqual(qc.greedy.new_tokens);
+    pv.dispose();
+    await ex.close();
+    m.dispose();
   });
 
   it('loads in its own scheme with no option and gives transformers\' q4 greedy tokens', async () => {
