@@ -23,6 +23,7 @@ import { quantizeRef } from '../src/cpu/quantize.js';
 import { isQuantScheme } from '../src/quant/format.js';
 import { QuantizedTensor, type Weight } from '../src/quant/quantized-tensor.js';
 import { Tensor, tidy } from '../src/tensor.js';
+import { formatTimings, timeInterleaved } from './interleaved.js';
 
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '15' }, reps: { type: 'string', default: '4' }, weights: { type: 'string', default: 'f16' } },
@@ -69,33 +70,14 @@ const cases: Record<string, () => void> = {
   '0.1: LN, fc1': () => tidy(() => void linear(layerNorm(x, g, gb, 1e-5), w1, b1, { activation: 'relu' })),
   'fc1 with LN prologue': () => tidy(() => void linear(x, w1, b1, { activation: 'relu', layerNorm: ln })),
 };
-const wall: Record<string, number[]> = {};
-const cpu: Record<string, number[]> = {};
-for (const [name, f] of Object.entries(cases)) {
-  f(); // compile
-  await gpu.sync();
-  wall[name] = [];
-  cpu[name] = [];
-}
-// Interleaved rounds: a disturbance of the shared machine hits every case alike.
-for (let r = 0; r < rounds; r++) {
-  for (const [name, f] of Object.entries(cases)) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) f();
-    await gpu.sync();
-    const c = process.cpuUsage(c0);
-    wall[name]!.push((performance.now() - t0) / reps);
-    cpu[name]!.push((c.user + c.system) / 1000 / reps);
-  }
-}
-const med = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1]!;
+const times = await timeInterleaved(
+  gpu,
+  Object.fromEntries(Object.entries(cases).map(([name, f]) => [name, () => { for (let i = 0; i < reps; i++) f(); }])),
+  rounds,
+  reps,
+);
 console.log(`${gpu.caps.adapter.description}; ${weights} weights; ms per call, ${rounds} rounds of ${reps}`);
-for (const name of Object.keys(cases)) {
-  const w = wall[name]!;
-  const c = cpu[name]!;
-  console.log(`${name.padEnd(34)} wall min ${Math.min(...w).toFixed(2).padStart(7)} med ${med(w).toFixed(2).padStart(7)}   cpu min ${Math.min(...c).toFixed(2).padStart(7)} med ${med(c).toFixed(2).padStart(7)}`);
-}
+for (const [name, t] of times) console.log(formatTimings(name, t));
 for (const t of [x, wqkv, bqkv, w1, b1, g, gb, cache, mask]) t.dispose();
 state.dispose();
 gpu.destroy();

@@ -1,0 +1,348 @@
+/**
+ * Layouts of a q4 decode GEMV (N 8192 x K 2560, M = 1) tried against gemv_rows' on llvmpipe, in raw WGSL so that
+ * each idea is one small kernel (docs/quantization.md, "What costs what on lavapipe", has the measured table):
+ *   A   a row per lane, 4 rows per invocation, x shared by subgroupBroadcast (what gemv_rows' QGROUPS does)
+ *   A1  A with explicit fma chains instead of dot()          A2  A with offset-binary codes taken by masks alone
+ *   A3  A's loads without any decoding (the loads' floor)    A8  8 rows per invocation
+ *   AS  A with each row's scales read 8 per 16-byte load
+ *   B/C every lane of a subgroup on the same row, rows from workgroup_id (lane-uniform addresses), workgroups of 8
+ *   T   A with the codes in an rgba32uint texture (textureLoad instead of a storage load)
+ *   F   the f16 equivalent (8 weights per 16-byte load), for scale
+ * Each call runs 8 distinct copies of the weight (no cache reuse); CPU-time minimum and median over 8 interleaved
+ * rounds. Results are checked against A (max |diff|).
+ *
+ *   npx tsx bench/gemv-layouts.ts
+ */
+import { Gpu } from '../src/gpu/gpu.js';
+const gpu = await Gpu.create();
+const dev = gpu.device;
+const N = 8192, K = 2560, G = K / 32;
+const codes = new Uint32Array(N * G * 4);
+for (let i = 0; i < codes.length; i++) codes[i] = (Math.imul(i, 2654435761) >>> 0) & 0x77777777;
+const scales = new Uint32Array((N * G) / 2).fill(0x3c003c00);
+const x = Float32Array.from({ length: K }, (_, i) => Math.sin(i));
+const COPIES = 8;
+const mk = (data: ArrayBufferView, usage = GPUBufferUsage.STORAGE) => {
+  const b = dev.createBuffer({ size: data.byteLength, usage: usage | GPUBufferUsage.COPY_DST });
+  dev.queue.writeBuffer(b, 0, data as ArrayBuffer);
+  return b;
+};
+const bs = Array.from({ length: COPIES }, () => mk(codes));
+const ss = mk(scales);
+const xb = mk(x);
+const out = dev.createBuffer({ size: N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+const common = `
+@group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> bsc: array<u32>;
+@group(0) @binding(2) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+const K = ${K}u; const G = ${G}u; const N = ${N}u;
+fn scale(row: u32, g: u32) -> f32 { let i = row * G + g; return unpack2x16float(bsc[i >> 1u])[i & 1u]; }
+fn codes8(w: i32) -> mat2x4<f32> {
+  let v = vec4<i32>(w);
+  return mat2x4<f32>(vec4<f32>((v << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u)), vec4<f32>((v << vec4<u32>(12u, 8u, 4u, 0u)) >> vec4<u32>(28u)));
+}
+`;
+// A: one row per lane x 4 rows (lane-divergent addresses), x by broadcast (as gemv_rows QGROUPS).
+const kA = common + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * 4u;
+  var acc = vec4<f32>(0.0);
+  for (var g = 0u; g < G; g++) {
+    let xv = a[g * 8u + lane];
+    var d = vec4<f32>(0.0);
+    for (var r = 0u; r < 4u; r++) {
+      let q = b[(n0 + r) * G + g];
+      let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
+      d[r] = dot(subgroupBroadcast(xv, 0u), c0[0]) + dot(subgroupBroadcast(xv, 1u), c0[1]) + dot(subgroupBroadcast(xv, 2u), c1[0]) + dot(subgroupBroadcast(xv, 3u), c1[1]) +
+             dot(subgroupBroadcast(xv, 4u), c2[0]) + dot(subgroupBroadcast(xv, 5u), c2[1]) + dot(subgroupBroadcast(xv, 6u), c3[0]) + dot(subgroupBroadcast(xv, 7u), c3[1]);
+    }
+    acc += d * vec4<f32>(scale(n0, g), scale(n0 + 1u, g), scale(n0 + 2u, g), scale(n0 + 3u, g));
+  }
+  for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
+}`;
+// B: workgroup of 8 = one subgroup; R rows per workgroup; row addresses from workgroup_id (uniform); each lane takes
+// 4 codes of every group (codes 4*lane..4*lane+3 = nibbles of word lane/2), x[4*lane..] its own.
+const kB = (R: number) => common + `
+@compute @workgroup_size(8) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = wid.x * ${R}u;
+  var acc: array<f32, ${R}>;
+  let sh = 16u * (lane & 1u);
+  let wsel = lane >> 1u;
+  for (var g = 0u; g < G; g++) {
+    let xv = a[g * 8u + lane];
+    for (var r = 0u; r < ${R}u; r++) {
+      let q = b[(n0 + r) * G + g];
+      let w = select(select(q.x, q.y, wsel == 1u), select(q.z, q.w, wsel == 3u), wsel >= 2u);
+      let v = vec4<i32>(bitcast<i32>(w >> sh));
+      let cv = vec4<f32>((v << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u));
+      acc[r] = fma(dot(xv, cv), scale(n0 + r, g), acc[r]);
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) {
+    let s = subgroupAdd(acc[r]);
+    if (lane == 0u) { c[n0 + r] = s; }
+  }
+}`;
+// C: like B but each workgroup walks R rows one after another (row loop outside the group loop).
+const kC = (R: number) => common + `
+@compute @workgroup_size(8) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let sh = 16u * (lane & 1u);
+  let wsel = lane >> 1u;
+  for (var r = 0u; r < ${R}u; r++) {
+    let n = wid.x * ${R}u + r;
+    var acc = 0.0;
+    for (var g = 0u; g < G; g++) {
+      let xv = a[g * 8u + lane];
+      let q = b[n * G + g];
+      let w = select(select(q.x, q.y, wsel == 1u), select(q.z, q.w, wsel == 3u), wsel >= 2u);
+      let v = vec4<i32>(bitcast<i32>(w >> sh));
+      let cv = vec4<f32>((v << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u));
+      acc = fma(dot(xv, cv), scale(n, g), acc);
+    }
+    let s = subgroupAdd(acc);
+    if (lane == 0u) { c[n] = s; }
+  }
+}`;
+// A1: as A, fma chains instead of dot.
+const kA1 = common + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * 4u;
+  var acc = vec4<f32>(0.0);
+  for (var g = 0u; g < G; g++) {
+    let xv = a[g * 8u + lane];
+    var xs: array<vec4<f32>, 8>;
+    xs[0] = subgroupBroadcast(xv, 0u); xs[1] = subgroupBroadcast(xv, 1u); xs[2] = subgroupBroadcast(xv, 2u); xs[3] = subgroupBroadcast(xv, 3u);
+    xs[4] = subgroupBroadcast(xv, 4u); xs[5] = subgroupBroadcast(xv, 5u); xs[6] = subgroupBroadcast(xv, 6u); xs[7] = subgroupBroadcast(xv, 7u);
+    var d = vec4<f32>(0.0);
+    for (var r = 0u; r < 4u; r++) {
+      let q = b[(n0 + r) * G + g];
+      var t = 0.0;
+      for (var j = 0u; j < 4u; j++) {
+        let c = codes8(bitcast<i32>(q[j]));
+        let x0 = xs[2u * j]; let x1 = xs[2u * j + 1u];
+        t = fma(x0.x, c[0].x, t); t = fma(x0.y, c[0].y, t); t = fma(x0.z, c[0].z, t); t = fma(x0.w, c[0].w, t);
+        t = fma(x1.x, c[1].x, t); t = fma(x1.y, c[1].y, t); t = fma(x1.z, c[1].z, t); t = fma(x1.w, c[1].w, t);
+      }
+      d[r] = t;
+    }
+    acc += d * vec4<f32>(scale(n0, g), scale(n0 + 1u, g), scale(n0 + 2u, g), scale(n0 + 3u, g));
+  }
+  for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
+}`;
+// A2: offset-binary codes taken by masks alone (no shifts): (code + 8) * 16^i converted directly, x pre-scaled by
+// 16^-i, the offset removed once per group through the sum of x; the top nibble is read signed.
+const kA2 = common + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * 4u;
+  var acc = vec4<f32>(0.0);
+  let odd = (lane & 1u) == 1u;
+  let pre = select(vec4<f32>(1.0, 0.0625, 0.00390625, 0.000244140625), vec4<f32>(1.52587890625e-5, 9.5367431640625e-7, 5.9604644775390625e-8, 3.725290298461914e-9), odd);
+  let offmask = select(vec4<f32>(1.0), vec4<f32>(1.0, 1.0, 1.0, 0.0), odd);
+  for (var g = 0u; g < G; g++) {
+    let xr = a[g * 8u + lane];
+    let xv = xr * pre;
+    let off = 8.0 * subgroupAdd(dot(xr, offmask));
+    var xs: array<vec4<f32>, 8>;
+    xs[0] = subgroupBroadcast(xv, 0u); xs[1] = subgroupBroadcast(xv, 1u); xs[2] = subgroupBroadcast(xv, 2u); xs[3] = subgroupBroadcast(xv, 3u);
+    xs[4] = subgroupBroadcast(xv, 4u); xs[5] = subgroupBroadcast(xv, 5u); xs[6] = subgroupBroadcast(xv, 6u); xs[7] = subgroupBroadcast(xv, 7u);
+    var d = vec4<f32>(0.0);
+    for (var r = 0u; r < 4u; r++) {
+      let qr = b[(n0 + r) * G + g];
+      let q = qr ^ vec4<u32>(0x88888888u);
+      var t = -off;
+      for (var j = 0u; j < 4u; j++) {
+        let w = q[j];
+        let x0 = xs[2u * j]; let x1 = xs[2u * j + 1u];
+        t = fma(x0.x, f32(w & 0xFu), t);
+        t = fma(x0.y, f32(w & 0xF0u), t);
+        t = fma(x0.z, f32(w & 0xF00u), t);
+        t = fma(x0.w, f32(w & 0xF000u), t);
+        t = fma(x1.x, f32(w & 0xF0000u), t);
+        t = fma(x1.y, f32(w & 0xF00000u), t);
+        t = fma(x1.z, f32(w & 0xF000000u), t);
+        t = fma(x1.w, f32(bitcast<i32>(qr[j] & 0xF0000000u)), t);
+      }
+      d[r] = t;
+    }
+    acc += d * vec4<f32>(scale(n0, g), scale(n0 + 1u, g), scale(n0 + 2u, g), scale(n0 + 3u, g));
+  }
+  for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
+}`;
+// A3: loads only (codes bitcast, no decoding): the floor the loads set.
+const kA3 = common + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * 4u;
+  var acc = vec4<f32>(0.0);
+  for (var g = 0u; g < G; g++) {
+    let xv = a[g * 8u + lane];
+    var d = vec4<f32>(0.0);
+    for (var r = 0u; r < 4u; r++) {
+      let q = b[(n0 + r) * G + g];
+      d[r] = dot(xv, bitcast<vec4<f32>>(q));
+    }
+    acc += d * vec4<f32>(scale(n0, g), scale(n0 + 1u, g), scale(n0 + 2u, g), scale(n0 + 3u, g));
+  }
+  for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
+}`;
+// T: as A, codes read from an rgba32uint texture [N rows, G texels] with textureLoad (llvmpipe's texel fetch).
+const kT = `
+@group(0) @binding(0) var tb: texture_2d<u32>;
+@group(0) @binding(1) var<storage, read> bsc: array<u32>;
+@group(0) @binding(2) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+const K = ${K}u; const G = ${G}u; const N = ${N}u;
+fn scale(row: u32, g: u32) -> f32 { let i = row * G + g; return unpack2x16float(bsc[i >> 1u])[i & 1u]; }
+fn codes8(w: i32) -> mat2x4<f32> {
+  let v = vec4<i32>(w);
+  return mat2x4<f32>(vec4<f32>((v << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u)), vec4<f32>((v << vec4<u32>(12u, 8u, 4u, 0u)) >> vec4<u32>(28u)));
+}
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * 4u;
+  var acc = vec4<f32>(0.0);
+  for (var g = 0u; g < G; g++) {
+    let xv = a[g * 8u + lane];
+    var d = vec4<f32>(0.0);
+    for (var r = 0u; r < 4u; r++) {
+      let q = textureLoad(tb, vec2<u32>(g, n0 + r), 0);
+      let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
+      d[r] = dot(subgroupBroadcast(xv, 0u), c0[0]) + dot(subgroupBroadcast(xv, 1u), c0[1]) + dot(subgroupBroadcast(xv, 2u), c1[0]) + dot(subgroupBroadcast(xv, 3u), c1[1]) +
+             dot(subgroupBroadcast(xv, 4u), c2[0]) + dot(subgroupBroadcast(xv, 5u), c2[1]) + dot(subgroupBroadcast(xv, 6u), c3[0]) + dot(subgroupBroadcast(xv, 7u), c3[1]);
+    }
+    acc += d * vec4<f32>(scale(n0, g), scale(n0 + 1u, g), scale(n0 + 2u, g), scale(n0 + 3u, g));
+  }
+  for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
+}`;
+const kAR = (R: number) => common + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * ${R}u;
+  var acc: array<f32, ${R}>;
+  for (var g = 0u; g < G; g++) {
+    let xv = a[g * 8u + lane];
+    let x0 = subgroupBroadcast(xv, 0u); let x1 = subgroupBroadcast(xv, 1u); let x2 = subgroupBroadcast(xv, 2u); let x3 = subgroupBroadcast(xv, 3u);
+    let x4 = subgroupBroadcast(xv, 4u); let x5 = subgroupBroadcast(xv, 5u); let x6 = subgroupBroadcast(xv, 6u); let x7 = subgroupBroadcast(xv, 7u);
+    for (var r = 0u; r < ${R}u; r++) {
+      let q = b[(n0 + r) * G + g];
+      let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
+      let d = dot(x0, c0[0]) + dot(x1, c0[1]) + dot(x2, c1[0]) + dot(x3, c1[1]) + dot(x4, c2[0]) + dot(x5, c2[1]) + dot(x6, c3[0]) + dot(x7, c3[1]);
+      acc[r] = fma(d, scale(n0 + r, g), acc[r]);
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r]; }
+}`;
+// F: the f16 equivalent (same N x K, weights f16 [N, K] read 8 per vec4<u32>, x per lane shared by broadcast), 2 rows per lane.
+const kF = (R: number) => `
+@group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+const K = ${K}u; const K8 = ${K / 8}u;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * ${R}u;
+  var acc: array<vec4<f32>, ${R}>;
+  for (var k = 0u; k < K8; k++) {
+    let v = a[k * 8u + lane];
+    let xa = vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+    let xb = vec4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
+    for (var r = 0u; r < ${R}u; r++) {
+      let q = b[(n0 + r) * K8 + k];
+      let wa = vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
+      let wb = vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w));
+      acc[r] = fma(xa, wa, fma(xb, wb, acc[r]));
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = dot(acc[r], vec4<f32>(1.0)); }
+}`;
+// AS: as A (4 rows per lane), each row's scales read 8 at a time (one vec4<u32> every 8 groups).
+const kAS = common + `
+@group(0) @binding(4) var<storage, read> bsv: array<vec4<u32>>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * 4u;
+  var acc = vec4<f32>(0.0);
+  for (var g8 = 0u; g8 < G; g8 += 8u) {
+    let sv0 = bsv[(n0 * G + g8) >> 3u];
+    let sv1 = bsv[((n0 + 1u) * G + g8) >> 3u];
+    let sv2 = bsv[((n0 + 2u) * G + g8) >> 3u];
+    let sv3 = bsv[((n0 + 3u) * G + g8) >> 3u];
+    for (var j = 0u; j < 4u; j++) {
+      let s0 = unpack2x16float(sv0[j]); let s1 = unpack2x16float(sv1[j]); let s2 = unpack2x16float(sv2[j]); let s3 = unpack2x16float(sv3[j]);
+      for (var h = 0u; h < 2u; h++) {
+        let g = g8 + 2u * j + h;
+        let xv = a[g * 8u + lane];
+        var d = vec4<f32>(0.0);
+        for (var r = 0u; r < 4u; r++) {
+          let q = b[(n0 + r) * G + g];
+          let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
+          d[r] = dot(subgroupBroadcast(xv, 0u), c0[0]) + dot(subgroupBroadcast(xv, 1u), c0[1]) + dot(subgroupBroadcast(xv, 2u), c1[0]) + dot(subgroupBroadcast(xv, 3u), c1[1]) +
+                 dot(subgroupBroadcast(xv, 4u), c2[0]) + dot(subgroupBroadcast(xv, 5u), c2[1]) + dot(subgroupBroadcast(xv, 6u), c3[0]) + dot(subgroupBroadcast(xv, 7u), c3[1]);
+        }
+        acc += d * vec4<f32>(s0[h], s1[h], s2[h], s3[h]);
+      }
+    }
+  }
+  for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
+}`;
+const pipes: Record<string, [GPUComputePipeline, number]> = {};
+const mkPipe = (code: string) => dev.createComputePipeline({ layout: 'auto', compute: { module: dev.createShaderModule({ code: 'enable subgroups;\n' + code }), entryPoint: 'main' } });
+pipes['A  q4, a row per lane, 4 rows (as gemv_rows)'] = [mkPipe(kA), N / 4 / 64];
+pipes['A1 q4, fma chains for dot'] = [mkPipe(kA1), N / 4 / 64];
+pipes['A2 q4, masks + offset via sum x'] = [mkPipe(kA2), N / 4 / 64];
+pipes['A3 q4, loads only (no decode)'] = [mkPipe(kA3), N / 4 / 64];
+pipes['A8 q4, 8 rows per lane'] = [mkPipe(kAR(8)), N / 8 / 64];
+pipes['AS q4, scales 8 per load'] = [mkPipe(kAS), N / 4 / 64];
+pipes['B  q4, uniform rows, wg of 8'] = [mkPipe(kB(4)), N / 4];
+pipes['C  q4, uniform row loop, wg 8'] = [mkPipe(kC(64)), N / 64];
+pipes['T  q4, codes in a texture'] = [mkPipe(kT), N / 4 / 64];
+pipes['F  f16, 2 rows per lane'] = [mkPipe(kF(2)), N / 2 / 64];
+const texs = Array.from({ length: COPIES }, () => {
+  const t = dev.createTexture({ size: [G, N], format: 'rgba32uint', usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST });
+  dev.queue.writeTexture({ texture: t }, codes, { bytesPerRow: G * 16, rowsPerImage: N }, [G, N]);
+  return t;
+});
+const f16s = Array.from({ length: COPIES }, () => mk(new Uint32Array((N * K) / 2).map((_, i) => 0x3c00 + ((i * 7) & 0x3ff) * 0x10001)));
+const groups = new Map<string, GPUBindGroup[]>();
+for (const [name, [p]] of Object.entries(pipes)) {
+  if (name.startsWith('F')) {
+    groups.set(name, f16s.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [b, xb, out].map((buffer, i) => ({ binding: [0, 2, 3][i]!, resource: { buffer } })) })));
+    continue;
+  }
+  if (name.startsWith('T')) {
+    groups.set(name, texs.map((t) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [{ binding: 0, resource: t.createView() }, ...[ss, xb, out].map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))] })));
+    continue;
+  }
+  const list = name.startsWith('AS') ? [[0, null], [2, xb], [3, out], [4, ss]] as const : [[0, null], [1, ss], [2, xb], [3, out]] as const;
+  groups.set(name, bs.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: list.map(([binding, buffer]) => ({ binding, resource: { buffer: buffer ?? b } })) })));
+}
+const run = (name: string) => {
+  const [p, n] = pipes[name]!;
+  const enc = dev.createCommandEncoder();
+  for (const bg of groups.get(name)!) {
+    const pass = enc.beginComputePass();
+    pass.setPipeline(p);
+    pass.setBindGroup(0, bg);
+    pass.dispatchWorkgroups(n);
+    pass.end();
+  }
+  dev.queue.submit([enc.finish()]);
+};
+const readOut = async () => {
+  const rb = dev.createBuffer({ size: N * 4, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+  const e = dev.createCommandEncoder(); e.copyBufferToBuffer(out, 0, rb, 0, N * 4); dev.queue.submit([e.finish()]);
+  await rb.mapAsync(GPUMapMode.READ); const r = new Float32Array(rb.getMappedRange().slice(0)); rb.destroy(); return r;
+};
+const results: Record<string, number[]> = {};
+let ref: Float32Array | null = null;
+for (const name of Object.keys(pipes)) {
+  run(name); const o = await readOut();
+  if (name.startsWith('F')) { /* different weights */ } else if (!ref) ref = o; else { let e = 0; for (let i = 0; i < N; i++) e = Math.max(e, Math.abs(o[i]! - ref[i]!)); console.log(name, 'max diff vs A', e.toExponential(2)); }
+  results[name] = [];
+}
+for (let round = 0; round < 8; round++) {
+  for (const name of Object.keys(pipes)) {
+    const c0 = process.cpuUsage();
+    run(name); await dev.queue.onSubmittedWorkDone();
+    const c = process.cpuUsage(c0);
+    results[name]!.push((c.user + c.system) / 1000 / COPIES);
+  }
+}
+for (const [n, t] of Object.entries(results)) console.log(n.padEnd(40), 'cpu ms/call min', Math.min(...t).toFixed(2), 'med', [...t].sort((a, b) => a - b)[4]!.toFixed(2));
+gpu.destroy();
