@@ -22,7 +22,7 @@ for (let i = 0; i < codes.length; i++) codes[i] = (Math.imul(i, 2654435761) >>> 
 const scales = new Uint32Array((N * G) / 2).fill(0x3c003c00);
 const x = Float32Array.from({ length: K }, (_, i) => Math.sin(i));
 const COPIES = 8;
-const mk = (data: Uint32Array | Float32Array, usage = GPUBufferUsage.STORAGE) => {
+const mk = (data: Uint32Array<ArrayBuffer> | Float32Array<ArrayBuffer>, usage = GPUBufferUsage.STORAGE) => {
   const b = dev.createBuffer({ size: data.byteLength, usage: usage | GPUBufferUsage.COPY_DST });
   dev.queue.writeBuffer(b, 0, data);
   return b;
