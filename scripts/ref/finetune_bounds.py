@@ -13,7 +13,8 @@ with clip_grad_norm_ and the project's schedule (linear warm-up, then constant o
   shared    as prompt, one set of vectors for all images (what a Q-Former that ignores the image can do)
 
 Settings (key=value after the mode): lr, b1, b2, wd, clip (0: off), warm, sched (constant|cosine), steps,
-nq (number of query tokens: the fixture's first ones kept, more drawn like them), proj_init=hf (a fresh projection
+lr_proj and lr_queries (the projection's and the query tokens' lr as a multiple of lr), nq (number of query
+tokens: the fixture's first ones kept, more drawn like them), proj_init=hf (a fresh projection
 as transformers initialises one: normal(0, 0.02), zero bias), opt=lbfgs (prompt only: L-BFGS with at most `steps`
 loss evaluations), threads. Setups are separated by ';'. One JSON line per setup: the loss at steps 1, 50, 100, 150,
 and the last step (the loss of the batch the last step trained on, as `blip2 finetune` reports it) and its ratio.
@@ -115,7 +116,16 @@ def run(folder, data, mode, kw):
 
         opt.step(closure)
     else:
-        opt = torch.optim.AdamW(params, lr=lr, betas=(float(kw.get("b1", 0.9)), float(kw.get("b2", 0.999))), eps=1e-8, weight_decay=float(kw.get("wd", 0.05)))
+        groups = [{"params": params, "scale": 1.0}]
+        if mode in ("qformer", "all"):
+            # lr_proj=K, lr_queries=K: the projection's and the query tokens' learning rate K times the rest's.
+            special = {"language_projection.weight": "lr_proj", "language_projection.bias": "lr_proj", "query_tokens": "lr_queries"}
+            named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+            groups = [{"params": [p for n, p in named if n not in special], "scale": 1.0}]
+            for key in ("lr_proj", "lr_queries"):
+                groups.append({"params": [p for n, p in named if special.get(n) == key], "scale": float(kw.get(key, 1))})
+            groups = [g for g in groups if g["params"]]
+        opt = torch.optim.AdamW(groups, lr=lr, betas=(float(kw.get("b1", 0.9)), float(kw.get("b2", 0.999))), eps=1e-8, weight_decay=float(kw.get("wd", 0.05)))
         for step in range(steps):
             if step < warm:
                 rate = lr * step / warm
@@ -128,7 +138,7 @@ def run(folder, data, mode, kw):
             loss.backward()
             norms.append(float(torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))))
             for g in opt.param_groups:
-                g["lr"] = rate
+                g["lr"] = rate * g["scale"]
             opt.step()
             losses.append(loss.item())
     at = {f"loss{s}": round(losses[s - 1], 4) for s in (1, 50, 100, 150) if s <= len(losses)}
