@@ -31,6 +31,15 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** The keys of `folder`'s weights whose bytes differ from the input checkpoint's. */
+async function changedKeys(folder: string): Promise<string[]> {
+  const [a, b] = await Promise.all([SafetensorsFile.open(join(folder, 'model.safetensors')), SafetensorsFile.open(join(TINY, 'model.safetensors'))]);
+  const changed: string[] = [];
+  for (const k of a.keys()) if (!Buffer.from(await a.readBytes(k)).equals(await b.readBytes(k))) changed.push(k);
+  await Promise.all([a.close(), b.close()]);
+  return changed;
+}
+
 async function layout(folder: string): Promise<Record<string, string>> {
   const f = await SafetensorsFile.open(join(folder, 'model.safetensors'));
   const out = Object.fromEntries(f.keys().map((k) => [k, `${f.info(k).dtype}[${f.info(k).shape.join(',')}]`]));
@@ -41,8 +50,11 @@ async function layout(folder: string): Promise<Record<string, string>> {
 describe('blip2 finetune', () => {
   it('drives the loss on four images below 10% of its start, and the saved folder captions them as trained', async () => {
     const out = join(dir, 'trained');
-    // The language model trains too here: with the stage-2 selection alone this tiny random OPT learns
-    // slowly (docs/finetuning.md has both curves).
+    // The language model trains too here. With the stage-2 selection alone (OPT frozen) 10 % in 200 steps is out of
+    // reach on this checkpoint, for any setting: its frozen OPT is steered through 8 soft tokens, and even 8 free
+    // vectors per image trained directly stay at 10.9 % after 200 steps at best (3.9 % after 2000; 0.9 % with 32
+    // positions), while the Q-Former's best of 20 settings is 21 % (docs/finetuning.md, "How far the stage-2
+    // selection gets", measured in transformers with scripts/ref/finetune_bounds.py).
     const r = await cliInProcess(['finetune', '--model', TINY, '--data', data, '--out', out, '--max-steps', '80', '--lr', '1e-3', '--weight-decay', '0', '--warmup', '5', '--schedule', 'constant', '--trainable', 'all-but-vision', '--eval', data, '--eval-every', '40', '--progress']);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { steps: number; first_loss: number; last_loss: number; eval_loss: number };
@@ -52,6 +64,10 @@ describe('blip2 finetune', () => {
     expect(r.stderr).toMatch(/Training: 100% 80\/80 loss \d+\.\d+ \d+\.\d+ steps\/s/);
     expect(r.stderr).toMatch(/step 40\/80: loss \d+\.\d+, held-out loss \d+\.\d+/);
     expect(await layout(out)).toEqual(await layout(TINY));
+    // The Q-Former, its queries, the projection and OPT learned; the vision tower (features cached) did not move.
+    const changed = await changedKeys(out);
+    for (const k of ['query_tokens', 'qformer.encoder.layer.0.crossattention.attention.key.weight', 'language_projection.weight', 'language_model.model.decoder.embed_tokens.weight']) expect(changed, k).toContain(k);
+    expect(changed.filter((k) => k.startsWith('vision_model.'))).toEqual([]);
     for (const f of ['config.json', 'tokenizer.json', 'generation_config.json', 'processor_config.json']) expect(readFileSync(join(out, f)).equals(readFileSync(join(TINY, f))), f).toBe(true);
     const blip2 = await Blip2.fromPretrained(out, { dtype: 'f32' });
     try {
