@@ -7,6 +7,7 @@ with clip_grad_norm_ and the project's schedule (linear warm-up, then constant o
 
   qformer   BLIP-2 stage 2: query_tokens, qformer.*, language_projection.* (the default of `blip2 finetune`)
   all       everything but the vision tower (`--trainable all-but-vision`)
+  projection  only language_projection.* (the Q-Former's output features fixed)
   prompt    no Q-Former at all: the language model's inputs at the image positions, one free vector per query
             position and image, start at the Q-Former's output. The bound on any Q-Former: whatever it computes
             reaches the frozen OPT only as these vectors.
@@ -92,7 +93,8 @@ def run(folder, data, mode, kw):
     else:
         for name, p in model.named_parameters():
             stage2 = name == "query_tokens" or name.startswith(("qformer.", "language_projection."))
-            p.requires_grad_(stage2 if mode == "qformer" else not name.startswith("vision_model."))
+            chosen = {"qformer": stage2, "projection": name.startswith("language_projection."), "all": not name.startswith("vision_model.")}
+            p.requires_grad_(chosen[mode])
         params = [p for p in model.parameters() if p.requires_grad]
         prompts = qformer_prompts
     image = (ids == model.config.image_token_index).unsqueeze(-1)
@@ -117,7 +119,7 @@ def run(folder, data, mode, kw):
         opt.step(closure)
     else:
         groups = [{"params": params, "scale": 1.0}]
-        if mode in ("qformer", "all"):
+        if mode in ("qformer", "all", "projection"):
             # lr_proj=K, lr_queries=K: the projection's and the query tokens' learning rate K times the rest's.
             special = {"language_projection.weight": "lr_proj", "language_projection.bias": "lr_proj", "query_tokens": "lr_queries"}
             named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
