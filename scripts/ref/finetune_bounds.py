@@ -15,7 +15,9 @@ with clip_grad_norm_ and the project's schedule (linear warm-up, then constant o
 
 Settings (key=value after the mode): lr, b1, b2, wd, clip (0: off), warm, sched (constant|cosine), steps,
 lr_proj and lr_queries (the projection's and the query tokens' lr as a multiple of lr), nq (number of query
-tokens: the fixture's first ones kept, more drawn like them), proj_init=hf (a fresh projection
+tokens: the fixture's first ones kept, more drawn like them), qformer_qk=K and qformer_out=K (the Q-Former's
+query/key and output-dense weights times K: 0.333 undoes the fixtures' x3), start=random (prompt/shared: start
+from normal noise of the Q-Former output's std; seed=N draws it), proj_init=hf (a fresh projection
 as transformers initialises one: normal(0, 0.02), zero bias), opt=lbfgs (prompt only: L-BFGS with at most `steps`
 loss evaluations), threads. Setups are separated by ';'. One JSON line per setup: the loss at steps 1, 50, 100, 150,
 and the last step (the loss of the batch the last step trained on, as `blip2 finetune` reports it) and its ratio.
@@ -59,13 +61,21 @@ def run(folder, data, mode, kw):
     warm = int(kw.get("warm", 0))
     sched = kw.get("sched", "cosine")
     clip = float(kw.get("clip", 1.0))
-    torch.manual_seed(0)
+    torch.manual_seed(int(kw.get("seed", 0)))
     model = Blip2ForConditionalGeneration.from_pretrained(folder, attn_implementation="eager").eval()
     nq = int(kw.get("nq", model.config.num_query_tokens))
     if nq != model.config.num_query_tokens:
         q = model.query_tokens.data
         extra = torch.randn(1, max(0, nq - q.shape[1]), q.shape[2], generator=torch.Generator().manual_seed(1234)) * q.std()
         model.query_tokens = torch.nn.Parameter(torch.cat([q[:, :nq], extra], 1))
+    if "qformer_qk" in kw or "qformer_out" in kw:
+        # The fixtures sharpen the Q-Former's attention (query/key weights x3) and its output projections (x3).
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.startswith("qformer.") and (".attention.query." in name or ".attention.key." in name):
+                    p.mul_(float(kw.get("qformer_qk", 1)))
+                if name.startswith("qformer.") and ".output.dense." in name:
+                    p.mul_(float(kw.get("qformer_out", 1)))
     if kw.get("proj_init") == "hf":
         torch.nn.init.normal_(model.language_projection.weight, std=0.02)
         torch.nn.init.zeros_(model.language_projection.bias)
@@ -87,6 +97,8 @@ def run(folder, data, mode, kw):
     if mode in ("prompt", "shared"):
         with torch.no_grad():
             start = qformer_prompts()
+            if kw.get("start") == "random":
+                start = torch.randn_like(start) * start.std()
         free = torch.nn.Parameter(start.mean(0, keepdim=True) if mode == "shared" else start.clone())
         params = [free]
         prompts = lambda: free.expand(start.shape[0], -1, -1)  # noqa: E731
