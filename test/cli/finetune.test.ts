@@ -53,7 +53,7 @@ describe('blip2 finetune', () => {
     // The language model trains too here. With the stage-2 selection alone (OPT frozen) 10 % in 200 steps is out of
     // reach on this checkpoint: its frozen OPT is steered through 8 soft tokens, 8 free vectors per image trained
     // directly only just get there (6.3-10.9 % at the best setting, by start; 0.9 % with 32 positions), and the
-    // Q-Former's best of 20 settings is 21 % (docs/finetuning.md, "How far the stage-2 selection gets", measured in
+    // Q-Former's best of 22 settings is 21 % (docs/finetuning.md, "How far the stage-2 selection gets", measured in
     // transformers with scripts/ref/finetune_bounds.py).
     const r = await cliInProcess(['finetune', '--model', TINY, '--data', data, '--out', out, '--max-steps', '80', '--lr', '1e-3', '--weight-decay', '0', '--warmup', '5', '--schedule', 'constant', '--trainable', 'all-but-vision', '--eval', data, '--eval-every', '40', '--progress']);
     expect(r.code, r.stderr).toBe(0);
