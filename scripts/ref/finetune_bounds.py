@@ -17,7 +17,7 @@ Settings (key=value after the mode): lr, b1, b2, wd, clip (0: off), warm, sched 
 lr_proj and lr_queries (the projection's and the query tokens' lr as a multiple of lr), nq (number of query
 tokens: the fixture's first ones kept, more drawn like them), qformer_qk=K and qformer_out=K (the Q-Former's
 query/key and output-dense weights times K: 0.333 undoes the fixtures' x3), start=random (prompt/shared: start
-from normal noise of the Q-Former output's std; seed=N draws it), proj_init=hf (a fresh projection
+from normal noise of the Q-Former output's std; seed=N draws it), dtype=float64, proj_init=hf (a fresh projection
 as transformers initialises one: normal(0, 0.02), zero bias), opt=lbfgs (prompt only: L-BFGS with at most `steps`
 loss evaluations), threads. Setups are separated by ';'. One JSON line per setup: the loss at steps 1, 50, 100, 150,
 and the last step (the loss of the batch the last step trained on, as `blip2 finetune` reports it) and its ratio.
@@ -80,6 +80,8 @@ def run(folder, data, mode, kw):
         torch.nn.init.normal_(model.language_projection.weight, std=0.02)
         torch.nn.init.zeros_(model.language_projection.bias)
     ids, mask, labels, pixels = batch(model, folder, data, nq)
+    if kw.get("dtype") == "float64":
+        model, pixels = model.double(), pixels.double()
     for p in model.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
