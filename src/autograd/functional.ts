@@ -17,27 +17,23 @@ import { linearBiasGrad, linearInputGrad, linearWeightGrad } from '../kernels/li
 import { sumRows } from '../kernels/reduce.js';
 import { concatRows as concatRowsKernel } from '../kernels/rows.js';
 import { scatterRows as scatterRowsKernel } from '../kernels/scatter.js';
-import { QuantizedTensor, type Weight } from '../quant/quantized-tensor.js';
+import { keepWeight, QuantizedTensor, type Weight } from '../quant/quantized-tensor.js';
 import { Tensor, type DType } from '../tensor.js';
 import { nextSeed } from './random.js';
 import { record, recording, requiresGrad, save, untracked } from './tape.js';
 
 /**
  * y = act(x W^T + b) + residual, differentiable in x, W, b and the residual. A quantized W (docs/quantization.md)
- * runs forward only: the input gradient through it would need the transposed product over quantized rows,
- * which no kernel computes yet, so recording one is an error rather than a silent zero.
+ * is always frozen (Parameter refuses requires_grad on one): it passes the gradient to x, dX = dY W' with
+ * W' = q * s read from the codes by the same kernels (linearInputGrad), and computes none for itself.
  */
 export function linear(x: Tensor, weight: Weight, bias?: Tensor | null, options: LinearOptions = {}): Tensor {
-  if (weight instanceof QuantizedTensor) {
-    if (recording(x, bias ?? null, options.residual ?? null, options.layerNorm?.weight ?? null, options.layerNorm?.bias ?? null)) {
-      throw new Error(`linear: gradients through quantized weights (${weight}) are not supported: load the model without quantize to train (its frozen weights may be f16)`);
-    }
-    return linearKernel(x, weight, bias ?? null, options);
-  }
   const b = bias ?? null;
   const residual = options.residual ?? null;
   const ln = options.layerNorm;
-  if (ln && recording(x, weight, b, residual, ln.weight, ln.bias)) {
+  // The weight's own tensor for the tape: a quantized one never requires a gradient, so its codes stand for it.
+  const w = weight instanceof QuantizedTensor ? weight.codes : weight;
+  if (ln && recording(x, w, b, residual, ln.weight, ln.bias)) {
     // Recorded as the two ops the prologue fuses: the LayerNorm's own node saves its statistics for backward.
     const normed = layerNorm(x, ln.weight, ln.bias, ln.eps);
     try {
@@ -46,10 +42,10 @@ export function linear(x: Tensor, weight: Weight, bias?: Tensor | null, options:
       normed.dispose(); // the nodes hold their own handles on what they saved
     }
   }
-  if (!recording(x, weight, b, residual)) return linearKernel(x, weight, b, options);
+  if (!recording(x, w, b, residual)) return linearKernel(x, weight, b, options);
   if (options.out) throw new Error('linear: writing into `out` cannot be differentiated; leave it out while training');
   const act = options.activation ?? 'none';
-  const [needX, needW] = [requiresGrad(x), requiresGrad(weight)];
+  const [needX, needW] = [requiresGrad(x), requiresGrad(w)];
   // GELU's gradient needs its input and ReLU's its output, so an activation followed by a residual is unfused.
   let z: Tensor | null = null;
   let a: Tensor | null = null;
@@ -67,11 +63,11 @@ export function linear(x: Tensor, weight: Weight, bias?: Tensor | null, options:
     return sum;
   });
   const sx = needW ? save(x) : null;
-  const sw = needX ? save(weight) : null;
+  const sw = needX ? saveWeight(weight) : null;
   const sz = z ? save(z) : null;
   const sa = act === 'relu' ? save(a!) : null;
   if (z) (z as Tensor).dispose();
-  const inputs = [x, weight, ...(b ? [b] : []), ...(residual ? [residual] : [])];
+  const inputs = [x, w, ...(b ? [b] : []), ...(residual ? [residual] : [])];
   const [needB, needR] = [b !== null && requiresGrad(b), residual !== null && requiresGrad(residual)];
   record(
     `linear${act === 'none' ? '' : `+${act}`}`,
@@ -84,9 +80,20 @@ export function linear(x: Tensor, weight: Weight, bias?: Tensor | null, options:
       if (residual) grads.push(needR ? g! : null);
       return grads;
     },
-    [sx, sw, sz, sa].filter((t): t is Tensor => t !== null),
+    [sx, ...weightTensors(sw), sz, sa].filter((t): t is Tensor => t !== null),
   );
   return y;
+}
+
+/** save() for either kind of weight. */
+function saveWeight(weight: Weight): Weight {
+  return weight instanceof QuantizedTensor ? keepWeight(untracked(() => weight.ref())) : save(weight);
+}
+
+/** The tensors that hold a weight (a node's saved list frees them). */
+function weightTensors(weight: Weight | null): Tensor[] {
+  if (!weight) return [];
+  return weight instanceof QuantizedTensor ? [weight.codes, weight.scales] : [weight];
 }
 
 /** LayerNorm(x [+ residual]) over the last dim, differentiable in x, the residual, weight and bias. */

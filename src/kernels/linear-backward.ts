@@ -7,6 +7,7 @@
  * Weight and bias gradients accumulate into existing tensors when given (several uses of one weight, gradient
  * accumulation over micro-batches).
  */
+import type { Weight } from '../quant/quantized-tensor.js';
 import type { Tensor } from '../tensor.js';
 import { matmul } from './linear.js';
 import { sumRows } from './reduce.js';
@@ -15,8 +16,12 @@ function rows2d(t: Tensor): Tensor {
   return t.reshape([t.size / t.dim(-1), t.dim(-1)]);
 }
 
-/** dX [..., K] (f32) of a linear layer from dY [..., N] and its weight [N, K] (f32 or f16). */
-export function linearInputGrad(dy: Tensor, weight: Tensor): Tensor {
+/**
+ * dX [..., K] (f32) of a linear layer from dY [..., N] and its weight [N, K]: f32, f16, or quantized (q8/q4,
+ * frozen), whose codes the kernels read down the columns with each group's scale: dX = dY (q * s), with no
+ * dequantized copy (docs/finetuning.md has the measurement that chose this over dequantizing into scratch).
+ */
+export function linearInputGrad(dy: Tensor, weight: Weight): Tensor {
   if (weight.ndim !== 2 || weight.dim(0) !== dy.dim(-1)) throw new RangeError(`linearInputGrad: weight ${weight} does not match dY ${dy}`);
   const d2 = rows2d(dy);
   try {

@@ -109,7 +109,7 @@ function planChunks(gpu: Gpu, p: GemmProblem): ChunkPlan {
       if (p.activation !== 'none') {
         throw new RangeError(`linear: ${p.b} in [K, N] layout exceeds the storage binding limit (${limit} bytes) and an activation cannot be split over K`);
       }
-      kChunk = Math.min(p.K, per(p.b, p.N));
+      kChunk = Math.min(p.K, per(p.b, bRowLen), ...(p.scales ? [per(p.scales, p.scales.dim(1))] : []));
       if (kChunk < p.K && kChunk >= 128) kChunk -= kChunk % 128;
       else if (kChunk < p.K) kChunk -= kChunk % 4;
     }
@@ -215,8 +215,11 @@ export function chunkBindings(p: GemmProblem, ch: GemmChunk): { buffers: Binding
   const bB =
     p.bLayout === 'nk'
       ? bindRange(p.b, z0 * p.bBatchStride + n0 * bRowLen, (zc - 1) * p.bBatchStride + nc * bRowLen)
-      : bindRange(p.b, z0 * p.bBatchStride + k0 * p.N, (zc - 1) * p.bBatchStride + kc * p.N);
-  const sB = p.scales ? bindRange(p.scales, n0 * p.scales.dim(1), nc * p.scales.dim(1)) : null;
+      : bindRange(p.b, z0 * p.bBatchStride + k0 * bRowLen, (zc - 1) * p.bBatchStride + kc * bRowLen);
+  // Quantized B's scales follow its rows: rows n0.. of an [N, K] B, rows k0.. of one read as [K, N].
+  const sRow0 = p.bLayout === 'nk' ? n0 : k0;
+  const sRows = p.bLayout === 'nk' ? nc : kc;
+  const sB = p.scales ? bindRange(p.scales, sRow0 * p.scales.dim(1), sRows * p.scales.dim(1)) : null;
   const biasB = first && p.bias ? bindRange(p.bias, n0, nc) : null;
   const lnW = p.ln ? p.ln.weight.bind() : null;
   const lnB = p.ln ? p.ln.bias.bind() : null;

@@ -107,13 +107,14 @@ export function epilogueFlags(p: GemmProblem): number {
 /**
  * Whether every row start and K allow 4-element vector loads (and N too for a [K, N] B; M instead of K for
  * an A stored [K, M], whose vectors run along M). Quantized rows are whole groups of codes, always aligned:
- * only A decides for them.
+ * A decides for them, and N for one read as [K, N] (the kernels clamp the last vector to N - 4, which must
+ * stay a whole word of codes).
  */
 export function vecAligned(p: GemmProblem, aOffset: number, bOffset: number): boolean {
   const aligned = (v: number) => v % 4 === 0;
   const ldb = p.bLayout === 'nk' ? p.K : p.N;
   const aRun = p.aLayout === 'km' ? p.M : p.K;
-  const bAligned = p.scales !== null || (aligned(bOffset) && aligned(p.bBatchStride) && aligned(ldb));
+  const bAligned = p.scales !== null ? p.bLayout === 'nk' || aligned(p.N) : aligned(bOffset) && aligned(p.bBatchStride) && aligned(ldb);
   return aligned(aRun) && (p.bLayout === 'kn' || aligned(p.K)) && aligned(aOffset) && aligned(p.aBatchStride) && bAligned;
 }
 
@@ -232,7 +233,7 @@ export function isGemvKind(kind: VariantKind): boolean {
  * halves), or quantized rows (always aligned); K a multiple of 8 either way.
  */
 export function wideAligned(p: GemmProblem, bOffset: number): boolean {
-  if (p.scales) return p.K % 8 === 0;
+  if (p.scales) return p.bLayout === 'nk' && p.K % 8 === 0;
   return p.b.dtype === 'f16' && p.bLayout === 'nk' && p.K % 8 === 0 && bOffset % 8 === 0 && p.bBatchStride % 8 === 0;
 }
 

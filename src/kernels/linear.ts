@@ -147,10 +147,19 @@ export function linearProblem(x: Tensor, weight: Weight, bias?: Tensor | null, o
   };
 }
 
-/** Validates matmul's operands and describes the product; allocates the output. */
-export function matmulProblem(a: Tensor, b: Tensor, options: MatmulOptions = {}): GemmProblem {
+/**
+ * Validates matmul's operands and describes the product; allocates the output. A quantized b is an [N, K]
+ * weight read either way round: as [K, N] (dX = dY W', a frozen quantized layer's input gradient: the kernels'
+ * B loads index codes and scales by element, so rows of whole groups serve a walk down the columns too) or
+ * transposed (the forward product).
+ */
+export function matmulProblem(a: Tensor, b: Weight, options: MatmulOptions = {}): GemmProblem {
   checkFloat('matmul', 'a', a);
-  checkFloat('matmul', 'b', b);
+  if (b instanceof QuantizedTensor) {
+    if (b.disposed) throw new Error('matmul: b was disposed');
+  } else {
+    checkFloat('matmul', 'b', b);
+  }
   if (a.gpu !== b.gpu) throw new Error('matmul: a and b live on different devices');
   if (a.ndim < 2 || b.ndim < 2) throw new RangeError(`matmul: a and b need at least 2 dimensions, got ${a} and ${b}`);
   const transposeB = options.transposeB ?? false;
@@ -171,9 +180,7 @@ export function matmulProblem(a: Tensor, b: Tensor, options: MatmulOptions = {})
   const acc = options.accumulate ?? null;
   const common = {
     a,
-    b,
-    bFormat: b.dtype as 'f32' | 'f16',
-    scales: null,
+    ...weightOperand(b),
     aLayout: transposeA ? 'km' : 'mk',
     bLayout,
     K,
@@ -188,7 +195,8 @@ export function matmulProblem(a: Tensor, b: Tensor, options: MatmulOptions = {})
   const allocate = (shape: number[]): Tensor => {
     if (!acc) return Tensor.empty(a.gpu, shape, a.dtype);
     checkOut('matmul', acc, a, shape);
-    for (const [name, t] of [['a', a], ['b', b]] as const) if (overlaps(acc, t)) throw new Error(`matmul: accumulate overlaps ${name}`);
+    const bs = b instanceof QuantizedTensor ? [b.codes, b.scales] : [b];
+    for (const [name, t] of [['a', a], ...bs.map((t) => ['b', t] as const)] as const) if (overlaps(acc, t)) throw new Error(`matmul: accumulate overlaps ${name}`);
     return acc;
   };
   if (bBatch.length === 0) {
@@ -235,7 +243,7 @@ export function linear(x: Tensor, weight: Weight, bias?: Tensor | null, options?
  * Batched a @ b (a^T with transposeA, b^T with transposeB). a [B?, M, K] (or [B?, K, M]), b [B?, K, N] (or
  * [B?, N, K]). With `accumulate` the product is added to that tensor, which is returned.
  */
-export function matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
+export function matmul(a: Tensor, b: Weight, options?: MatmulOptions): Tensor {
   return runOrDispose(matmulProblem(a, b, options), options?.accumulate === undefined);
 }
 
@@ -245,6 +253,6 @@ export function linearWithVariant(choice: VariantChoice, x: Tensor, weight: Weig
 }
 
 /** matmul with the kernel variant forced (tests and benchmarks). */
-export function matmulWithVariant(choice: VariantChoice, a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
+export function matmulWithVariant(choice: VariantChoice, a: Tensor, b: Weight, options?: MatmulOptions): Tensor {
   return runOrDispose(matmulProblem(a, b, options), options?.accumulate === undefined, choice);
 }
