@@ -181,6 +181,16 @@ export const RULES = {
   trainingStep1: { multiple: 2.002, floor: 0, scale: trainingLr, why: 'parameters after AdamW step 1' },
   /** After three steps: three steps' worth on both sides (6 lr). */
   trainingStep3: { multiple: 6.006, floor: 0, scale: trainingLr, why: 'parameters after AdamW step 3' },
+  /**
+   * A training step with q8/q4 frozen weights against the float path on the same weights dequantized (w' = q * s,
+   * exact in f32): two runs of ours that differ only in how the kernels read the frozen weights, so bounded like
+   * sameWeights by the fixture's recorded float32 schedule noise of the same quantity, with the FLOOR_REL floor.
+   * Measured on lavapipe: identical to the last bit on both public fixtures (the same variants run, and each
+   * product is the same f32 value); a dX through the quantized weights read without their scales, or transposed
+   * (square weights), misses these bounds by 10^5 to 10^34 (test/training/quantized-parity.test.ts).
+   */
+  quantizedTrainingLoss: { multiple: 4, floor: FLOOR_REL, scale: trainingLossNoise, why: 'q8/q4 frozen weights vs float on the dequantized weights, loss' },
+  quantizedTrainingGrad: { multiple: 4, floor: FLOOR_REL, scale: trainingNoise, why: 'q8/q4 frozen weights vs float on the dequantized weights, gradients' },
 } as const satisfies Record<string, ToleranceRule>;
 
 export interface Bound {

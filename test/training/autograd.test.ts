@@ -11,7 +11,7 @@ import type { Gpu } from '../../src/gpu/gpu.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
 import { Module, Parameter } from '../../src/model/module.js';
 import { Linear } from '../../src/model/nn.js';
-import { quantizeRef } from '../../src/cpu/quantize.js';
+import { dequantizeRef, quantizeRef } from '../../src/cpu/quantize.js';
 import { QuantizedTensor } from '../../src/quant/quantized-tensor.js';
 import type { QFormerLayerOutput } from '../../src/model/blip2-qformer.js';
 import { disposeTree, keep, Tensor, tidy } from '../../src/tensor.js';
@@ -58,19 +58,26 @@ describe('autograd engine', () => {
     p.dispose();
   });
 
-  it('runs quantized frozen weights forward, and refuses to record gradients through them with a clear error', async () => {
+  it('passes gradients through quantized frozen weights to the input (dX = dY W\'), and refuses to train a quantized weight', async () => {
     const w = Array.from({ length: 3 * 40 }, (_, i) => Math.sin(i) / 4);
-    const q = QuantizedTensor.from(gpu, quantizeRef(w, 3, 40, 'q8'));
-    const x = Tensor.from(gpu, Array.from({ length: 2 * 40 }, (_, i) => Math.cos(i)), [2, 40]);
-    const frozen = noGrad(() => linear(x, q));
-    expect(frozen.shape).toEqual([2, 3]);
-    const p = param(Array.from({ length: 2 * 40 }, (_, i) => Math.cos(i)), [2, 40]);
-    expect(() => tidy(() => linear(p.value, q))).toThrow(/gradients through quantized weights .* are not supported/);
-    expect(graphStats().nodes).toBe(0);
-    frozen.dispose();
-    x.dispose();
-    q.dispose();
-    p.dispose();
+    for (const scheme of ['q8', 'q4'] as const) {
+      const rows = quantizeRef(w, 3, 40, scheme);
+      const q = QuantizedTensor.from(gpu, rows);
+      const p = param(Array.from({ length: 2 * 40 }, (_, i) => Math.cos(i)), [2, 40]);
+      // d sum(x W'^T) / dx[m, k] = sum_n W'[n, k], the dequantized weight's column sums, for every row m.
+      const loss = tidy(() => sum(linear(p.value, q)));
+      loss.backward();
+      const wq = dequantizeRef(rows);
+      const colSums = Array.from({ length: 40 }, (_, k) => wq[k]! + wq[40 + k]! + wq[80 + k]!);
+      const got = await p.grad!.read();
+      for (let i = 0; i < 80; i++) expect(got[i]!, `${scheme} dx[${i}]`).toBeCloseTo(colSums[i % 40]!, 5);
+      expect(graphStats().nodes).toBe(0);
+      // Held by a Parameter, a quantized weight stays frozen: asking to train it is an error, not a silent no-op.
+      const held = new Parameter([3, 40], 'matmul');
+      held.quantized = q;
+      expect(() => (held.requires_grad = true)).toThrow(/is quantized .* it can only be frozen/);
+      for (const t of [loss, q, p]) t.dispose();
+    }
   });
 
   it('records nothing under noGrad, frees a graph that is not differentiated, and refuses a second backward', async () => {
