@@ -14,7 +14,7 @@ import { DataError, parseTrainingData, type PromptFormat, type TrainExample } fr
 import type { ParameterSelection } from '../../training/select.js';
 import { Trainer } from '../../training/trainer.js';
 import { CliError, EXIT_OK, UsageError, writeLine, type CliIo } from '../io.js';
-import { COMMON_OPTIONS, flag, numberOption, parse, type Parsed } from '../options.js';
+import { COMMON_OPTIONS, flag, numberOption, parse, quantizeOption, type Parsed } from '../options.js';
 import { ProgressBar } from '../progress.js';
 
 export const FINETUNE_HELP = `Usage: blip2 finetune --model DIR --data FILE --out DIR [options]
@@ -48,6 +48,9 @@ paths relative to the file), or a COCO captions file {"images": [...], "annotati
                             layers:I,J (Q-Former layers, with query tokens and projection),
                             all-but-vision (also the language model)
       --dtype f16|f32       storage of the frozen weights (default f16); trained ones are always f32
+      --quantize q8|q4      hold the frozen vision and language-model layers' Linear weights as 8- or 4-bit
+                            codes (docs/quantization.md; a folder made by blip2 convert is quantized already);
+                            the loss still flows back through them, and --out keeps the input's weights
       --gradient-checkpointing  recompute language-model layers in the backward pass (less memory)
       --dropout             Q-Former dropout (model.train()); off by default
       --seed N              data order and dropout (default 0)
@@ -80,6 +83,7 @@ const OPTIONS = {
   'max-grad-norm': { type: 'string' },
   trainable: { type: 'string' },
   dtype: { type: 'string' },
+  quantize: { type: 'string' },
   'gradient-checkpointing': { type: 'boolean' },
   dropout: { type: 'boolean' },
   seed: { type: 'string' },
@@ -129,6 +133,11 @@ function readExamples(io: CliIo, path: string): TrainExample[] {
   return examples;
 }
 
+/** How the frozen Linear weights are held: a quantization scheme (--quantize, or a converted folder's) or the dtype. */
+function frozenFormat(model: Blip2ForConditionalGeneration, dtype: string): string {
+  return model.namedParameters().find(([, p]) => p.quantized)?.[1].quantized?.scheme ?? dtype;
+}
+
 export async function finetuneCommand(io: CliIo, args: readonly string[]): Promise<number> {
   const p = parse(C, args, OPTIONS);
   if (p.values.help) {
@@ -165,6 +174,7 @@ export async function finetuneCommand(io: CliIo, args: readonly string[]): Promi
     maxGradNorm: numberOption(C, p, 'max-grad-norm', 0, 1e9, false) ?? 1,
     trainable: trainableRaw,
     dtype,
+    quantize: quantizeOption(C, p),
     seed: numberOption(C, p, 'seed', 0, 2 ** 31, true) ?? 0,
     dropout: flag(p, 'dropout'),
   };
@@ -197,13 +207,13 @@ export async function finetuneCommand(io: CliIo, args: readonly string[]): Promi
   const progressOn = !quiet && (io.stderr.isTTY === true || flag(p, 'progress'));
   const gpu = await getGpu();
   const t0 = Date.now();
-  const model = await Blip2ForConditionalGeneration.fromPretrained(modelDir, { gpu, dtype, trainable: selection });
+  const model = await Blip2ForConditionalGeneration.fromPretrained(modelDir, { gpu, dtype, quantize: settings.quantize, trainable: selection });
   const processor = await Blip2Processor.fromPretrained(modelDir);
   if (flag(p, 'gradient-checkpointing')) model.language_model.gradient_checkpointing_enable();
   const names = model.trainableParameters().map(([n]) => n);
   if (!quiet) {
     const count = model.trainableParameters().reduce((n, [, q]) => n + q.value.size, 0);
-    writeLine(io.stderr, `Loaded ${modelDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${count.toLocaleString('en-US')} trainable parameters (${names.length} tensors, ${trainableRaw}), frozen weights ${dtype}`);
+    writeLine(io.stderr, `Loaded ${modelDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${count.toLocaleString('en-US')} trainable parameters (${names.length} tensors, ${trainableRaw}), frozen weights ${frozenFormat(model, dtype)}`);
   }
   const stepsPerEpoch = Math.ceil(examples.length / batchSize);
   const totalSteps = maxSteps ?? epochs * stepsPerEpoch;
