@@ -4,6 +4,7 @@ import type { BenchCase } from '../harness.js';
 import { cases as attention } from './attention.js';
 import { cases as baselines } from './baselines.js';
 import { cases as linear } from './linear.js';
+import { cases as linearBackward } from './linear-backward.js';
 import { cases as misc } from './misc.js';
 import { cases as peerTfjs } from './peer-tfjs.js';
 
@@ -12,6 +13,7 @@ export const CASE_FILES: Record<string, BenchCase[]> = {
   attention,
   baselines,
   linear,
+  'linear-backward': linearBackward,
   misc,
   'peer-tfjs': peerTfjs,
 };
