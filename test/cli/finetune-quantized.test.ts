@@ -15,23 +15,20 @@ import { Blip2 } from '../../src/pipeline.js';
 import { TINY, fixturePath } from '../paths.js';
 import { cliInProcess } from './run.js';
 
-const TRAINING = [
-  ['chelsea.png', 'a photo of a cat'],
-  ['camera.png', 'a man with a camera'],
-  ['cell.png', 'cells under a microscope'],
-  ['horse.png', 'a drawing of a horse'],
-] as const;
+// Two images with captions other than the float test's: enough for the loss to fall in a few steps.
+const EXAMPLES = [
+  { image: fixturePath('tiny-blip2', 'chelsea.png'), text: 'a cat on the mat' },
+  { image: fixturePath('tiny-blip2', 'horse.png'), text: 'an ink horse' },
+];
 
-let dir: string;
-let data: string;
+let dir = '';
+let data = '';
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'blip2-finetune-q-'));
   data = join(dir, 'data.jsonl');
-  writeFileSync(data, TRAINING.map(([image, text]) => JSON.stringify({ image: fixturePath('tiny-blip2', image), text })).join('\n'));
+  writeFileSync(data, EXAMPLES.map((e) => JSON.stringify(e)).join('\n'));
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** Key -> dtype[shape] of a folder's weights, single file or sharded. */
 async function layout(folder: string): Promise<Record<string, string>> {

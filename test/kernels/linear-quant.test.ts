@@ -8,6 +8,7 @@ import { QuantizedTensor } from '../../src/quant/quantized-tensor.js';
 import { QUANT_SCHEMES, type QuantScheme } from '../../src/quant/format.js';
 import { Tensor } from '../../src/tensor.js';
 import { randn, testGpu, toleranceRatio } from '../helpers.js';
+import { awkwardWeight } from '../support/awkward-weight.js';
 
 // Quantized weights through every linear kernel, against the float64 reference run on the dequantized
 // weights (w' = q * s exactly): the only error is f32 accumulation, so the float kernels' bound holds.
@@ -18,18 +19,6 @@ beforeAll(async () => {
   gpu = await testGpu();
 });
 afterAll(() => gpu?.destroy());
-
-/**
- * An [N, K] weight with the awkward groups a real one rarely has: an all-zero row, an all-zero group, a group
- * whose values sit at +-absmax (codes at +-qmax), and random values elsewhere.
- */
-function awkwardWeight(N: number, K: number, seed: number): Float32Array {
-  const w = randn(N * K, seed, 0.5);
-  if (N > 2) w.fill(0, 2 * K, 3 * K);
-  if (N > 3 && K > 32) w.fill(0, 3 * K + 32, 3 * K + Math.min(K, 64));
-  if (N > 1) for (let k = 0; k < Math.min(K, 32); k++) w[K + k] = k % 2 ? 0.75 : -0.75;
-  return w;
-}
 
 interface Case {
   M: number;
