@@ -62,7 +62,8 @@ const times = await timeInterleaved(
   reps,
 );
 const hist = program.histogram();
-console.log(`${args.model} ${args.quantize ?? dtype}: ${c.num_hidden_layers} layers, ${program.dispatchCount} dispatches; ms per step (min of ${rounds} rounds of ${reps})`);
+const scheme = lm.model.decoder.layers.at(0).fc1.weight.quantized?.scheme;
+console.log(`${args.model} ${scheme ? `${scheme} + ${dtype}` : dtype} weights: ${c.num_hidden_layers} layers, ${program.dispatchCount} dispatches; ms per step (min of ${rounds} rounds of ${reps})`);
 const cpuOf = (name: string) => minimum(times.get(name)!.cpu);
 for (const [name, t] of times) {
   const n = name === 'whole step' ? program.dispatchCount : hist[name];
