@@ -31,8 +31,7 @@ const bs = Array.from({ length: COPIES }, () => mk(codes));
 const ss = mk(scales);
 const xb = mk(x);
 const out = dev.createBuffer({ size: N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-const common = `
-@group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;
+const shared = `
 @group(0) @binding(1) var<storage, read> bsc: array<u32>;
 @group(0) @binding(2) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
@@ -42,9 +41,21 @@ fn codes8(w: i32) -> mat2x4<f32> {
   let v = vec4<i32>(w);
   return mat2x4<f32>(vec4<f32>((v << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u)), vec4<f32>((v << vec4<u32>(12u, 8u, 4u, 0u)) >> vec4<u32>(28u)));
 }
+// The group's 32 x values, lane i's four at xs[i], in every lane.
+fn spread(xv: vec4<f32>) -> array<vec4<f32>, 8> {
+  return array<vec4<f32>, 8>(subgroupBroadcast(xv, 0u), subgroupBroadcast(xv, 1u), subgroupBroadcast(xv, 2u), subgroupBroadcast(xv, 3u),
+                             subgroupBroadcast(xv, 4u), subgroupBroadcast(xv, 5u), subgroupBroadcast(xv, 6u), subgroupBroadcast(xv, 7u));
+}
+// One row's group of 32 codes (q) against x spread over the subgroup (lane i holds x[4i..4i+3]), unscaled.
+fn group_dot(q: vec4<u32>, xv: vec4<f32>) -> f32 {
+  let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
+  return dot(subgroupBroadcast(xv, 0u), c0[0]) + dot(subgroupBroadcast(xv, 1u), c0[1]) + dot(subgroupBroadcast(xv, 2u), c1[0]) + dot(subgroupBroadcast(xv, 3u), c1[1]) +
+         dot(subgroupBroadcast(xv, 4u), c2[0]) + dot(subgroupBroadcast(xv, 5u), c2[1]) + dot(subgroupBroadcast(xv, 6u), c3[0]) + dot(subgroupBroadcast(xv, 7u), c3[1]);
+}
 `;
-// A: one row per lane x 4 rows (lane-divergent addresses), x by broadcast (as gemv_rows QGROUPS).
-const kA = common + `
+const common = `@group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;` + shared;
+/** 4 rows per lane, one group per step: `load` gives row (n0 + r)'s codes of group g as q, `rowDot` its sum against xv. */
+const rows4 = (decl: string, load: string, rowDot: string) => decl + `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   let n0 = gid.x * 4u;
   var acc = vec4<f32>(0.0);
@@ -52,15 +63,15 @@ const kA = common + `
     let xv = a[g * 8u + lane];
     var d = vec4<f32>(0.0);
     for (var r = 0u; r < 4u; r++) {
-      let q = b[(n0 + r) * G + g];
-      let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
-      d[r] = dot(subgroupBroadcast(xv, 0u), c0[0]) + dot(subgroupBroadcast(xv, 1u), c0[1]) + dot(subgroupBroadcast(xv, 2u), c1[0]) + dot(subgroupBroadcast(xv, 3u), c1[1]) +
-             dot(subgroupBroadcast(xv, 4u), c2[0]) + dot(subgroupBroadcast(xv, 5u), c2[1]) + dot(subgroupBroadcast(xv, 6u), c3[0]) + dot(subgroupBroadcast(xv, 7u), c3[1]);
+      let q = ${load};
+      d[r] = ${rowDot};
     }
     acc += d * vec4<f32>(scale(n0, g), scale(n0 + 1u, g), scale(n0 + 2u, g), scale(n0 + 3u, g));
   }
   for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
 }`;
+// A: one row per lane x 4 rows (lane-divergent addresses), x by broadcast (as gemv_rows QGROUPS).
+const kA = rows4(common, 'b[(n0 + r) * G + g]', 'group_dot(q, xv)');
 // B: workgroup of 8 = one subgroup; R rows per workgroup; row addresses from workgroup_id (uniform); each lane takes
 // 4 codes of every group (codes 4*lane..4*lane+3 = nibbles of word lane/2), x[4*lane..] its own.
 const kB = (R: number) => common + `
@@ -111,9 +122,7 @@ const kA1 = common + `
   var acc = vec4<f32>(0.0);
   for (var g = 0u; g < G; g++) {
     let xv = a[g * 8u + lane];
-    var xs: array<vec4<f32>, 8>;
-    xs[0] = subgroupBroadcast(xv, 0u); xs[1] = subgroupBroadcast(xv, 1u); xs[2] = subgroupBroadcast(xv, 2u); xs[3] = subgroupBroadcast(xv, 3u);
-    xs[4] = subgroupBroadcast(xv, 4u); xs[5] = subgroupBroadcast(xv, 5u); xs[6] = subgroupBroadcast(xv, 6u); xs[7] = subgroupBroadcast(xv, 7u);
+    let xs = spread(xv);
     var d = vec4<f32>(0.0);
     for (var r = 0u; r < 4u; r++) {
       let q = b[(n0 + r) * G + g];
@@ -143,9 +152,7 @@ const kA2 = common + `
     let xr = a[g * 8u + lane];
     let xv = xr * pre;
     let off = 8.0 * subgroupAdd(dot(xr, offmask));
-    var xs: array<vec4<f32>, 8>;
-    xs[0] = subgroupBroadcast(xv, 0u); xs[1] = subgroupBroadcast(xv, 1u); xs[2] = subgroupBroadcast(xv, 2u); xs[3] = subgroupBroadcast(xv, 3u);
-    xs[4] = subgroupBroadcast(xv, 4u); xs[5] = subgroupBroadcast(xv, 5u); xs[6] = subgroupBroadcast(xv, 6u); xs[7] = subgroupBroadcast(xv, 7u);
+    let xs = spread(xv);
     var d = vec4<f32>(0.0);
     for (var r = 0u; r < 4u; r++) {
       let qr = b[(n0 + r) * G + g];
@@ -170,62 +177,17 @@ const kA2 = common + `
   for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
 }`;
 // A3: loads only (codes bitcast, no decoding): the floor the loads set.
-const kA3 = common + `
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  let n0 = gid.x * 4u;
-  var acc = vec4<f32>(0.0);
-  for (var g = 0u; g < G; g++) {
-    let xv = a[g * 8u + lane];
-    var d = vec4<f32>(0.0);
-    for (var r = 0u; r < 4u; r++) {
-      let q = b[(n0 + r) * G + g];
-      d[r] = dot(xv, bitcast<vec4<f32>>(q));
-    }
-    acc += d * vec4<f32>(scale(n0, g), scale(n0 + 1u, g), scale(n0 + 2u, g), scale(n0 + 3u, g));
-  }
-  for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
-}`;
+const kA3 = rows4(common, 'b[(n0 + r) * G + g]', 'dot(xv, bitcast<vec4<f32>>(q))');
 // T: as A, codes read from an rgba32uint texture [N rows, G texels] with textureLoad (llvmpipe's texel fetch).
-const kT = `
-@group(0) @binding(0) var tb: texture_2d<u32>;
-@group(0) @binding(1) var<storage, read> bsc: array<u32>;
-@group(0) @binding(2) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-const K = ${K}u; const G = ${G}u; const N = ${N}u;
-fn scale(row: u32, g: u32) -> f32 { let i = row * G + g; return unpack2x16float(bsc[i >> 1u])[i & 1u]; }
-fn codes8(w: i32) -> mat2x4<f32> {
-  let v = vec4<i32>(w);
-  return mat2x4<f32>(vec4<f32>((v << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u)), vec4<f32>((v << vec4<u32>(12u, 8u, 4u, 0u)) >> vec4<u32>(28u)));
-}
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  let n0 = gid.x * 4u;
-  var acc = vec4<f32>(0.0);
-  for (var g = 0u; g < G; g++) {
-    let xv = a[g * 8u + lane];
-    var d = vec4<f32>(0.0);
-    for (var r = 0u; r < 4u; r++) {
-      let q = textureLoad(tb, vec2<u32>(g, n0 + r), 0);
-      let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
-      d[r] = dot(subgroupBroadcast(xv, 0u), c0[0]) + dot(subgroupBroadcast(xv, 1u), c0[1]) + dot(subgroupBroadcast(xv, 2u), c1[0]) + dot(subgroupBroadcast(xv, 3u), c1[1]) +
-             dot(subgroupBroadcast(xv, 4u), c2[0]) + dot(subgroupBroadcast(xv, 5u), c2[1]) + dot(subgroupBroadcast(xv, 6u), c3[0]) + dot(subgroupBroadcast(xv, 7u), c3[1]);
-    }
-    acc += d * vec4<f32>(scale(n0, g), scale(n0 + 1u, g), scale(n0 + 2u, g), scale(n0 + 3u, g));
-  }
-  for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
-}`;
+const kT = rows4(`@group(0) @binding(0) var tb: texture_2d<u32>;` + shared, 'textureLoad(tb, vec2<u32>(g, n0 + r), 0)', 'group_dot(q, xv)');
 const kAR = (R: number) => common + `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   let n0 = gid.x * ${R}u;
   var acc: array<f32, ${R}>;
   for (var g = 0u; g < G; g++) {
     let xv = a[g * 8u + lane];
-    let x0 = subgroupBroadcast(xv, 0u); let x1 = subgroupBroadcast(xv, 1u); let x2 = subgroupBroadcast(xv, 2u); let x3 = subgroupBroadcast(xv, 3u);
-    let x4 = subgroupBroadcast(xv, 4u); let x5 = subgroupBroadcast(xv, 5u); let x6 = subgroupBroadcast(xv, 6u); let x7 = subgroupBroadcast(xv, 7u);
     for (var r = 0u; r < ${R}u; r++) {
-      let q = b[(n0 + r) * G + g];
-      let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
-      let d = dot(x0, c0[0]) + dot(x1, c0[1]) + dot(x2, c1[0]) + dot(x3, c1[1]) + dot(x4, c2[0]) + dot(x5, c2[1]) + dot(x6, c3[0]) + dot(x7, c3[1]);
-      acc[r] = fma(d, scale(n0 + r, g), acc[r]);
+      acc[r] = fma(group_dot(b[(n0 + r) * G + g], xv), scale(n0 + r, g), acc[r]);
     }
   }
   for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r]; }
@@ -270,10 +232,7 @@ const kAS = common + `
         let xv = a[g * 8u + lane];
         var d = vec4<f32>(0.0);
         for (var r = 0u; r < 4u; r++) {
-          let q = b[(n0 + r) * G + g];
-          let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
-          d[r] = dot(subgroupBroadcast(xv, 0u), c0[0]) + dot(subgroupBroadcast(xv, 1u), c0[1]) + dot(subgroupBroadcast(xv, 2u), c1[0]) + dot(subgroupBroadcast(xv, 3u), c1[1]) +
-                 dot(subgroupBroadcast(xv, 4u), c2[0]) + dot(subgroupBroadcast(xv, 5u), c2[1]) + dot(subgroupBroadcast(xv, 6u), c3[0]) + dot(subgroupBroadcast(xv, 7u), c3[1]);
+          d[r] = group_dot(b[(n0 + r) * G + g], xv);
         }
         acc += d * vec4<f32>(s0[h], s1[h], s2[h], s3[h]);
       }
