@@ -62,7 +62,7 @@ const times = await timeInterleaved(
   reps,
 );
 const hist = program.histogram();
-const scheme = lm.model.decoder.layers.at(0).fc1.weight.quantized?.scheme;
+const scheme = blip2.quantization;
 console.log(`${args.model} ${scheme ? `${scheme} + ${dtype}` : dtype} weights: ${c.num_hidden_layers} layers, ${program.dispatchCount} dispatches; ms per step (min of ${rounds} rounds of ${reps})`);
 const cpuOf = (name: string) => minimum(times.get(name)!.cpu);
 for (const [name, t] of times) {

@@ -284,7 +284,7 @@ function report(l: Loaded): ModelRun {
   const cold = l.cold!;
   const name = options.name ?? (options.model.replace(/\/+$/, '').split('/').pop() || options.model);
   const parameters = blip2.model.namedParameters().reduce((n, [, p]) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-  const quantize = blip2.model.namedParameters().find(([, p]) => p.quantized)?.[1].quantized?.scheme ?? null;
+  const quantize = blip2.model.quantization;
   const decodeSteps = warm.flatMap((t) => t.decode);
   const stages: ModelRun['stages'] = {};
   if (warm.length) {

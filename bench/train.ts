@@ -98,7 +98,7 @@ async function measure(format: Frozen): Promise<Run> {
   const model = await Blip2ForConditionalGeneration.fromPretrained(args.checkpoint!, { gpu, dtype, quantize, trainable: 'qformer' });
   const load_s = (now() - tLoad) / 1000;
   const cfg = model.config;
-  const frozen = model.namedParameters().find(([, p]) => p.quantized)?.[1].quantized?.scheme ?? dtype;
+  const frozen = model.quantization ?? dtype;
   const paramBytes = (prefix: string) => model.namedParameters().filter(([k]) => k.startsWith(prefix)).reduce((n, [, p]) => n + p.data.byteLength, 0);
   const vision_weight_bytes = paramBytes('vision_model.');
   // post_layernorm stays: the pooled output is computed from the cached features.

@@ -17,7 +17,7 @@ import { linearBiasGrad, linearInputGrad, linearWeightGrad } from '../kernels/li
 import { sumRows } from '../kernels/reduce.js';
 import { concatRows as concatRowsKernel } from '../kernels/rows.js';
 import { scatterRows as scatterRowsKernel } from '../kernels/scatter.js';
-import { keepWeight, QuantizedTensor, type Weight } from '../quant/quantized-tensor.js';
+import { keepWeight, QuantizedTensor, weightTensors, type Weight } from '../quant/quantized-tensor.js';
 import { Tensor, type DType } from '../tensor.js';
 import { nextSeed } from './random.js';
 import { record, recording, requiresGrad, save, untracked } from './tape.js';
@@ -80,7 +80,7 @@ export function linear(x: Tensor, weight: Weight, bias?: Tensor | null, options:
       if (residual) grads.push(needR ? g! : null);
       return grads;
     },
-    [sx, ...weightTensors(sw), sz, sa].filter((t): t is Tensor => t !== null),
+    [sx, ...(sw ? weightTensors(sw) : []), sz, sa].filter((t): t is Tensor => t !== null),
   );
   return y;
 }
@@ -90,11 +90,6 @@ function saveWeight(weight: Weight): Weight {
   return weight instanceof QuantizedTensor ? keepWeight(untracked(() => weight.ref())) : save(weight);
 }
 
-/** The tensors that hold a weight (a node's saved list frees them). */
-function weightTensors(weight: Weight | null): Tensor[] {
-  if (!weight) return [];
-  return weight instanceof QuantizedTensor ? [weight.codes, weight.scales] : [weight];
-}
 
 /** LayerNorm(x [+ residual]) over the last dim, differentiable in x, the residual, weight and bias. */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number, options: LayerNormOptions = {}): Tensor {

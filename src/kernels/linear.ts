@@ -1,5 +1,5 @@
 import { numel, Tensor, type DType } from '../tensor.js';
-import { QuantizedTensor, type Weight } from '../quant/quantized-tensor.js';
+import { QuantizedTensor, weightTensors, type Weight } from '../quant/quantized-tensor.js';
 import { runGemm } from './linear-core.js';
 import type { Activation, GemmProblem, LayerNormPrologue, VariantChoice } from './linear-problem.js';
 
@@ -115,7 +115,7 @@ export function linearProblem(x: Tensor, weight: Weight, bias?: Tensor | null, o
   }
   if (options.out) {
     checkOut('linear', options.out, x, shape);
-    const weights = weight instanceof QuantizedTensor ? [weight.codes, weight.scales] : [weight];
+    const weights = weightTensors(weight);
     for (const [name, t] of [['x', x], ...weights.map((w) => ['weight', w] as const), ['bias', b]] as const) {
       if (t && overlaps(options.out, t)) throw new Error(`linear: out overlaps ${name}; write to a separate tensor`);
     }
@@ -195,8 +195,7 @@ export function matmulProblem(a: Tensor, b: Weight, options: MatmulOptions = {})
   const allocate = (shape: number[]): Tensor => {
     if (!acc) return Tensor.empty(a.gpu, shape, a.dtype);
     checkOut('matmul', acc, a, shape);
-    const bs = b instanceof QuantizedTensor ? [b.codes, b.scales] : [b];
-    for (const [name, t] of [['a', a], ...bs.map((t) => ['b', t] as const)] as const) if (overlaps(acc, t)) throw new Error(`matmul: accumulate overlaps ${name}`);
+    for (const [name, t] of [['a', a], ...weightTensors(b).map((t) => ['b', t] as const)] as const) if (overlaps(acc, t)) throw new Error(`matmul: accumulate overlaps ${name}`);
     return acc;
   };
   if (bBatch.length === 0) {

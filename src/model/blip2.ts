@@ -150,6 +150,11 @@ export class Blip2ForConditionalGeneration extends Module<[Blip2ForwardArgs], Bl
     return this.query_tokens.value.gpu;
   }
 
+  /** The scheme its quantized Linear weights are held in (quantize on load, or a converted folder), or null. */
+  get quantization(): QuantScheme | null {
+    return this.namedParameters().find(([, p]) => p.quantized)?.[1].quantized?.scheme ?? null;
+  }
+
   /**
    * Vision tower (or its cached output `image_embeds`), Q-Former over the learned query tokens (or `query_embeds`
    * [1|B, Q, hidden]), projection.

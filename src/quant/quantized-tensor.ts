@@ -134,6 +134,11 @@ export function concatQuantizedRows(parts: readonly QuantizedTensor[], options: 
   return out;
 }
 
+/** The tensors that hold a weight: a quantized one's codes and scales, or the float tensor itself. */
+export function weightTensors(w: Weight): Tensor[] {
+  return w instanceof QuantizedTensor ? [w.codes, w.scales] : [w];
+}
+
 /** keep() for either kind of weight: the caller owns it and must dispose it. */
 export function keepWeight<W extends Weight>(w: W): W {
   if (w instanceof QuantizedTensor) {

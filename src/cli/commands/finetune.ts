@@ -133,11 +133,6 @@ function readExamples(io: CliIo, path: string): TrainExample[] {
   return examples;
 }
 
-/** How the frozen Linear weights are held: a quantization scheme (--quantize, or a converted folder's) or the dtype. */
-function frozenFormat(model: Blip2ForConditionalGeneration, dtype: string): string {
-  return model.namedParameters().find(([, p]) => p.quantized)?.[1].quantized?.scheme ?? dtype;
-}
-
 export async function finetuneCommand(io: CliIo, args: readonly string[]): Promise<number> {
   const p = parse(C, args, OPTIONS);
   if (p.values.help) {
@@ -213,7 +208,7 @@ export async function finetuneCommand(io: CliIo, args: readonly string[]): Promi
   const names = model.trainableParameters().map(([n]) => n);
   if (!quiet) {
     const count = model.trainableParameters().reduce((n, [, q]) => n + q.value.size, 0);
-    writeLine(io.stderr, `Loaded ${modelDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${count.toLocaleString('en-US')} trainable parameters (${names.length} tensors, ${trainableRaw}), frozen weights ${frozenFormat(model, dtype)}`);
+    writeLine(io.stderr, `Loaded ${modelDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${count.toLocaleString('en-US')} trainable parameters (${names.length} tensors, ${trainableRaw}), frozen weights ${model.quantization ?? dtype}`);
   }
   const stepsPerEpoch = Math.ceil(examples.length / batchSize);
   const totalSteps = maxSteps ?? epochs * stepsPerEpoch;
