@@ -3,7 +3,9 @@
  * one decoder layer's four projections as the decode step runs them (q/k/v with the LayerNorm prologue, out_proj,
  * fc1 with the LayerNorm prologue and ReLU, fc2 with the residual) and the float lm_head for scale.
  *
- *   npx tsx bench/gemv-weights.ts [--rounds 9] [--copies 8] [--formats f16,q8,q4]
+ *   npx tsx bench/gemv-weights.ts [--rounds 9] [--copies 8] [--formats f16,q8,q4] [--rows 1,4] [--shapes fc2,out_proj]
+ *
+ * `--rows` adds the quantized formats run by gemv-rows with that many rows of B per invocation (named q4r4 etc.).
  *
  * Prints per shape and format the process CPU time and wall time per call (minimum and median over interleaved
  * rounds; on lavapipe the CPU time is the driver's worker threads, i.e. the kernel's work) and each format's ratio
@@ -13,7 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
-import { linear } from '../src/kernels/linear.js';
+import { linear, linearWithVariant } from '../src/kernels/linear.js';
 import { quantizeRef } from '../src/cpu/quantize.js';
 import { isQuantScheme } from '../src/quant/format.js';
 import { QuantizedTensor, type Weight } from '../src/quant/quantized-tensor.js';
@@ -25,11 +27,16 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '9' },
     copies: { type: 'string', default: '8' },
     formats: { type: 'string', default: 'f16,q8,q4' },
+    // Rows of B per invocation of gemv-rows to try for the quantized formats (the default kernel's is 2).
+    rows: { type: 'string', default: '' },
+    // Only these projections (qkv+LN, out_proj, fc1+LN, fc2, lm_head); default all.
+    shapes: { type: 'string', default: '' },
   },
 });
 const rounds = Number(args.rounds);
 const copies = Number(args.copies);
 const formats = args.formats!.split(',');
+const extraRows = args.rows ? args.rows.split(',').map(Number) : [];
 for (const f of formats) if (f !== 'f16' && !isQuantScheme(f)) throw new Error(`--formats takes f16, q8 and q4, got '${f}'`);
 
 const gpu = await Gpu.create();
@@ -66,11 +73,21 @@ for (const [f, ls] of layers) {
   cases[`out_proj ${f}`] = each(ls, (l) => void linear(x, l.out, bd));
   cases[`fc1+LN ${f}`] = each(ls, (l) => void linear(x, l.fc1, bf, { activation: 'relu', layerNorm: ln }));
   cases[`fc2 ${f}`] = each(ls, (l) => void linear(h, l.fc2, bd, { residual: x }));
+  if (f === 'f16') continue;
+  for (const rows of extraRows) {
+    const v = { kind: 'gemv-rows', rows } as const;
+    cases[`qkv+LN ${f}r${rows}`] = each(ls, (l) => void linearWithVariant(v, x, l.qkv, bqkv, { layerNorm: ln }));
+    cases[`out_proj ${f}r${rows}`] = each(ls, (l) => void linearWithVariant(v, x, l.out, bd));
+    cases[`fc1+LN ${f}r${rows}`] = each(ls, (l) => void linearWithVariant(v, x, l.fc1, bf, { activation: 'relu', layerNorm: ln }));
+    cases[`fc2 ${f}r${rows}`] = each(ls, (l) => void linearWithVariant(v, h, l.fc2, bd, { residual: x }));
+  }
 }
 cases['lm_head f16'] = () => tidy(() => {
   for (let i = 0; i < copies; i++) linear(x, head);
 });
 
+const shapes = args.shapes ? args.shapes.split(',') : [];
+for (const name of Object.keys(cases)) if (shapes.length && !shapes.includes(name.split(' ')[0]!)) delete cases[name];
 const times = await timeInterleaved(gpu, cases, rounds, copies);
 console.log(`${gpu.caps.adapter.description}; ms per call, ${rounds} rounds of ${copies} copies`);
 const minCpu = (name: string) => minimum(times.get(name)!.cpu);
@@ -79,6 +96,6 @@ for (const [name, t] of times) {
   const ratio = f !== 'f16' && times.has(`${shape} f16`) ? `  ${(minCpu(name) / minCpu(`${shape} f16`)).toFixed(2)}x f16` : '';
   console.log(formatTimings(name, t, 16) + ratio);
 }
-const layerCpu = (f: string) => ['qkv+LN', 'out_proj', 'fc1+LN', 'fc2'].reduce((s, shape) => s + minCpu(`${shape} ${f}`), 0);
-for (const f of formats) console.log(`layer ${f}: cpu ${layerCpu(f).toFixed(2)} ms${f === 'f16' ? '' : ` = ${(layerCpu(f) / layerCpu('f16')).toFixed(2)}x f16`}`);
+const layerCpu = (f: string) => ['qkv+LN', 'out_proj', 'fc1+LN', 'fc2'].filter((shape) => times.has(`${shape} ${f}`)).reduce((s, shape) => s + minCpu(`${shape} ${f}`), 0);
+for (const f of [...formats, ...formats.filter((f) => f !== 'f16').flatMap((f) => extraRows.map((r) => `${f}r${r}`))]) console.log(`layer ${f}: cpu ${layerCpu(f).toFixed(2)} ms${f === 'f16' ? '' : ` = ${(layerCpu(f) / layerCpu('f16')).toFixed(2)}x f16`}`);
 gpu.destroy();

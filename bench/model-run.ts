@@ -319,7 +319,14 @@ function report(l: Loaded): ModelRun {
  * Loads every configuration (in order, keeping them all), captions once cold with each, then `runs` warm rounds
  * that caption with each in turn; one report entry per configuration.
  */
-export async function runModelBenches(list: readonly ModelBenchOptions[]): Promise<ModelRun[]> {
+export async function runModelBenches(list: readonly ModelBenchOptions[], schedule: 'interleaved' | 'sequential' = 'interleaved'): Promise<ModelRun[]> {
+  if (schedule === 'sequential') {
+    // One configuration loaded at a time: where the models together crowd the machine's memory (lavapipe's device
+    // buffers are host memory), page reclaim disturbs every configuration's timings more than running them apart.
+    const out: ModelRun[] = [];
+    for (const options of list) out.push(...(await runModelBenches([options])));
+    return out;
+  }
   const loaded: Loaded[] = [];
   try {
     for (const options of list) loaded.push(await load(options));

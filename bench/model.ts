@@ -4,7 +4,7 @@
  *
  *   npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--quantize none,q8,q4]
  *                          [--tokens 20] [--runs 2] [--image FILE] [--prompt TEXT] [--browser] [--decode device|legacy]
- *                          [--lookahead N] [--bandwidth-gbs GBS]
+ *                          [--lookahead N] [--bandwidth-gbs GBS] [--sequential]
  *
  * Any model folder works (the tiny test fixture, a real or random checkpoint). An empty or missing DIR gets a
  * random checkpoint with the real blip2-opt-2.7b layout (about 15 GB; `npm run make:random-checkpoint -- DIR
@@ -14,7 +14,9 @@
  * (bench/model-run.ts); `--bandwidth-gbs` (the device's memory bandwidth) adds decode's floor.
  *
  * `--quantize` takes a list (none, q8, q4: docs/quantization.md): the configurations are loaded together and
- * measured interleaved (bench/model-run.ts), one report entry each, printed side by side.
+ * measured interleaved (bench/model-run.ts), one report entry each, printed side by side. `--sequential` loads and
+ * measures them one after the other instead, each disposed before the next loads: for machines whose memory the
+ * configurations together crowd (the full-size f16, q8 and q4 models hold 15.5 GB on lavapipe).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -30,7 +32,7 @@ import { writeRandomCheckpoint } from './random-checkpoint.js';
 
 const DEFAULT_IMAGE = fileURLToPath(new URL('../test/fixtures/tiny-blip2/chelsea.png', import.meta.url));
 const USAGE =
-  'usage: npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--quantize none,q8,q4] [--tokens 20] [--runs 2] [--image FILE] [--prompt TEXT] [--browser] [--decode device|legacy] [--lookahead N] [--bandwidth-gbs GBS]';
+  'usage: npm run bench:model -- --checkpoint DIR [--json FILE] [--label NAME] [--dtype f16|f32] [--quantize none,q8,q4] [--tokens 20] [--runs 2] [--image FILE] [--prompt TEXT] [--browser] [--decode device|legacy] [--lookahead N] [--bandwidth-gbs GBS] [--sequential]';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,6 +49,7 @@ const { values: args } = parseArgs({
     decode: { type: 'string', default: 'device' },
     lookahead: { type: 'string' },
     'bandwidth-gbs': { type: 'string' },
+    sequential: { type: 'boolean', default: false },
   },
 });
 function fail(message: string): never {
@@ -110,14 +113,17 @@ async function inNode(): Promise<BenchReport> {
         if (m.startsWith('cold caption')) peakRssDuringLoad = Math.max(peakRss, process.memoryUsage().rss);
         console.error(`  ${quantize ?? dtype}: ${m}`);
       },
-    })));
+    })), args.sequential ? 'sequential' : 'interleaved');
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     for (const run of model) {
       run.memory.peak_host_bytes = peakRss;
       run.memory.peak_host_bytes_during_load = peakRssDuringLoad;
     }
-    const notes = gpu.caps.isSoftware ? ['software adapter: device buffers live in host memory, so peak_host_bytes includes the device bytes'] : undefined;
-    return makeReport({ suite: 'model', env, adapter, label: args.label, model, notes });
+    const notes = [
+      ...(gpu.caps.isSoftware ? ['software adapter: device buffers live in host memory, so peak_host_bytes includes the device bytes'] : []),
+      ...(quantizes.length > 1 ? [args.sequential ? 'configurations loaded and measured one after the other (--sequential)' : 'configurations loaded together and measured interleaved'] : []),
+    ];
+    return makeReport({ suite: 'model', env, adapter, label: args.label, model, notes: notes.length ? notes : undefined });
   } finally {
     clearInterval(sampler);
     gpu.destroy();
@@ -150,7 +156,7 @@ if (runsMeasured.length > 1) {
   const cols = runsMeasured.map((r) => rows.map(([, f]) => f(r)));
   const w = runsMeasured.map((r, i) => Math.max(name(r).length, ...cols[i]!.map((c) => c.length)));
   const lw = Math.max(...rows.map(([l]) => l.length));
-  console.log(`\nside by side (interleaved in this run; ratios to ${name(first)}):`);
+  console.log(`\nside by side (${args.sequential ? 'one after the other' : 'interleaved'} in this run; ratios to ${name(first)}):`);
   console.log(`${''.padEnd(lw)}  ${runsMeasured.map((r, i) => name(r).padStart(w[i]!)).join('  ')}`);
   rows.forEach(([label], j) => console.log(`${label.padEnd(lw)}  ${cols.map((c, i) => c[j]!.padStart(w[i]!)).join('  ')}`));
 }
