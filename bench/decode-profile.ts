@@ -1,10 +1,16 @@
 /**
  * Where a decode step's time goes: loads a model folder, fills the KV cache with a prompt of `--prompt-len`
  * random embeddings, captures the decode step (src/model/opt-decode.ts) and replays it `--reps` times per round,
- * whole and each kind of dispatch (by label) alone. Rounds are interleaved; minima of wall and process CPU time
- * (on lavapipe the driver's threads: the figure to trust on a shared machine) are reported.
+ * whole and each kind of dispatch (by label) alone. Rounds are interleaved; minima and medians of wall and process
+ * CPU time (on lavapipe the driver's threads) are reported.
  *
- *   npx tsx bench/decode-profile.ts --model DIR [--quantize q8|q4] [--dtype f16|f32] [--rounds 5] [--reps 4]
+ *   npx tsx bench/decode-profile.ts --model DIR[:q8|q4] [--model DIR2[:q8|q4] ...] [--labels] [--dtype f16|f32] [--rounds 5] [--reps 4]
+ *
+ * With several `--model`s (a folder, optionally quantized while loading: `DIR:q4`), every model is loaded at once and
+ * their whole steps are replayed in turn, round after round, so a machine whose speed drifts moves them alike: the
+ * ratios to the first model (medians and minima) are the step-level comparison of formats. Loaded together they
+ * must fit the device (the full-size f16, q8 and q4 models hold 13.8 GiB). `--labels` adds each model's dispatches
+ * of every kind replayed alone, interleaved with the rest.
  *
  * Replays are submitted back to back with one wait per round, as the device loop runs them, so what is timed is
  * the device's work (lavapipe: the driver's threads), not the host's.
@@ -17,61 +23,118 @@ import { OPTKVCache } from '../src/model/opt-cache.js';
 import { OPTDecodeSession } from '../src/model/opt-decode.js';
 import { isQuantScheme, type QuantScheme } from '../src/quant/format.js';
 import { Tensor, tidy } from '../src/tensor.js';
-import { formatTimings, minimum, timeInterleaved } from './interleaved.js';
+import { formatTimings, median, minimum, timeInterleaved } from './interleaved.js';
 
 const { values: args } = parseArgs({
   options: {
-    model: { type: 'string' },
+    model: { type: 'string', multiple: true },
     quantize: { type: 'string' },
     dtype: { type: 'string', default: 'f16' },
     rounds: { type: 'string', default: '5' },
     reps: { type: 'string', default: '4' },
     'prompt-len': { type: 'string', default: '40' },
+    // With several models: also replay each model's dispatches of every label alone.
+    labels: { type: 'boolean', default: false },
   },
 });
-if (!args.model) throw new Error('--model DIR is required');
+if (!args.model?.length) throw new Error('--model DIR[:q8|q4] is required');
 if (args.quantize !== undefined && !isQuantScheme(args.quantize)) throw new Error(`--quantize takes q8 or q4, got '${args.quantize}'`);
+const specs = args.model.map((m) => {
+  const at = m.lastIndexOf(':');
+  const suffix = at > 0 ? m.slice(at + 1) : '';
+  if (isQuantScheme(suffix)) return { dir: m.slice(0, at), quantize: suffix as QuantScheme };
+  return { dir: m, quantize: args.quantize as QuantScheme | undefined };
+});
 const dtype = args.dtype === 'f32' ? 'f32' : 'f16';
 const rounds = Number(args.rounds);
 const reps = Number(args.reps);
 const promptLen = Number(args['prompt-len']);
 
 const gpu = await Gpu.create();
-const blip2 = await Blip2ForConditionalGeneration.fromPretrained(args.model, { gpu, dtype, quantize: args.quantize as QuantScheme | undefined });
-const lm = blip2.language_model;
-const c = lm.config;
-const cache = OPTKVCache.create(gpu, { numLayers: c.num_hidden_layers, batch: 1, capacity: promptLen + 64, hidden: c.hidden_size, dtype: 'f32' });
-tidy(() => {
-  const embeds = Tensor.from(gpu, Float32Array.from({ length: promptLen * c.hidden_size }, (_, i) => Math.sin(i * 0.37) * 0.5), [1, promptLen, c.hidden_size]);
-  lm.call({ inputs_embeds: embeds, attention_mask: [new Array<number>(promptLen).fill(1)], past_key_values: cache, logits_to_keep: 1 });
-});
-await gpu.sync();
-const session = new OPTDecodeSession(lm, cache, [{ ids: [2], mask: new Array<number>(promptLen).fill(1), position: promptLen + 2, length: promptLen }], 1);
-const program = session.capture(() => {});
-const ops = program.ops;
-const labels = [...new Set(ops.flatMap((o) => (o.kind === 'dispatch' ? [o.label] : [])))];
-const only = (label: string | null) => {
-  const kept = ops.filter((o) => o.kind === 'dispatch' && (label === null || o.label === label));
+
+interface Captured {
+  name: string;
+  program: GpuProgram;
+  dispose: () => void;
+}
+
+/** Loads one model, fills its cache with the prompt and captures its decode step. */
+async function capture(dir: string, quantize: QuantScheme | undefined): Promise<Captured> {
+  const blip2 = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype, quantize });
+  const lm = blip2.language_model;
+  const c = lm.config;
+  const cache = OPTKVCache.create(gpu, { numLayers: c.num_hidden_layers, batch: 1, capacity: promptLen + 64, hidden: c.hidden_size, dtype: 'f32' });
+  tidy(() => {
+    const embeds = Tensor.from(gpu, Float32Array.from({ length: promptLen * c.hidden_size }, (_, i) => Math.sin(i * 0.37) * 0.5), [1, promptLen, c.hidden_size]);
+    lm.call({ inputs_embeds: embeds, attention_mask: [new Array<number>(promptLen).fill(1)], past_key_values: cache, logits_to_keep: 1 });
+  });
+  await gpu.sync();
+  const session = new OPTDecodeSession(lm, cache, [{ ids: [2], mask: new Array<number>(promptLen).fill(1), position: promptLen + 2, length: promptLen }], 1);
+  const program = session.capture(() => {});
+  const scheme = blip2.quantization;
+  const name = `${dir.split('/').filter(Boolean).pop()} ${scheme ? `${scheme} + ${dtype}` : dtype}`;
+  console.log(`${name} weights: ${c.num_hidden_layers} layers, ${program.dispatchCount} dispatches`);
+  return {
+    name,
+    program,
+    dispose: () => {
+      program.dispose();
+      session.state.dispose();
+      cache.dispose();
+      blip2.dispose();
+    },
+  };
+}
+
+const captured: Captured[] = [];
+for (const s of specs) captured.push(await capture(s.dir, s.quantize));
+
+/** The program's dispatches with `label` (all of them for null). */
+const only = (program: GpuProgram, label: string | null) => {
+  const kept = program.ops.filter((o) => o.kind === 'dispatch' && (label === null || o.label === label));
   return new GpuProgram(kept, kept.filter((o) => o.kind === 'dispatch').length, null, () => {});
 };
-const variants = new Map<string, GpuProgram>([['whole step', only(null)], ...labels.map((l) => [l, only(l)] as const)]);
+const variants = new Map<string, GpuProgram>();
+if (captured.length === 1) {
+  const { program } = captured[0]!;
+  const labels = [...new Set(program.ops.flatMap((o) => (o.kind === 'dispatch' ? [o.label] : [])))];
+  variants.set('whole step', only(program, null));
+  for (const l of labels) variants.set(l, only(program, l));
+} else {
+  for (const c of captured) variants.set(c.name, only(c.program, null));
+  if (args.labels) {
+    for (const c of captured) {
+      for (const l of new Set(c.program.ops.flatMap((o) => (o.kind === 'dispatch' ? [o.label] : [])))) variants.set(`${c.name} | ${l}`, only(c.program, l));
+    }
+  }
+}
 const times = await timeInterleaved(
   gpu,
   Object.fromEntries([...variants].map(([name, p]) => [name, () => { for (let i = 0; i < reps; i++) gpu.replay(p); }])),
   rounds,
   reps,
 );
-const hist = program.histogram();
-const scheme = blip2.quantization;
-console.log(`${args.model} ${scheme ? `${scheme} + ${dtype}` : dtype} weights: ${c.num_hidden_layers} layers, ${program.dispatchCount} dispatches; ms per step (min of ${rounds} rounds of ${reps})`);
-const cpuOf = (name: string) => minimum(times.get(name)!.cpu);
-for (const [name, t] of times) {
-  const n = name === 'whole step' ? program.dispatchCount : hist[name];
-  const share = name === 'whole step' ? '' : `  ${((100 * cpuOf(name)) / cpuOf('whole step')).toFixed(0)}% of the step's cpu`;
-  console.log(`${formatTimings(name, t)}  ${n} dispatches${share}`);
+console.log(`ms per step (${rounds} interleaved rounds of ${reps} replays)`);
+if (captured.length === 1) {
+  const { program } = captured[0]!;
+  const hist = program.histogram();
+  const cpuOf = (name: string) => minimum(times.get(name)!.cpu);
+  for (const [name, t] of times) {
+    const n = name === 'whole step' ? program.dispatchCount : hist[name];
+    const share = name === 'whole step' ? '' : `  ${((100 * cpuOf(name)) / cpuOf('whole step')).toFixed(0)}% of the step's cpu`;
+    console.log(`${formatTimings(name, t)}  ${n} dispatches${share}`);
+  }
+} else {
+  const first = times.get(captured[0]!.name)!;
+  for (const [name, t] of times) {
+    if (name.includes(' | ')) {
+      console.log(formatTimings(name, t, 48));
+      continue;
+    }
+    const r = (f: (a: readonly number[]) => number, k: 'wall' | 'cpu') => (f(t[k]) / f(first[k])).toFixed(3);
+    console.log(`${formatTimings(name, t, 28)}  ratio wall med ${r(median, 'wall')} min ${r(minimum, 'wall')}, cpu med ${r(median, 'cpu')} min ${r(minimum, 'cpu')}`);
+  }
 }
-program.dispose();
-session.state.dispose();
-cache.dispose();
-blip2.dispose();
+for (const v of variants.values()) v.dispose();
+for (const c of captured) c.dispose();
 gpu.destroy();
