@@ -20,6 +20,11 @@ export interface GpuOptions {
   maxPooledBytes?: number;
   /** Submit after this many recorded dispatches even without a read (keeps the GPU fed). */
   autoFlushDispatches?: number;
+  /**
+   * Wait for the device without the Dawn binding's busy polling (Node: src/platform/quiet-wait.ts). Default: on
+   * software adapters, whose work needs every core the polling thread would take.
+   */
+  quietWaits?: boolean;
 }
 
 /** A buffer range bound to a shader. */
@@ -98,6 +103,8 @@ export class Gpu {
    * promise reaction on it per read for the life of the device: a server's memory grew by ~1 KiB per request.)
    */
   private readonly lostWaiters = new Set<(e: DeviceLostError) => void>();
+  /** How waits on the device are awaited: quietly (GpuOptions.quietWaits) or as the binding settles them. */
+  private readonly waitFor: <T>(promise: Promise<T>) => Promise<T>;
   private destroyed = false;
   private readonly autoFlush: number;
   /** Set while `capture` runs: dispatches and copies are collected instead of encoded. */
@@ -110,7 +117,9 @@ export class Gpu {
     options: GpuOptions,
     /** The adapter's own features and limits. */
     readonly adapterOffer: AdapterOffer = { features: [], limits: {} },
+    quietWait: (<T>(promise: Promise<T>) => Promise<T>) | null = null,
   ) {
+    this.waitFor = quietWait ?? ((promise) => promise);
     this.pool = new BufferPool(device, caps.maxBufferSize, options.maxPooledBytes, () => this.encoder !== null);
     this.uniforms = new StagingArena(device, caps.minUniformBufferOffsetAlignment, GPUBufferUsage.UNIFORM, 'uniforms');
     this.uploads = new StagingArena(device, 16, GPUBufferUsage.COPY_SRC, 'uploads');
@@ -189,7 +198,8 @@ export class Gpu {
       device.destroy();
       throw e;
     }
-    return new Gpu(device, caps, sources, options, describeOffer(adapter));
+    const quiet = (options.quietWaits ?? caps.isSoftware) && platform.quietWait ? platform.quietWait : null;
+    return new Gpu(device, caps, sources, options, describeOffer(adapter), quiet);
   }
 
   // ---------------------------------------------------------------- state and errors
@@ -412,7 +422,7 @@ export class Gpu {
   /** Waits until the device has finished everything submitted; reports errors. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.waitFor(this.device.queue.onSubmittedWorkDone());
     await this.checkScopes();
     this.check();
   }
@@ -453,7 +463,7 @@ export class Gpu {
     this.lostWaiters.add(onLost);
     let failure: GpuError | null;
     try {
-      failure = await Promise.race([map, lost]);
+      failure = await this.waitFor(Promise.race([map, lost]));
     } finally {
       this.lostWaiters.delete(onLost);
     }

@@ -5,6 +5,7 @@ import { checkRange } from './browser.js';
 import type { ByteSink, ByteSource, Platform } from './types.js';
 import { browserPlatform } from './browser.js';
 import { withNativeStderrSilenced } from './native-stderr.js';
+import { quietWait } from './quiet-wait.js';
 
 class FileSource implements ByteSource {
   private constructor(
@@ -105,6 +106,7 @@ export const nodePlatform: Platform = {
       },
     };
   },
+  quietWait,
   noAdapterHelp:
     'Dawn found no Vulkan adapter. On a machine without a GPU install Mesa lavapipe (Debian 12: `bash scripts/install-system.sh`, which takes mesa-vulkan-drivers from bookworm-backports; Debian 12\'s own Mesa 22 is too old). With a GPU, install its Vulkan driver and libvulkan1.',
 };

@@ -35,4 +35,9 @@ export interface Platform {
   createSink(path: string): Promise<ByteSink>;
   /** Hint shown when no adapter is found. */
   readonly noAdapterHelp: string;
+  /**
+   * Waits for a WebGPU promise without the binding's busy polling (Node: platform/quiet-wait.ts); absent where
+   * waiting costs nothing (browsers).
+   */
+  readonly quietWait?: <T>(promise: Promise<T>) => Promise<T>;
 }
