@@ -3,9 +3,11 @@
  *
  * dawn.node settles WebGPU promises (mapAsync, onSubmittedWorkDone) by processing the device's events from a
  * `setImmediate` callback that queues itself again for as long as any promise is pending: while the GPU works,
- * the JavaScript thread spins at 100 % of a core. On a software adapter the GPU *is* the CPU: on a 2-core machine
- * (lavapipe) `top -H` showed the main thread at 99.9 % during a replayed decode step, beside lavapipe's workers,
- * which therefore had one core's worth between them, not two.
+ * the JavaScript thread polls in a busy loop. On a software adapter the GPU *is* the CPU, and the loop competes
+ * with the driver's workers: on the 2-core lavapipe machine it took 25 % of a core over a wait for matmuls
+ * (6 % with this function; test/gpu/quiet-wait.test.ts), and the full-size decode step replayed interleaved went
+ * from 606 to 499 ms with q4 weights and from 953 to 914 ms with f16 (docs/quantization.md): more than the CPU
+ * the loop takes would explain (each poll calls into the driver; which part costs was not isolated).
  *
  * `quietWait` sleeps the thread in short `Atomics.wait` slices between event-loop turns, so every turn still runs
  * one of Dawn's polls (the promise settles at most one slice late) but the thread no longer burns a core. The

@@ -79,7 +79,7 @@ describe.runIf(linux)('Gpu.sync on a software adapter', () => {
     const q = await longWait(quiet);
     const b = await longWait(busy);
     // Measured on the 2-core lavapipe machine: 6 % of the wait quietly, 25 % busily (the binding's polling shares
-    // the cores with lavapipe's 16 workers; a replayed decode step showed it at 99.9 % in `top -H`).
+    // the cores with lavapipe's 16 workers).
     expect(q.cpu).toBeLessThan(0.15 * q.wall);
     expect(b.cpu / b.wall).toBeGreaterThan((2 * q.cpu) / q.wall);
   });
