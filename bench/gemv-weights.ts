@@ -3,7 +3,7 @@
  * one decoder layer's four projections as the decode step runs them (q/k/v with the LayerNorm prologue, out_proj,
  * fc1 with the LayerNorm prologue and ReLU, fc2 with the residual) and the float lm_head for scale.
  *
- *   npx tsx bench/gemv-weights.ts [--rounds 9] [--copies 8] [--formats f16,q8,q4] [--rows 1,4] [--shapes fc2,out_proj]
+ *   npx tsx bench/gemv-weights.ts [--rounds 9] [--copies 8] [--formats f16,q8,q4] [--rows 1,4] [--shapes fc2,out_proj] [--params f16]
  *
  * `--rows` adds the quantized formats run by gemv-rows with that many rows of B per invocation (named q4r4 etc.).
  *
@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     rows: { type: 'string', default: '' },
     // Only these projections (qkv+LN, out_proj, fc1+LN, fc2, lm_head); default all.
     shapes: { type: 'string', default: '' },
+    // Storage of the biases and LayerNorm parameters: f32, or f16 as a model loaded with --dtype f16 keeps them.
+    params: { type: 'string', default: 'f32' },
   },
 });
 const rounds = Number(args.rounds);
@@ -45,10 +47,12 @@ const F = 4 * D;
 const wave = (n: number, s = 0.02, phase = 1) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7311 + phase) * s);
 const x = Tensor.from(gpu, wave(D, 1), [1, D]);
 const h = Tensor.from(gpu, wave(F, 1, 2), [1, F]);
-const g = Tensor.from(gpu, new Float32Array(D).fill(1.1), [D]);
-const gb = Tensor.from(gpu, new Float32Array(D).fill(0.1), [D]);
+if (args.params !== 'f32' && args.params !== 'f16') throw new Error(`--params takes f32 or f16, got '${args.params}'`);
+const paramType = args.params;
+const g = Tensor.from(gpu, new Float32Array(D).fill(1.1), [D], paramType);
+const gb = Tensor.from(gpu, new Float32Array(D).fill(0.1), [D], paramType);
 const ln = { weight: g, bias: gb, eps: 1e-5 };
-const bias = (n: number) => Tensor.from(gpu, wave(n, 0.02, 3), [n]);
+const bias = (n: number) => Tensor.from(gpu, wave(n, 0.02, 3), [n], paramType);
 const weight = (format: string, N: number, K: number): Weight =>
   isQuantScheme(format) ? QuantizedTensor.from(gpu, quantizeRef(wave(N * K), N, K, format)) : Tensor.from(gpu, wave(N * K), [N, K], 'f16');
 
