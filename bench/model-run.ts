@@ -321,8 +321,9 @@ function report(l: Loaded): ModelRun {
  */
 export async function runModelBenches(list: readonly ModelBenchOptions[], schedule: 'interleaved' | 'sequential' = 'interleaved'): Promise<ModelRun[]> {
   if (schedule === 'sequential') {
-    // One configuration loaded at a time: where the models together crowd the machine's memory (lavapipe's device
-    // buffers are host memory), page reclaim disturbs every configuration's timings more than running them apart.
+    // One configuration loaded at a time, for machines whose memory the models together would not fit (lavapipe's
+    // device buffers are host memory). Minutes then pass between configurations, so a machine whose speed drifts
+    // moves them apart (docs/quantization.md, fourth session): interleaved stays the default.
     const out: ModelRun[] = [];
     for (const options of list) out.push(...(await runModelBenches([options])));
     return out;

@@ -16,7 +16,8 @@
  * `--quantize` takes a list (none, q8, q4: docs/quantization.md): the configurations are loaded together and
  * measured interleaved (bench/model-run.ts), one report entry each, printed side by side. `--sequential` loads and
  * measures them one after the other instead, each disposed before the next loads: for machines whose memory the
- * configurations together crowd (the full-size f16, q8 and q4 models hold 15.5 GB on lavapipe).
+ * configurations together would not fit (the full-size f16, q8 and q4 models hold 15.5 GB on lavapipe); the
+ * comparison is then exposed to the machine's drift between configurations.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
