@@ -90,7 +90,6 @@ function saveWeight(weight: Weight): Weight {
   return weight instanceof QuantizedTensor ? keepWeight(untracked(() => weight.ref())) : save(weight);
 }
 
-
 /** LayerNorm(x [+ residual]) over the last dim, differentiable in x, the residual, weight and bias. */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number, options: LayerNormOptions = {}): Tensor {
   const residual = options.residual ?? null;

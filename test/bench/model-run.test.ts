@@ -1,4 +1,4 @@
-// bench:model's measurement in Node (lavapipe) on the tiny fixture: the cold caption is transformers' greedy
+// bench:model's measurement in Node (lavapipe) on every fixture: the cold caption is transformers' greedy
 // caption, the stages add up, and the report follows the schema.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,9 +27,9 @@ describe('bench:model in Node', () => {
 });
 
 describe('bench:model with several configurations', () => {
-  const fixture = loadFixtures().find((f) => existsSync(join(f.dir, 'quantized.json')));
-  it.runIf(fixture)('--sequential: one model on the device at a time, each entry its own cold caption', async () => {
-    const f = fixture!;
+  const withQuantized = loadFixtures().filter((f) => existsSync(join(f.dir, 'quantized.json')));
+  it('has a fixture with quantized references', () => expect(withQuantized.length).toBeGreaterThan(0));
+  it.each(withQuantized.map((f) => ({ name: f.name, f })))('$name: --sequential holds one model on the device at a time, each entry its own cold caption', async ({ f }) => {
     const caption = f.manifest.cases.find((c) => c.prompt === '')!;
     const q8 = (JSON.parse(readFileSync(join(f.dir, 'quantized.json'), 'utf8')) as { schemes: { q8: { cases: { name: string; greedy: { new_tokens: number[] } }[] } } }).schemes.q8;
     const gpu = await getGpu();
