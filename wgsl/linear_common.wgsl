@@ -56,7 +56,11 @@ const FLAG_RESIDUAL_INPLACE = 16u;
 #if A_LANES
 // gemv_rows on CPU adapters: f32 A read one element per subgroup lane and shared by
 // subgroupBroadcast; B is f16 read 8 at a time (A_LANES implies B_WIDE) or quantized.
-#if QGROUPS
+#if A_UNIFORM
+// A bound as a uniform buffer (src/kernels/linear-uniform-a.ts: llvmpipe gathers uniform words without the
+// per-lane branch and bounds check of a storage load).
+@group(0) @binding(1) var<uniform> a: array<vec4<f32>, ${AU_VEC4}>;
+#elif QGROUPS
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 #else
 @group(0) @binding(1) var<storage, read> a: array<f32>;

@@ -26,6 +26,7 @@ export interface Capabilities {
   maxStorageBuffersPerShaderStage: number;
   minStorageBufferOffsetAlignment: number;
   minUniformBufferOffsetAlignment: number;
+  maxUniformBufferBindingSize: number;
   subgroupMinSize: number;
   subgroupMaxSize: number;
 }

@@ -188,6 +188,7 @@ export class Gpu {
       maxStorageBuffersPerShaderStage: D.maxStorageBuffersPerShaderStage,
       minStorageBufferOffsetAlignment: D.minStorageBufferOffsetAlignment,
       minUniformBufferOffsetAlignment: D.minUniformBufferOffsetAlignment,
+      maxUniformBufferBindingSize: D.maxUniformBufferBindingSize,
       subgroupMinSize: subgroupInfo?.subgroupMinSize ?? 0,
       subgroupMaxSize: subgroupInfo?.subgroupMaxSize ?? 0,
     };

@@ -4,6 +4,7 @@ import { BYTES_PER_ELEMENT, type Tensor } from '../tensor.js';
 import { layerNorm } from './layernorm.js';
 import { codesPerWord } from '../quant/format.js';
 import { bindRange, worstCaseBindingBytes } from './linear-bind.js';
+import { uniformAVec4s } from './linear-uniform-a.js';
 import type { GemmProblem, VariantChoice } from './linear-problem.js';
 import { pickVariant } from './tuning.js';
 import {
@@ -26,13 +27,13 @@ const pipelineCaches = new WeakMap<Gpu, Map<string, GPUComputePipeline>>();
  * Compiled pipelines, cached under `variantKey`: the defines are only built on a miss, which keeps the
  * per-dispatch cost of a decode step's many small linears low.
  */
-function pipelineFor(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number): GPUComputePipeline {
+function pipelineFor(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number, aUniformVec4s: number): GPUComputePipeline {
   let cache = pipelineCaches.get(gpu);
   if (!cache) pipelineCaches.set(gpu, (cache = new Map()));
-  const key = variantKey(p, v, rows);
+  const key = variantKey(p, v, rows, aUniformVec4s);
   let pipeline = cache.get(key);
   if (!pipeline) {
-    const defines = variantDefines(gpu, p, v, rows);
+    const defines = variantDefines(gpu, p, v, rows, aUniformVec4s);
     pipeline = gpu.pipeline(shaderName(v.kind), defines);
     cache.set(key, pipeline);
   }
@@ -133,7 +134,8 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
   const aligned = vecAligned(p, p.a.offset, p.b.offset);
   const variant: ResolvedVariant = resolveVariant(gpu, p, choice ?? pickVariant(gpu, p), aligned, wideAligned(p, p.b.offset));
   const plan = planChunks(gpu, p);
-  if (p.ln && (plan.rowChunk < p.M || plan.kChunk < p.K || !lnFusable(gpu, p, variant, p.M) || !lnPays(gpu, variantWorkgroups(variant, p.M, plan.colChunk, 1, true)))) {
+  const fuse = () => choice?.fuseLayerNorm ?? lnPays(gpu, variant, variantWorkgroups(variant, p.M, plan.colChunk, 1, true));
+  if (p.ln && (plan.rowChunk < p.M || plan.kChunk < p.K || !lnFusable(gpu, p, variant, p.M) || !fuse())) {
     // The prologue does not fit this kernel, or would cost more than it saves: the LayerNorm runs first.
     const ln = p.ln;
     const normed = layerNorm(p.a, ln.weight, ln.bias, ln.eps);
@@ -148,12 +150,12 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
     const zc = Math.min(plan.batchChunk, p.batch - z0);
     for (let m0 = 0; m0 < p.M; m0 += plan.rowChunk) {
       const mc = Math.min(plan.rowChunk, p.M - m0);
-      const pipeline = pipelineFor(gpu, p, variant, mc);
       for (let k0 = 0; k0 < p.K; k0 += plan.kChunk) {
         const kc = Math.min(plan.kChunk, p.K - k0);
         for (let n0 = 0; n0 < p.N; n0 += plan.colChunk) {
           const nc = Math.min(plan.colChunk, p.N - n0);
-          const { buffers, uniforms: u } = chunkBindings(p, { z0, zc, m0, mc, n0, nc, k0, kc });
+          const { buffers, uniforms: u, aUniformVec4s } = chunkBindings(p, { z0, zc, m0, mc, n0, nc, k0, kc }, variant);
+          const pipeline = pipelineFor(gpu, p, variant, mc, aUniformVec4s);
           gpu.dispatch({
             label: `linear:${variant.kind}${p.ln ? '+ln' : ''}`,
             pipeline,
@@ -168,14 +170,21 @@ export function runGemm(p: GemmProblem, choice?: VariantChoice): void {
 }
 
 /**
- * Every workgroup of a LayerNorm-prologue GEMV normalises the whole row, so on software adapters (lavapipe, where
- * a dispatch's fixed cost is about 0.2 ms and each workgroup's prologue about 0.03-0.04 ms of CPU at K = 2560) the
- * fusion only pays for grids of a couple of dozen workgroups (measured at 1x2560->7680, f16 weights: 15 workgroups
- * cost no more than a LayerNorm dispatch, 60 cost 3 ms more; OPT-2.7B's fc1 takes 20, its lm_head 50 per chunk).
- * On GPUs the prologue reads the row from cache and is always fused.
+ * Every workgroup of a LayerNorm-prologue GEMV normalises the whole row. On GPUs the prologue reads the row from
+ * cache and is always fused. On software adapters (lavapipe, where a dispatch's fixed cost is about 0.1 ms):
+ * - gemv-rows runs the LayerNorm as its own dispatch. Its prologue needs workgroups of 256 (fewer repeats of the
+ *   prologue), and the GEMV then runs as 4x fewer, larger workgroups that two cores balance worse; without it the
+ *   GEMV reads the normalised row from storage, or for quantized weights through a uniform binding
+ *   (linear-uniform-a.ts). Measured at OPT-2.7B's decode widths (`bench/gemv-weights.ts --storage-x`, 25
+ *   interleaved rounds, CPU-time medians, LayerNorm dispatch included): q/k/v 2560 -> 7680 f16 13.4 -> 12.3 ms,
+ *   q8 10.1 -> 8.6, q4 7.8 -> 6.9; fc1 2560 -> 10240 f16 17.8 -> 16.3, q8 13.3 -> 11.4, q4 10.0 -> 9.0.
+ * - gemv-coop fuses only grids of a couple of dozen workgroups (measured at 1x2560->7680, f16 weights: 15
+ *   workgroups cost no more than a LayerNorm dispatch, 60 cost 3 ms more).
  */
-function lnPays(gpu: Gpu, workgroups: readonly number[]): boolean {
-  return !gpu.caps.isSoftware || workgroups.reduce((a, b) => a * b, 1) <= 24;
+function lnPays(gpu: Gpu, variant: ResolvedVariant, workgroups: readonly number[]): boolean {
+  if (!gpu.caps.isSoftware) return true;
+  if (variant.kind === 'gemv-rows') return false;
+  return workgroups.reduce((a, b) => a * b, 1) <= 24;
 }
 
 /**
@@ -197,9 +206,10 @@ export interface GemmChunk {
 /**
  * The bindings (a, b, c, bias, residual, then quantized B's scales, then the LayerNorm's weight and bias with `ln`) and the Params block of
  * linear_common for one chunk. Kernels outside the family that include linear_common (decode_attention) bind
- * their operands through it too.
+ * their operands through it too. With `variant`, `aUniformVec4s` says whether (> 0) and over how many vec4s that
+ * variant reads A's binding as a uniform buffer (linear-uniform-a.ts).
  */
-export function chunkBindings(p: GemmProblem, ch: GemmChunk): { buffers: Binding[]; uniforms: Uint32Array } {
+export function chunkBindings(p: GemmProblem, ch: GemmChunk, variant?: ResolvedVariant): { buffers: Binding[]; uniforms: Uint32Array; aUniformVec4s: number } {
   const { z0, zc, m0, mc, n0, nc } = ch;
   const { len: bRowLen, unit: bUnit } = bRow(p);
   const k0 = ch.k0 ?? 0;
@@ -232,6 +242,7 @@ export function chunkBindings(p: GemmProblem, ch: GemmChunk): { buffers: Binding
     ...(sB ? [sB.binding] : []),
     ...(lnW && lnB ? [lnW.binding, lnB.binding] : []),
   ];
+  const aUniformVec4s = variant ? uniformAVec4s(p.a.gpu, p, variant, aB) : 0;
   const u = uniforms()
     .u32(mc, nc, kc)
     // The output and residual bindings start at row m0; column chunks add n0 to their offsets.
@@ -243,5 +254,5 @@ export function chunkBindings(p: GemmProblem, ch: GemmChunk): { buffers: Binding
     .f32(p.ln?.eps ?? 0)
     .u32(sB?.elementOffset ?? 0)
     .build();
-  return { buffers, uniforms: u };
+  return { buffers, uniforms: u, aUniformVec4s };
 }

@@ -74,4 +74,17 @@ export interface VariantChoice {
   f16Math?: boolean;
   /** gemv-rows: rows of B per invocation (1, 2 or 4; default 2). */
   rows?: number;
+  /**
+   * gemv-rows with subgroups: read x through a uniform binding when it fits one (64 KiB, aligned, a buffer with
+   * uniform usage), as linear-uniform-a.ts explains. Default on software adapters; where it does not fit, the
+   * storage binding is read as before.
+   */
+  uniformA?: boolean;
+  /**
+   * GEMV kernels with a LayerNorm: normalise x in the kernel's prologue (true) or in a LayerNorm dispatch first
+   * (false). Default: fused on GPUs; on software adapters a LayerNorm dispatch first for gemv-rows, and fused for
+   * gemv-coop grids of up to 24 workgroups (linear-core.ts: lnPays). Where the prologue cannot run (rows too long
+   * for workgroup memory, other kernels) the LayerNorm runs first regardless.
+   */
+  fuseLayerNorm?: boolean;
 }

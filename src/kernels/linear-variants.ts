@@ -12,6 +12,8 @@ export interface ResolvedVariant {
   f16Math: boolean;
   /** gemv-rows: rows of B per invocation. */
   gemvRows: number;
+  /** gemv-rows with subgroups: read A through a uniform binding where one fits (linear-uniform-a.ts). */
+  uniformA: boolean;
 }
 
 /** Largest M the skinny (GEMV) kernels take; their accumulators are unrolled per row of A. */
@@ -122,12 +124,12 @@ export function vecAligned(p: GemmProblem, aOffset: number, bOffset: number): bo
  * Everything `variantDefines` depends on, as a short string: the pipeline cache key, built on every
  * dispatch without building the defines themselves.
  */
-export function variantKey(p: GemmProblem, v: ResolvedVariant, rows: number): string {
+export function variantKey(p: GemmProblem, v: ResolvedVariant, rows: number, aUniformVec4s = 0): string {
   const biasType = p.bias?.dtype ?? p.a.dtype;
   const resType = p.residual && !p.residualInPlace ? p.residual.dtype : p.a.dtype;
   const bucket = isGemvKind(v.kind) ? gemvRowBucket(rows) : 0;
   const ln = p.ln ? `|ln${lnRowLength(p.K)}${p.ln.weight.dtype}${p.ln.bias.dtype}` : '';
-  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.aLayout ?? 'mk'}|${p.bLayout}|${bucket}|${v.gemvRows}|${p.K % 32 === 0}|${qPairs(p)}${ln}`;
+  return `${v.kind}|${v.vec}|${v.wide}|${v.subgroups}|${v.tile}|${v.f16Math}|${p.a.dtype}|${p.bFormat}|${p.out.dtype}|${biasType}|${resType}|${p.aLayout ?? 'mk'}|${p.bLayout}|${bucket}|${v.gemvRows}|${p.K % 32 === 0}|${qPairs(p)}${ln}|${aUniformVec4s}`;
 }
 
 /**
@@ -155,7 +157,10 @@ export function lnFusable(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: nu
 }
 
 /** Compile-time constants of the shader for `problem` run by `v` on a chunk of `rows` rows of A. */
-export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number): Record<string, string | number | boolean> {
+/**
+ * `aUniformVec4s` > 0 (linear-uniform-a.ts): gemv-rows reads A through a uniform binding of that many vec4s.
+ */
+export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number, aUniformVec4s = 0): Record<string, string | number | boolean> {
   const d: Record<string, string | number | boolean> = {
     A_T: p.a.dtype,
     B_T: p.b.dtype,
@@ -183,6 +188,7 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
       d.QPAIRS = d.QGROUPS && qPairs(p);
       d.QR2 = v.gemvRows >= 2;
       d.QR4 = v.gemvRows >= 4;
+      if (aUniformVec4s > 0) Object.assign(d, { A_UNIFORM: true, AU_VEC4: aUniformVec4s });
       break;
     case 'gemv-coop':
       Object.assign(d, { WG: GEMV_COOP_WG, ROWS: coopRows(gemvRowBucket(rows), p.ln !== null), MR: gemvRowBucket(rows), SUBGROUPS: v.subgroups, B_WIDE: v.wide });
@@ -283,5 +289,6 @@ export function resolveVariant(gpu: Gpu, p: GemmProblem, choice: VariantChoice, 
     throw new Error(`linear: ${tile} needs more workgroup memory than the device has`);
   }
   const gemvRows = choice.kind === 'gemv-rows' ? gemvRowsPerInvocation(choice) : GEMV_ROWS.ROWS;
-  return { kind: choice.kind, vec, wide, subgroups, tile, f16Math, gemvRows };
+  const uniformA = choice.kind === 'gemv-rows' && subgroups && (choice.uniformA ?? gpu.caps.isSoftware);
+  return { kind: choice.kind, vec, wide, subgroups, tile, f16Math, gemvRows, uniformA };
 }

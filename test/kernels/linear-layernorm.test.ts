@@ -1,8 +1,9 @@
 /**
  * linear with a LayerNorm prologue, y = act(LN(x) W^T + b) + residual, against the CPU references (layerNormCpu
- * then linearRef, float64) at awkward shapes: every GEMV variant fuses it into its own dispatch (rows of A
- * normalised into workgroup memory), every other kernel, and a GEMV whose rows would not fit workgroup memory,
- * runs a LayerNorm dispatch first. Both must give the same numbers.
+ * then linearRef, float64) at awkward shapes: every GEMV variant fuses it into its own dispatch when asked to
+ * (`fuseLayerNorm`; rows of A normalised into workgroup memory), every other kernel, a GEMV whose rows would not
+ * fit workgroup memory, and gemv-rows by default on software adapters, run a LayerNorm dispatch first. Both must
+ * give the same numbers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/gpu.js';
@@ -94,9 +95,9 @@ describe('linear with a LayerNorm prologue matches LayerNorm then linear on the 
   const fused: { name: string; choice: VariantChoice; shapes: Case[]; needs?: 'subgroups' | 'lanes8' }[] = [
     // Every shape of each list runs on some variant; each variant takes two or three (cold pipeline compiles
     // take seconds each on lavapipe).
-    { name: 'gemv-rows', choice: { kind: 'gemv-rows' }, shapes: SHAPES.slice(0, 3) },
-    { name: 'gemv-rows reading x per lane', choice: { kind: 'gemv-rows', subgroups: false }, shapes: LANE_SHAPES.slice(1) },
-    { name: 'gemv-rows sharing x across the subgroup', choice: { kind: 'gemv-rows', subgroups: true }, shapes: LANE_SHAPES.slice(0, 2), needs: 'lanes8' },
+    { name: 'gemv-rows', choice: { kind: 'gemv-rows', fuseLayerNorm: true }, shapes: SHAPES.slice(0, 3) },
+    { name: 'gemv-rows reading x per lane', choice: { kind: 'gemv-rows', subgroups: false, fuseLayerNorm: true }, shapes: LANE_SHAPES.slice(1) },
+    { name: 'gemv-rows sharing x across the subgroup', choice: { kind: 'gemv-rows', subgroups: true, fuseLayerNorm: true }, shapes: LANE_SHAPES.slice(0, 2), needs: 'lanes8' },
     { name: 'gemv-coop with subgroups', choice: { kind: 'gemv-coop', subgroups: true }, shapes: [SHAPES[1]!, SHAPES[3]!], needs: 'subgroups' },
     { name: 'gemv-coop with workgroup memory', choice: { kind: 'gemv-coop', subgroups: false }, shapes: [SHAPES[0]!, SHAPES[2]!, SHAPES[3]!] },
   ];
@@ -111,14 +112,14 @@ describe('linear with a LayerNorm prologue matches LayerNorm then linear on the 
   it('quantized weights: fused into gemv-rows (group steps on 8-lane subgroups) and gemv-coop', async () => {
     // K = 256: whole groups (group steps with x shared by broadcast where the device has 8-lane subgroups);
     // K = 88: a short last group (ld_b8 / ld_b4 decode per element).
-    await check({ M: 1, K: 256, N: 65, x: 'f32', w: 'q4', bias: true, residual: true, mean: -30 }, { kind: 'gemv-rows' }, 1);
-    await check({ M: 2, K: 256, N: 33, x: 'f32', w: 'q8', activation: 'relu' }, { kind: 'gemv-rows' }, 1);
-    await check({ M: 1, K: 88, N: 40, x: 'f32', w: 'q8', bias: true }, { kind: 'gemv-rows' }, 1);
+    await check({ M: 1, K: 256, N: 65, x: 'f32', w: 'q4', bias: true, residual: true, mean: -30 }, { kind: 'gemv-rows', fuseLayerNorm: true }, 1);
+    await check({ M: 2, K: 256, N: 33, x: 'f32', w: 'q8', activation: 'relu' }, { kind: 'gemv-rows', fuseLayerNorm: true }, 1);
+    await check({ M: 1, K: 88, N: 40, x: 'f32', w: 'q8', bias: true }, { kind: 'gemv-rows', fuseLayerNorm: true }, 1);
     await check({ M: 1, K: 88, N: 9, x: 'f32', w: 'q4', residual: true }, { kind: 'gemv-coop', subgroups: false }, 1);
   });
 
   it('forced scalar loads on aligned shapes', async () => {
-    await check({ M: 1, K: 64, N: 40, x: 'f32', w: 'f16', bias: true }, { kind: 'gemv-rows', vec: false }, 1);
+    await check({ M: 1, K: 64, N: 40, x: 'f32', w: 'f16', bias: true }, { kind: 'gemv-rows', vec: false, fuseLayerNorm: true }, 1);
     await check({ M: 2, K: 64, N: 40, x: 'f32', w: 'f16', residual: true }, { kind: 'gemv-coop', vec: false }, 1);
   });
 
@@ -126,11 +127,14 @@ describe('linear with a LayerNorm prologue matches LayerNorm then linear on the 
     await check({ M: 9, K: 88, N: 33, x: 'f32', w: 'f16', bias: true }, { kind: 'regblock' }, 2);
     await check({ M: 17, K: 33, N: 40, x: 'f32', w: 'f32', residual: true }, { kind: 'tiled', tile: 'tile64' }, 2);
     const tooLong = Math.ceil(gpu.caps.maxComputeWorkgroupStorageSize / 4 / 8) * 8 + 8;
-    await check({ M: 1, K: tooLong, N: 5, x: 'f32', w: 'f16' }, { kind: 'gemv-rows' }, 2);
+    await check({ M: 1, K: tooLong, N: 5, x: 'f32', w: 'f16' }, { kind: 'gemv-rows', fuseLayerNorm: true }, 2);
     // Software adapters fuse only small grids (each workgroup repeats the prologue): 30 workgroups of gemv-coop.
     await check({ M: 1, K: 64, N: 480, x: 'f32', w: 'f16' }, { kind: 'gemv-coop', subgroups: false }, gpu.caps.isSoftware ? 2 : 1);
-    // The default choice: a GEMV for one row (fused), a matmul for many (not).
-    await check({ M: 1, K: 256, N: 300, x: 'f32', w: 'f16', bias: true }, null, 1);
+    // The default choice: a GEMV for one row (fused on GPUs; on software adapters gemv-rows takes a LayerNorm
+    // dispatch first, for every weight format), a matmul for many (not fused).
+    await check({ M: 1, K: 256, N: 300, x: 'f32', w: 'f16', bias: true }, null, gpu.caps.isSoftware ? 2 : 1);
+    await check({ M: 1, K: 256, N: 40, x: 'f32', w: 'q4', bias: true }, null, gpu.caps.isSoftware ? 2 : 1);
+    await check({ M: 1, K: 256, N: 40, x: 'f32', w: 'f16', bias: true }, { kind: 'gemv-rows', fuseLayerNorm: false }, 2);
     await check({ M: 40, K: 96, N: 72, x: 'f32', w: 'f16', bias: true, residual: true }, null, 2);
   });
 

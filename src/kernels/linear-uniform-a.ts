@@ -1,0 +1,30 @@
+import type { Gpu } from '../gpu/gpu.js';
+import type { RangeBinding } from './linear-bind.js';
+import type { GemmProblem } from './linear-problem.js';
+import type { ResolvedVariant } from './linear-variants.js';
+
+const UNIFORM_USAGE = 0x40; // GPUBufferUsage.UNIFORM
+
+/**
+ * Whether gemv-rows reads A through a uniform binding as well as its storage one, and if so the binding's length
+ * in vec4s (compiled in: a uniform array has a fixed size); 0 when not.
+ *
+ * Why: llvmpipe loads storage words at per-lane addresses one lane at a time, each behind an exec-mask branch and
+ * a bounds check, but gathers uniform-buffer words with no branch (Mesa 25's `emit_load_ubo`). In the decode
+ * GEMVs every lane loads its share of x once per step, shared by broadcast, so x's loads are a large part of a
+ * quantized GEMV's (q4: 4 words of codes, half a word of scales and 2 of x per row and group of 32). Measured on
+ * lavapipe (2 cores, `bench/gemv-layouts.ts`, N 8192 x K 2560, 120 interleaved rounds): q4 2 rows per lane
+ * 2.81 -> 2.51 ms per call (minimum; medians 4.36 -> 3.61), f16 4.02 -> 3.97 (6.33 -> 5.67). On GPUs divergent
+ * uniform reads serialise (constant caches), so it is the default on software adapters only
+ * (`VariantChoice.uniformA`); the LayerNorm-prologue GEMVs keep their normalised rows in workgroup memory instead.
+ */
+export function uniformAVec4s(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, a: RangeBinding): number {
+  const c = gpu.caps;
+  // The quantized GEMV's group steps only (QGROUPS in gemv_rows): each lane loads a whole vec4 of x per group.
+  if (!v.uniformA || p.ln || p.a.dtype !== 'f32' || p.scales === null || p.K % 32 !== 0) return 0;
+  if ((p.a.buffer.usage & UNIFORM_USAGE) === 0) return 0;
+  const { offset, size } = a.binding;
+  if (size === undefined || offset === undefined) return 0;
+  if (offset % c.minUniformBufferOffsetAlignment !== 0 || size % 16 !== 0 || size > c.maxUniformBufferBindingSize) return 0;
+  return size / 16;
+}
