@@ -7,11 +7,14 @@
  *   AS  A with each row's scales read 8 per 16-byte load
  *   B/C every lane of a subgroup on the same row, rows from workgroup_id (lane-uniform addresses), workgroups of 8
  *   T   A with the codes in an rgba32uint texture (textureLoad instead of a storage load)
- *   F   the f16 equivalent (8 weights per 16-byte load), for scale
- * Each call runs 8 distinct copies of the weight (no cache reuse); CPU-time minimum and median over 8 interleaved
- * rounds. Results are checked against A (max |diff|).
+ *   F   the f16 equivalent (8 weights per 16-byte load), for scale    FU  F with x from a uniform buffer
+ *   A2r A with 2 rows per lane       AU2/AU4  A2r/A with x from a uniform buffer (what gemv_rows' A_UNIFORM does)
+ *   AUS2/AUS4  AU2/AU4 with the scales read 8 per load              AW2  A2r with x staged in workgroup memory
+ *   AU0 AU2 without any weight or scale loads (codes made from the counters): the ALU's floor
+ * Each call runs 8 distinct copies of the weight (no cache reuse); wall time per call (the device waited on
+ * quietly), minimum and median over ROUNDS interleaved rounds. Results are checked against A (max |diff|).
  *
- *   npx tsx bench/gemv-layouts.ts
+ *   [ROUNDS=15] [ONLY=A,AU2,F] npx tsx bench/gemv-layouts.ts
  */
 import { Gpu } from '../src/gpu/gpu.js';
 const gpu = await Gpu.create();
@@ -30,6 +33,7 @@ const mk = (data: Uint32Array<ArrayBuffer> | Float32Array<ArrayBuffer>, usage = 
 const bs = Array.from({ length: COPIES }, () => mk(codes));
 const ss = mk(scales);
 const xb = mk(x);
+const xu = mk(x, GPUBufferUsage.UNIFORM);
 const out = dev.createBuffer({ size: N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
 const shared = `
 @group(0) @binding(1) var<storage, read> bsc: array<u32>;
@@ -240,6 +244,98 @@ const kAS = common + `
   }
   for (var r = 0u; r < 4u; r++) { c[n0 + r] = acc[r]; }
 }`;
+
+// AU: as A, x read from a uniform buffer (llvmpipe gathers uniform-buffer words with no per-lane branch).
+const commonU = `@group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;
+@group(0) @binding(5) var<uniform> au: array<vec4<f32>, ${K / 4}>;` + shared;
+const rowsU = (R: number) => commonU + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * ${R}u;
+  var acc: array<f32, ${R}>;
+  for (var g = 0u; g < G; g++) {
+    let xv = au[g * 8u + lane];
+    for (var r = 0u; r < ${R}u; r++) {
+      acc[r] = fma(group_dot(b[(n0 + r) * G + g], xv), scale(n0 + r, g), acc[r]);
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x; }
+}`;
+// AW: as A, x staged in workgroup memory first.
+const rowsW = (R: number) => common + `
+var<workgroup> xw: array<vec4<f32>, ${K / 4}>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  for (var i = li; i < ${K / 4}u; i += 64u) { xw[i] = a[i]; }
+  workgroupBarrier();
+  let n0 = gid.x * ${R}u;
+  var acc: array<f32, ${R}>;
+  for (var g = 0u; g < G; g++) {
+    let xv = xw[g * 8u + lane];
+    for (var r = 0u; r < ${R}u; r++) {
+      acc[r] = fma(group_dot(b[(n0 + r) * G + g], xv), scale(n0 + r, g), acc[r]);
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r]; }
+}`;
+// FU: F with x from a uniform buffer.
+const kFU = (R: number) => `
+@group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(5) var<uniform> au: array<vec4<f32>, ${K / 4}>;
+const K = ${K}u; const K8 = ${K / 8}u;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * ${R}u;
+  var acc: array<vec4<f32>, ${R}>;
+  for (var k = 0u; k < K8; k++) {
+    let i = k * 8u + lane;
+    let v = au[i >> 2u][i & 3u];
+    let xa = vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+    let xb = vec4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
+    for (var r = 0u; r < ${R}u; r++) {
+      let q = b[(n0 + r) * K8 + k];
+      let wa = vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
+      let wb = vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w));
+      acc[r] = fma(xa, wa, fma(xb, wb, acc[r]));
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = dot(acc[r], vec4<f32>(1.0)) + 0.0 * a[0]; }
+}`;
+
+// AUS: x from a uniform buffer and each row's scales read 8 per 16-byte load (one vec4<u32> every 8 groups).
+const rowsUS = (R: number) => commonU + `
+@group(0) @binding(4) var<storage, read> bsv: array<vec4<u32>>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * ${R}u;
+  var acc: array<f32, ${R}>;
+  for (var g8 = 0u; g8 < G; g8 += 8u) {
+    var sv: array<vec4<u32>, ${R}>;
+    for (var r = 0u; r < ${R}u; r++) { sv[r] = bsv[((n0 + r) * G + g8) >> 3u]; }
+    for (var j = 0u; j < 8u; j++) {
+      let g = g8 + j;
+      let xv = au[g * 8u + lane];
+      for (var r = 0u; r < ${R}u; r++) {
+        let s = unpack2x16float(sv[r][j >> 1u])[j & 1u];
+        acc[r] = fma(group_dot(b[(n0 + r) * G + g], xv), s, acc[r]);
+      }
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x + 0.0 * f32(bsc[0]); }
+}`;
+
+// A0: as AU2 but no weight or scale loads at all (codes made from the counters): the ALU floor.
+const rowsU0 = (R: number) => commonU + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * ${R}u;
+  var acc: array<f32, ${R}>;
+  for (var g = 0u; g < G; g++) {
+    let xv = au[g * 8u + lane];
+    for (var r = 0u; r < ${R}u; r++) {
+      let h = (n0 + r) * 2654435761u + g * 40503u;
+      acc[r] = fma(group_dot(vec4<u32>(h, h ^ 0x5555u, h + 77u, h * 3u), xv), 1.0, acc[r]);
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x + 0.0 * f32(b[0].x) + 0.0 * f32(bsc[0]); }
+}`;
 const pipes: Record<string, [GPUComputePipeline, number]> = {};
 const mkPipe = (code: string) => dev.createComputePipeline({ layout: 'auto', compute: { module: dev.createShaderModule({ code: 'enable subgroups;\n' + code }), entryPoint: 'main' } });
 pipes['A  q4, a row per lane, 4 rows (as gemv_rows)'] = [mkPipe(kA), N / 4 / 64];
@@ -252,6 +348,14 @@ pipes['B  q4, uniform rows, wg of 8'] = [mkPipe(kB(4)), N / 4];
 pipes['C  q4, uniform row loop, wg 8'] = [mkPipe(kC(64)), N / 64];
 pipes['T  q4, codes in a texture'] = [mkPipe(kT), N / 4 / 64];
 pipes['F  f16, 2 rows per lane'] = [mkPipe(kF(2)), N / 2 / 64];
+pipes['FU f16, 2 rows, x in a uniform buffer'] = [mkPipe(kFU(2)), N / 2 / 64];
+pipes['A2r q4, 2 rows per lane'] = [mkPipe(kAR(2)), N / 2 / 64];
+pipes['AU2 q4, 2 rows, x in a uniform buffer'] = [mkPipe(rowsU(2)), N / 2 / 64];
+pipes['AU4 q4, 4 rows, x in a uniform buffer'] = [mkPipe(rowsU(4)), N / 4 / 64];
+pipes['AUS2 q4, 2 rows, x uniform, scales 8 per load'] = [mkPipe(rowsUS(2)), N / 2 / 64];
+pipes['AUS4 q4, 4 rows, x uniform, scales 8 per load'] = [mkPipe(rowsUS(4)), N / 4 / 64];
+pipes['AU0 q4, 2 rows, no weight loads (ALU floor)'] = [mkPipe(rowsU0(2)), N / 2 / 64];
+pipes['AW2 q4, 2 rows, x in workgroup memory'] = [mkPipe(rowsW(2)), N / 2 / 64];
 const texs = Array.from({ length: COPIES }, () => {
   const t = dev.createTexture({ size: [G, N], format: 'rgba32uint', usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST });
   dev.queue.writeTexture({ texture: t }, codes, { bytesPerRow: G * 16, rowsPerImage: N }, [G, N]);
@@ -259,7 +363,18 @@ const texs = Array.from({ length: COPIES }, () => {
 });
 const f16s = Array.from({ length: COPIES }, () => mk(new Uint32Array((N * K) / 2).map((_, i) => 0x3c00 + ((i * 7) & 0x3ff) * 0x10001)));
 const groups = new Map<string, GPUBindGroup[]>();
+const b0 = bs[0]!;
 for (const [name, [p]] of Object.entries(pipes)) {
+  if (name.startsWith('FU')) {
+    groups.set(name, f16s.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [b, xb, out, xu].map((buffer, i) => ({ binding: [0, 2, 3, 5][i]!, resource: { buffer } })) })));
+    continue;
+  }
+  if (name.startsWith('AU')) {
+    const list = name.startsWith('AUS') ? [b0, ss, xb, out, ss, xu] : [b0, ss, xb, out, xu];
+    const slots = name.startsWith('AUS') ? [0, 1, 2, 3, 4, 5] : [0, 1, 2, 3, 5];
+    groups.set(name, bs.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: list.map((buffer, i) => ({ binding: slots[i]!, resource: { buffer: buffer === b0 ? b : buffer } })) })));
+    continue;
+  }
   if (name.startsWith('F')) {
     groups.set(name, f16s.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [b, xb, out].map((buffer, i) => ({ binding: [0, 2, 3][i]!, resource: { buffer } })) })));
     continue;
@@ -295,13 +410,16 @@ for (const name of Object.keys(pipes)) {
   if (name.startsWith('F')) { /* different weights */ } else if (!ref) ref = o; else { let e = 0; for (let i = 0; i < N; i++) e = Math.max(e, Math.abs(o[i]! - ref[i]!)); console.log(name, 'max diff vs A', e.toExponential(2)); }
   results[name] = [];
 }
-for (let round = 0; round < 8; round++) {
-  for (const name of Object.keys(pipes)) {
-    const c0 = process.cpuUsage();
-    run(name); await dev.queue.onSubmittedWorkDone();
-    const c = process.cpuUsage(c0);
-    results[name]!.push((c.user + c.system) / 1000 / COPIES);
+const ROUNDS = Number(process.env.ROUNDS ?? 15);
+const only = process.env.ONLY?.split(',');
+const names = Object.keys(pipes).filter((n) => !only || only.some((o) => n.startsWith(o + ' ')));
+for (let round = 0; round < ROUNDS; round++) {
+  for (const name of names) {
+    const t0 = performance.now();
+    run(name); await gpu.sync();
+    results[name]!.push((performance.now() - t0) / COPIES);
   }
 }
-for (const [n, t] of Object.entries(results)) console.log(n.padEnd(40), 'cpu ms/call min', Math.min(...t).toFixed(2), 'med', [...t].sort((a, b) => a - b)[4]!.toFixed(2));
+const med = (t: number[]) => [...t].sort((a, b) => a - b)[t.length >> 1]!;
+for (const n of names) { const t = results[n]!; console.log(n.padEnd(40), 'wall ms/call min', Math.min(...t).toFixed(2), 'med', med(t).toFixed(2)); }
 gpu.destroy();

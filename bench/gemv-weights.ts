@@ -16,6 +16,7 @@
 import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
 import { linear, linearWithVariant } from '../src/kernels/linear.js';
+import { layerNorm } from '../src/kernels/layernorm.js';
 import { quantizeRef } from '../src/cpu/quantize.js';
 import { isQuantScheme } from '../src/quant/format.js';
 import { QuantizedTensor, type Weight } from '../src/quant/quantized-tensor.js';
@@ -33,6 +34,9 @@ const { values: args } = parseArgs({
     shapes: { type: 'string', default: '' },
     // Storage of the biases and LayerNorm parameters: f32, or f16 as a model loaded with --dtype f16 keeps them.
     params: { type: 'string', default: 'f32' },
+    // Also run out_proj, fc2 and lm_head with x read from its storage binding (VariantChoice.uniformA false), named
+    // '<format>-sx', against the default uniform read on software adapters.
+    'storage-x': { type: 'boolean', default: false },
   },
 });
 const rounds = Number(args.rounds);
@@ -75,8 +79,18 @@ const each = (ls: Layer[], f: (l: Layer) => void) => () => tidy(() => ls.forEach
 for (const [f, ls] of layers) {
   cases[`qkv+LN ${f}`] = each(ls, (l) => void linear(x, l.qkv, bqkv, { layerNorm: ln }));
   cases[`out_proj ${f}`] = each(ls, (l) => void linear(x, l.out, bd));
+  cases[`qkv ${f}`] = each(ls, (l) => void linear(x, l.qkv, bqkv));
+  cases[`fc1 ${f}`] = each(ls, (l) => void linear(x, l.fc1, bf, { activation: 'relu' }));
   cases[`fc1+LN ${f}`] = each(ls, (l) => void linear(x, l.fc1, bf, { activation: 'relu', layerNorm: ln }));
   cases[`fc2 ${f}`] = each(ls, (l) => void linear(h, l.fc2, bd, { residual: x }));
+  if (args['storage-x']) {
+    const sx = { kind: 'gemv-rows', uniformA: false } as const;
+    cases[`out_proj ${f}-sx`] = each(ls, (l) => void linearWithVariant(sx, x, l.out, bd));
+    cases[`fc2 ${f}-sx`] = each(ls, (l) => void linearWithVariant(sx, h, l.fc2, bd, { residual: x }));
+    // The LayerNorm as its own dispatch, the GEMV then reading the normalised row (through a uniform binding where it may).
+    cases[`qkv+LN ${f}-lnsep`] = each(ls, (l) => void linear(layerNorm(x, g, gb, 1e-5), l.qkv, bqkv));
+    cases[`fc1+LN ${f}-lnsep`] = each(ls, (l) => void linear(layerNorm(x, g, gb, 1e-5), l.fc1, bf, { activation: 'relu' }));
+  }
   if (f === 'f16') continue;
   for (const rows of extraRows) {
     const v = { kind: 'gemv-rows', rows } as const;
@@ -89,6 +103,11 @@ for (const [f, ls] of layers) {
 cases['lm_head f16'] = () => tidy(() => {
   for (let i = 0; i < copies; i++) linear(x, head);
 });
+if (args['storage-x']) {
+  cases['lm_head f16-sx'] = () => tidy(() => {
+    for (let i = 0; i < copies; i++) linearWithVariant({ kind: 'gemv-rows', uniformA: false }, x, head);
+  });
+}
 
 const shapes = args.shapes ? args.shapes.split(',') : [];
 for (const name of Object.keys(cases)) if (shapes.length && !shapes.includes(name.split(' ')[0]!)) delete cases[name];
