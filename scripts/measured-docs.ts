@@ -59,7 +59,7 @@ function runs(reports: Reports, names: string[]): ModelRun[] {
 /** Which stored reports feed each README column. */
 export const README_SOURCES = {
   h200: { ours: ['h200-model-f16-session2-gpupack'], history: ['h200-model-f16', 'h200-model-f16-recheck', 'h200-model-f16-session2', 'h200-model-f16-session2-gpupack'], peer: 'h200-hf-transformers' },
-  lavapipe: { ours: ['lavapipe-model-f16', 'lavapipe-model-f16-run2', 'lavapipe-model-f16-run3'], quantized: 'lavapipe-model-quantized-session4' },
+  lavapipe: { ours: ['lavapipe-model-f16', 'lavapipe-model-f16-run2', 'lavapipe-model-f16-run3'], quantized: 'lavapipe-model-quantized-session5' },
 };
 
 /** The README rows of a run that measured f16, q8 and q4 weights interleaved: values with their ratio to f16. */
