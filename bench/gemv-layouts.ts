@@ -184,29 +184,33 @@ const kA2 = common + `
 const kA3 = rows4(common, 'b[(n0 + r) * G + g]', 'dot(xv, bitcast<vec4<f32>>(q))');
 // T: as A, codes read from an rgba32uint texture [N rows, G texels] with textureLoad (llvmpipe's texel fetch).
 const kT = rows4(`@group(0) @binding(0) var tb: texture_2d<u32>;` + shared, 'textureLoad(tb, vec2<u32>(g, n0 + r), 0)', 'group_dot(q, xv)');
-const kAR = (R: number) => common + `
+// R rows per lane, one group per step, x of the group from `xLoad` (the `keep` expression keeps binding 2 in use).
+const rowsR = (decl: string, R: number, xLoad: string, keep = '') => decl + `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   let n0 = gid.x * ${R}u;
   var acc: array<f32, ${R}>;
   for (var g = 0u; g < G; g++) {
-    let xv = a[g * 8u + lane];
+    let xv = ${xLoad};
     for (var r = 0u; r < ${R}u; r++) {
       acc[r] = fma(group_dot(b[(n0 + r) * G + g], xv), scale(n0 + r, g), acc[r]);
     }
   }
-  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r]; }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r]${keep}; }
 }`;
+const kAR = (R: number) => rowsR(common, R, 'a[g * 8u + lane]');
 // F: the f16 equivalent (same N x K, weights f16 [N, K] read 8 per vec4<u32>, x per lane shared by broadcast), 2 rows per lane.
-const kF = (R: number) => `
+const kF = (R: number, uniformX = false) => `
 @group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+${uniformX ? `@group(0) @binding(5) var<uniform> au: array<vec4<f32>, ${K / 4}>;` : ''}
 const K = ${K}u; const K8 = ${K / 8}u;
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   let n0 = gid.x * ${R}u;
   var acc: array<vec4<f32>, ${R}>;
   for (var k = 0u; k < K8; k++) {
-    let v = a[k * 8u + lane];
+    let i = k * 8u + lane;
+    let v = ${uniformX ? 'au[i >> 2u][i & 3u]' : 'a[i]'};
     let xa = vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
     let xb = vec4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
     for (var r = 0u; r < ${R}u; r++) {
@@ -216,7 +220,7 @@ const K = ${K}u; const K8 = ${K / 8}u;
       acc[r] = fma(xa, wa, fma(xb, wb, acc[r]));
     }
   }
-  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = dot(acc[r], vec4<f32>(1.0)); }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = dot(acc[r], vec4<f32>(1.0))${uniformX ? ' + 0.0 * a[0]' : ''}; }
 }`;
 // AS: as A (4 rows per lane), each row's scales read 8 at a time (one vec4<u32> every 8 groups).
 const kAS = common + `
@@ -248,18 +252,7 @@ const kAS = common + `
 // AU: as A, x read from a uniform buffer (llvmpipe gathers uniform-buffer words with no per-lane branch).
 const commonU = `@group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;
 @group(0) @binding(5) var<uniform> au: array<vec4<f32>, ${K / 4}>;` + shared;
-const rowsU = (R: number) => commonU + `
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  let n0 = gid.x * ${R}u;
-  var acc: array<f32, ${R}>;
-  for (var g = 0u; g < G; g++) {
-    let xv = au[g * 8u + lane];
-    for (var r = 0u; r < ${R}u; r++) {
-      acc[r] = fma(group_dot(b[(n0 + r) * G + g], xv), scale(n0 + r, g), acc[r]);
-    }
-  }
-  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x; }
-}`;
+const rowsU = (R: number) => rowsR(commonU, R, 'au[g * 8u + lane]', ' + 0.0 * a[0].x');
 // AW: as A, x staged in workgroup memory first.
 const rowsW = (R: number) => common + `
 var<workgroup> xw: array<vec4<f32>, ${K / 4}>;
@@ -276,31 +269,6 @@ var<workgroup> xw: array<vec4<f32>, ${K / 4}>;
   }
   for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r]; }
 }`;
-// FU: F with x from a uniform buffer.
-const kFU = (R: number) => `
-@group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> a: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(5) var<uniform> au: array<vec4<f32>, ${K / 4}>;
-const K = ${K}u; const K8 = ${K / 8}u;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  let n0 = gid.x * ${R}u;
-  var acc: array<vec4<f32>, ${R}>;
-  for (var k = 0u; k < K8; k++) {
-    let i = k * 8u + lane;
-    let v = au[i >> 2u][i & 3u];
-    let xa = vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
-    let xb = vec4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
-    for (var r = 0u; r < ${R}u; r++) {
-      let q = b[(n0 + r) * K8 + k];
-      let wa = vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
-      let wb = vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w));
-      acc[r] = fma(xa, wa, fma(xb, wb, acc[r]));
-    }
-  }
-  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = dot(acc[r], vec4<f32>(1.0)) + 0.0 * a[0]; }
-}`;
-
 // AUS: x from a uniform buffer and each row's scales read 8 per 16-byte load (one vec4<u32> every 8 groups).
 const rowsUS = (R: number) => commonU + `
 @group(0) @binding(4) var<storage, read> bsv: array<vec4<u32>>;
@@ -348,7 +316,7 @@ pipes['B  q4, uniform rows, wg of 8'] = [mkPipe(kB(4)), N / 4];
 pipes['C  q4, uniform row loop, wg 8'] = [mkPipe(kC(64)), N / 64];
 pipes['T  q4, codes in a texture'] = [mkPipe(kT), N / 4 / 64];
 pipes['F  f16, 2 rows per lane'] = [mkPipe(kF(2)), N / 2 / 64];
-pipes['FU f16, 2 rows, x in a uniform buffer'] = [mkPipe(kFU(2)), N / 2 / 64];
+pipes['FU f16, 2 rows, x in a uniform buffer'] = [mkPipe(kF(2, true)), N / 2 / 64];
 pipes['A2r q4, 2 rows per lane'] = [mkPipe(kAR(2)), N / 2 / 64];
 pipes['AU2 q4, 2 rows, x in a uniform buffer'] = [mkPipe(rowsU(2)), N / 2 / 64];
 pipes['AU4 q4, 4 rows, x in a uniform buffer'] = [mkPipe(rowsU(4)), N / 4 / 64];

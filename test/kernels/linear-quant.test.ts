@@ -9,6 +9,7 @@ import { QUANT_SCHEMES, type QuantScheme } from '../../src/quant/format.js';
 import { Tensor } from '../../src/tensor.js';
 import { randn, testGpu, toleranceRatio } from '../helpers.js';
 import { awkwardWeight } from '../support/awkward-weight.js';
+import { tensorAt } from '../support/offset-tensor.js';
 
 // Quantized weights through every linear kernel, against the float64 reference run on the dequantized
 // weights (w' = q * s exactly): the only error is f32 accumulation, so the float kernels' bound holds.
@@ -32,18 +33,6 @@ interface Case {
   rowStart?: number;
 }
 
-function upload(g: Gpu, values: Float32Array, shape: number[], offset: number): Tensor {
-  if (offset === 0) return Tensor.from(g, values, shape);
-  const padded = new Float32Array(values.length + offset + 3).fill(1e4);
-  padded.set(values, offset);
-  const base = Tensor.from(g, padded, [padded.length]);
-  const view = base.rows(offset, values.length);
-  const shaped = view.reshape(shape);
-  base.dispose();
-  view.dispose();
-  return shaped;
-}
-
 async function check(g: Gpu, scheme: QuantScheme, c: Case, choice: VariantChoice | null): Promise<void> {
   const { M, K, N } = c;
   const start = c.rowStart ?? 0;
@@ -56,7 +45,7 @@ async function check(g: Gpu, scheme: QuantScheme, c: Case, choice: VariantChoice
   const xs = randn(M * K, 3 + M);
   const bs = c.bias ? randn(N, 5) : null;
   const rs = c.residual ? randn(M * N, 9) : null;
-  const x = upload(g, xs, [M, K], c.xOffset ?? 0);
+  const x = tensorAt(g, xs, [M, K], c.xOffset ?? 0);
   const b = bs ? Tensor.from(g, bs, [N]) : null;
   const r = rs ? Tensor.from(g, rs, [M, N]) : undefined;
   const options = { activation: c.activation ?? 'none', residual: r };

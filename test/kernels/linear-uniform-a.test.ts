@@ -9,6 +9,7 @@ import type { Weight } from '../../src/quant/quantized-tensor.js';
 import { Tensor } from '../../src/tensor.js';
 import { randn, roundTo, testGpu, toleranceRatio } from '../helpers.js';
 import { awkwardWeight } from '../support/awkward-weight.js';
+import { tensorAt } from '../support/offset-tensor.js';
 
 // gemv-rows reading x through a uniform binding (src/kernels/linear-uniform-a.ts): the default for quantized weights on
 // 8-lane software adapters wherever x's binding fits 64 KiB at an aligned offset, else (and for f16 weights, which
@@ -47,18 +48,6 @@ function weight(format: Format, N: number, K: number, seed: number): { w: Weight
   return { w: QuantizedTensor.from(gpu, q), ref: dequantizeRef(q) };
 }
 
-function upload(values: Float32Array, shape: number[], offset: number): Tensor {
-  if (offset === 0) return Tensor.from(gpu, values, shape);
-  const padded = new Float32Array(values.length + offset).fill(1e4);
-  padded.set(values, offset);
-  const base = Tensor.from(gpu, padded, [padded.length]);
-  const view = base.rows(offset, values.length);
-  const shaped = view.reshape(shape);
-  base.dispose();
-  view.dispose();
-  return shaped;
-}
-
 /** Runs the case and returns AU_VEC4 of the gemv-rows pipeline it compiled (0: x read from storage). */
 async function run(format: Format, c: Case, choice: VariantChoice): Promise<number> {
   const { M, K, N } = c;
@@ -66,7 +55,7 @@ async function run(format: Format, c: Case, choice: VariantChoice): Promise<numb
   const xs = randn(M * K, 3 + M);
   const bs = randn(N, 5);
   const rs = c.residual ? randn(M * N, 9) : null;
-  const x = upload(xs, [M, K], c.xOffset ?? 0);
+  const x = tensorAt(gpu, xs, [M, K], c.xOffset ?? 0);
   const b = Tensor.from(gpu, bs, [N]);
   const r = rs ? Tensor.from(gpu, rs, [M, N]) : undefined;
   compiled = [];
