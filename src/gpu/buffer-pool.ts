@@ -14,7 +14,7 @@ export interface PoolStats {
 }
 
 const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8; /* COPY_DST */
-const UNIFORM = 0x40;
+export const UNIFORM_USAGE = 0x40; /* UNIFORM */
 /**
  * Buffers up to this size may also be bound as uniform buffers (WebGPU's default maxUniformBufferBindingSize): the
  * decode GEMVs read a token's activations through a uniform binding on software adapters (linear-uniform-a.ts).
@@ -83,7 +83,7 @@ export class BufferPool {
       }
     }
     if (!buf) {
-      buf = this.device.createBuffer({ size, usage: size <= UNIFORM_CAPABLE_BYTES ? STORAGE_USAGE | UNIFORM : STORAGE_USAGE, label: options.label });
+      buf = this.device.createBuffer({ size, usage: size <= UNIFORM_CAPABLE_BYTES ? STORAGE_USAGE | UNIFORM_USAGE : STORAGE_USAGE, label: options.label });
       this.stats.created++;
       this.sizes.set(buf, size);
       if (exact) this.exact.add(buf);

@@ -1,9 +1,8 @@
 import type { Gpu } from '../gpu/gpu.js';
 import type { RangeBinding } from './linear-bind.js';
 import type { GemmProblem } from './linear-problem.js';
-import type { ResolvedVariant } from './linear-variants.js';
-
-const UNIFORM_USAGE = 0x40; // GPUBufferUsage.UNIFORM
+import { groupSteps, type ResolvedVariant } from './linear-variants.js';
+import { UNIFORM_USAGE } from '../gpu/buffer-pool.js';
 
 /**
  * Whether gemv-rows binds A (binding 1) as a uniform buffer instead of a storage one, and if so the binding's
@@ -22,8 +21,8 @@ const UNIFORM_USAGE = 0x40; // GPUBufferUsage.UNIFORM
  */
 export function uniformAVec4s(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, a: RangeBinding): number {
   const c = gpu.caps;
-  // The quantized GEMV's group steps only (QGROUPS in gemv_rows): each lane loads a whole vec4 of x per group.
-  if (!v.uniformA || p.ln || p.a.dtype !== 'f32' || p.scales === null || p.K % 32 !== 0) return 0;
+  // The quantized GEMV's group steps only: each lane loads a whole vec4 of x per group.
+  if (!v.uniformA || p.ln || p.a.dtype !== 'f32' || !groupSteps(p, v)) return 0;
   if ((p.a.buffer.usage & UNIFORM_USAGE) === 0) return 0;
   const { offset, size } = a.binding;
   if (size === undefined || offset === undefined) return 0;

@@ -156,9 +156,17 @@ export function lnFusable(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: nu
   return bytes <= gpu.caps.maxComputeWorkgroupStorageSize;
 }
 
-/** Compile-time constants of the shader for `problem` run by `v` on a chunk of `rows` rows of A. */
 /**
- * `aUniformVec4s` > 0 (linear-uniform-a.ts): gemv-rows reads A through a uniform binding of that many vec4s.
+ * Whether gemv-rows runs `p` in group steps (QGROUPS in gemv_rows.wgsl): quantized B, K whole groups of 32, x shared
+ * across an 8-lane subgroup, each lane loading one vec4 of x per group.
+ */
+export function groupSteps(p: GemmProblem, v: ResolvedVariant): boolean {
+  return v.kind === 'gemv-rows' && v.subgroups && p.scales !== null && p.K % 32 === 0;
+}
+
+/**
+ * Compile-time constants of the shader for `problem` run by `v` on a chunk of `rows` rows of A. `aUniformVec4s` > 0
+ * (linear-uniform-a.ts): gemv-rows reads A through a uniform binding of that many vec4s.
  */
 export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, rows: number, aUniformVec4s = 0): Record<string, string | number | boolean> {
   const d: Record<string, string | number | boolean> = {
@@ -184,7 +192,7 @@ export function variantDefines(gpu: Gpu, p: GemmProblem, v: ResolvedVariant, row
   switch (v.kind) {
     case 'gemv-rows':
       Object.assign(d, GEMV_ROWS, { ROWS: v.gemvRows, WG: gemvRowsWorkgroup(p.ln !== null), MR: gemvRowBucket(rows), B_WIDE: v.wide, A_LANES: v.subgroups, SUBGROUPS: v.subgroups });
-      d.QGROUPS = v.subgroups && p.scales !== null && p.K % 32 === 0;
+      d.QGROUPS = groupSteps(p, v);
       d.QPAIRS = d.QGROUPS && qPairs(p);
       d.QR2 = v.gemvRows >= 2;
       d.QR4 = v.gemvRows >= 4;
