@@ -4,13 +4,14 @@
  * whole and each kind of dispatch (by label) alone. Rounds are interleaved; minima and medians of wall and process
  * CPU time (on lavapipe the driver's threads) are reported.
  *
- *   npx tsx bench/decode-profile.ts --model DIR[:q8|q4] [--model DIR2[:q8|q4] ...] [--labels] [--dtype f16|f32] [--rounds 5] [--reps 4]
+ *   npx tsx bench/decode-profile.ts --model DIR[:q8|q4][@fused|@separate] [--model ...] [--labels] [--dtype f16|f32] [--rounds 5] [--reps 4]
  *
  * With several `--model`s (a folder, optionally quantized while loading: `DIR:q4`), every model is loaded at once and
  * their whole steps are replayed in turn, round after round, so a machine whose speed drifts moves them alike: the
  * ratios to the first model (medians and minima) are the step-level comparison of formats. Loaded together they
  * must fit the device (the full-size f16, q8 and q4 models hold 13.8 GiB). `--labels` adds each model's dispatches
- * of every kind replayed alone, interleaved with the rest.
+ * of every kind replayed alone, interleaved with the rest. `@fused` / `@separate` forces the decode attention kernel
+ * (src/kernels/decode-attention.ts) of that step; specs that differ only in it share one loaded model.
  *
  * Replays are submitted back to back with one wait per round, as the device loop runs them, so what is timed is
  * the device's work (lavapipe: the driver's threads), not the host's.
@@ -19,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
 import { GpuProgram } from '../src/gpu/program.js';
 import { Blip2ForConditionalGeneration } from '../src/model/blip2.js';
+import type { DecodeAttentionKernel } from '../src/kernels/decode-attention.js';
 import { OPTKVCache } from '../src/model/opt-cache.js';
 import { OPTDecodeSession } from '../src/model/opt-decode.js';
 import { isQuantScheme, type QuantScheme } from '../src/quant/format.js';
@@ -39,11 +41,21 @@ const { values: args } = parseArgs({
 });
 if (!args.model?.length) throw new Error('--model DIR[:q8|q4] is required');
 if (args.quantize !== undefined && !isQuantScheme(args.quantize)) throw new Error(`--quantize takes q8 or q4, got '${args.quantize}'`);
-const specs = args.model.map((m) => {
+const ATTENTION_KERNELS: readonly DecodeAttentionKernel[] = ['fused', 'separate'];
+const specs = args.model.map((spec) => {
+  let m = spec;
+  let attention: DecodeAttentionKernel | undefined;
+  const amp = m.lastIndexOf('@');
+  if (amp > 0) {
+    const kernel = m.slice(amp + 1);
+    if (!ATTENTION_KERNELS.includes(kernel as DecodeAttentionKernel)) throw new Error(`--model ${spec}: the attention kernel after '@' is fused or separate`);
+    attention = kernel as DecodeAttentionKernel;
+    m = m.slice(0, amp);
+  }
   const at = m.lastIndexOf(':');
   const suffix = at > 0 ? m.slice(at + 1) : '';
-  if (isQuantScheme(suffix)) return { dir: m.slice(0, at), quantize: suffix as QuantScheme };
-  return { dir: m, quantize: args.quantize as QuantScheme | undefined };
+  if (isQuantScheme(suffix)) return { dir: m.slice(0, at), quantize: suffix as QuantScheme, attention };
+  return { dir: m, quantize: args.quantize as QuantScheme | undefined, attention };
 });
 const dtype = args.dtype === 'f32' ? 'f32' : 'f16';
 const rounds = Number(args.rounds);
@@ -58,9 +70,16 @@ interface Captured {
   dispose: () => void;
 }
 
-/** Loads one model, fills its cache with the prompt and captures its decode step. */
-async function capture(dir: string, quantize: QuantScheme | undefined): Promise<Captured> {
-  const blip2 = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype, quantize });
+const loaded = new Map<string, Blip2ForConditionalGeneration>();
+
+/** Loads one model (once per folder and scheme), fills a cache with the prompt and captures its decode step. */
+async function capture(dir: string, quantize: QuantScheme | undefined, attention: DecodeAttentionKernel | undefined): Promise<Captured> {
+  const key = `${dir}:${quantize ?? ''}`;
+  let blip2 = loaded.get(key);
+  if (!blip2) {
+    blip2 = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype, quantize });
+    loaded.set(key, blip2);
+  }
   const lm = blip2.language_model;
   const c = lm.config;
   const cache = OPTKVCache.create(gpu, { numLayers: c.num_hidden_layers, batch: 1, capacity: promptLen + 64, hidden: c.hidden_size, dtype: 'f32' });
@@ -69,10 +88,10 @@ async function capture(dir: string, quantize: QuantScheme | undefined): Promise<
     lm.call({ inputs_embeds: embeds, attention_mask: [new Array<number>(promptLen).fill(1)], past_key_values: cache, logits_to_keep: 1 });
   });
   await gpu.sync();
-  const session = new OPTDecodeSession(lm, cache, [{ ids: [2], mask: new Array<number>(promptLen).fill(1), position: promptLen + 2, length: promptLen }], 1);
+  const session = new OPTDecodeSession(lm, cache, [{ ids: [2], mask: new Array<number>(promptLen).fill(1), position: promptLen + 2, length: promptLen }], 1, { attention });
   const program = session.capture(() => {});
   const scheme = blip2.quantization;
-  const name = `${dir.split('/').filter(Boolean).pop()} ${scheme ? `${scheme} + ${dtype}` : dtype}`;
+  const name = `${dir.split('/').filter(Boolean).pop()} ${scheme ? `${scheme} + ${dtype}` : dtype}${attention ? ` @${attention}` : ''}`;
   console.log(`${name} weights: ${c.num_hidden_layers} layers, ${program.dispatchCount} dispatches`);
   return {
     name,
@@ -81,13 +100,12 @@ async function capture(dir: string, quantize: QuantScheme | undefined): Promise<
       program.dispose();
       session.state.dispose();
       cache.dispose();
-      blip2.dispose();
     },
   };
 }
 
 const captured: Captured[] = [];
-for (const s of specs) captured.push(await capture(s.dir, s.quantize));
+for (const s of specs) captured.push(await capture(s.dir, s.quantize, s.attention));
 
 /** The program's dispatches with `label` (all of them for null). */
 const only = (program: GpuProgram, label: string | null) => {
@@ -137,4 +155,5 @@ if (captured.length === 1) {
 }
 for (const v of variants.values()) v.dispose();
 for (const c of captured) c.dispose();
+for (const m of loaded.values()) m.dispose();
 gpu.destroy();

@@ -11,6 +11,7 @@
  *   A2r A with 2 rows per lane       AU2/AU4  A2r/A with x from a uniform buffer (what gemv_rows' A_UNIFORM does)
  *   AUS2/AUS4  AU2/AU4 with the scales read 8 per load              AW2  A2r with x staged in workgroup memory
  *   AU0 AU2 without any weight or scale loads (codes made from the counters): the ALU's floor
+ *   TU2 AU2 with the codes in an rgba32uint texture    AM2 AU2 with the codes taken by masks (offset binary), x pre-scaled
  * Each call runs 8 distinct copies of the weight (no cache reuse); wall time per call (the device waited on
  * quietly), minimum and median over ROUNDS interleaved rounds. Results are checked against A (max |diff|).
  *
@@ -34,6 +35,10 @@ const bs = Array.from({ length: COPIES }, () => mk(codes));
 const ss = mk(scales);
 const xb = mk(x);
 const xu = mk(x, GPUBufferUsage.UNIFORM);
+// AM: x pre-scaled by 16^-p (p = k mod 8; the top nibble, p = 7, is shifted down and takes x as it is) and 8 * the sum
+// of each group's x.
+const xPre = mk(Float32Array.from(x, (v, k) => (k % 8 === 7 ? v : v * 2 ** (-4 * (k % 8)))), GPUBufferUsage.UNIFORM);
+const groupSums = mk(Float32Array.from({ length: G }, (_, g) => 8 * x.slice(g * 32, g * 32 + 32).reduce((s, v) => s + v, 0)), GPUBufferUsage.UNIFORM);
 const out = dev.createBuffer({ size: N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
 const shared = `
 @group(0) @binding(1) var<storage, read> bsc: array<u32>;
@@ -304,6 +309,47 @@ const rowsU0 = (R: number) => commonU + `
   }
   for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x + 0.0 * f32(b[0].x) + 0.0 * f32(bsc[0]); }
 }`;
+// AM: AU2 with the codes taken in place by masks (offset binary, code ^ 8: an AND and a conversion per code instead
+// of a shift pair and a conversion), x pre-scaled by 16^-position (exact: a power of two; the top nibble is shifted
+// down instead) and the offset removed once per group with 8 * sum(x); both made on the host here, as a per-token
+// pass would make them, so the kernel's loop is all that is timed.
+const commonM = commonU + `
+@group(0) @binding(6) var<uniform> gsum: array<vec4<f32>, ${G / 4}>;
+fn nib_lo(w: u32) -> vec4<f32> { return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) & vec4<u32>(0xFu, 0xF0u, 0xF00u, 0xF000u))); }
+fn nib_hi(w: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>((vec4<u32>(w) & vec4<u32>(0xF0000u, 0xF00000u, 0xF000000u, 0xFFFFFFFFu)) >> vec4<u32>(0u, 0u, 0u, 28u)));
+}
+fn group_dot_m(q: vec4<u32>, xv: vec4<f32>, off: f32) -> f32 {
+  let w = q ^ vec4<u32>(0x88888888u);
+  return ${[0, 1, 2, 3].map((j) => `dot(subgroupBroadcast(xv, ${2 * j}u), nib_lo(w.${'xyzw'[j]})) + dot(subgroupBroadcast(xv, ${2 * j + 1}u), nib_hi(w.${'xyzw'[j]}))`).join(' +\n    ')} - off;
+}`;
+const rowsM = (R: number) => commonM + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * ${R}u;
+  var acc: array<f32, ${R}>;
+  for (var g = 0u; g < G; g++) {
+    let xv = au[g * 8u + lane];
+    let off = gsum[g >> 2u][g & 3u];
+    for (var r = 0u; r < ${R}u; r++) {
+      acc[r] = fma(group_dot_m(b[(n0 + r) * G + g], xv, off), scale(n0 + r, g), acc[r]);
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x; }
+}`;
+// TU: AU with the codes in an rgba32uint texture (textureLoad: llvmpipe's texel fetch gathers all lanes at once).
+const rowsTU = (R: number) => `@group(0) @binding(0) var tb: texture_2d<u32>;
+@group(0) @binding(5) var<uniform> au: array<vec4<f32>, ${K / 4}>;` + shared + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * ${R}u;
+  var acc: array<f32, ${R}>;
+  for (var g = 0u; g < G; g++) {
+    let xv = au[g * 8u + lane];
+    for (var r = 0u; r < ${R}u; r++) {
+      acc[r] = fma(group_dot(textureLoad(tb, vec2<u32>(g, n0 + r), 0), xv), scale(n0 + r, g), acc[r]);
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x; }
+}`;
 const pipes: Record<string, [GPUComputePipeline, number]> = {};
 const mkPipe = (code: string) => dev.createComputePipeline({ layout: 'auto', compute: { module: dev.createShaderModule({ code: 'enable subgroups;\n' + code }), entryPoint: 'main' } });
 pipes['A  q4, a row per lane, 4 rows (as gemv_rows)'] = [mkPipe(kA), N / 4 / 64];
@@ -324,6 +370,8 @@ pipes['AUS2 q4, 2 rows, x uniform, scales 8 per load'] = [mkPipe(rowsUS(2)), N /
 pipes['AUS4 q4, 4 rows, x uniform, scales 8 per load'] = [mkPipe(rowsUS(4)), N / 4 / 64];
 pipes['AU0 q4, 2 rows, no weight loads (ALU floor)'] = [mkPipe(rowsU0(2)), N / 2 / 64];
 pipes['AW2 q4, 2 rows, x in workgroup memory'] = [mkPipe(rowsW(2)), N / 2 / 64];
+pipes['TU2 q4, 2 rows, x uniform, codes in a texture'] = [mkPipe(rowsTU(2)), N / 2 / 64];
+pipes['AM2 q4, 2 rows, x uniform, codes by masks'] = [mkPipe(rowsM(2)), N / 2 / 64];
 const texs = Array.from({ length: COPIES }, () => {
   const t = dev.createTexture({ size: [G, N], format: 'rgba32uint', usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST });
   dev.queue.writeTexture({ texture: t }, codes, { bytesPerRow: G * 16, rowsPerImage: N }, [G, N]);
@@ -333,6 +381,11 @@ const f16s = Array.from({ length: COPIES }, () => mk(new Uint32Array((N * K) / 2
 const groups = new Map<string, GPUBindGroup[]>();
 const b0 = bs[0]!;
 for (const [name, [p]] of Object.entries(pipes)) {
+  if (name.startsWith('AM')) {
+    const list = [null, ss, xb, out, xPre, groupSums];
+    groups.set(name, bs.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: list.map((buffer, i) => ({ binding: [0, 1, 2, 3, 5, 6][i]!, resource: { buffer: buffer ?? b } })) })));
+    continue;
+  }
   if (name.startsWith('FU')) {
     groups.set(name, f16s.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [b, xb, out, xu].map((buffer, i) => ({ binding: [0, 2, 3, 5][i]!, resource: { buffer } })) })));
     continue;
@@ -345,6 +398,10 @@ for (const [name, [p]] of Object.entries(pipes)) {
   }
   if (name.startsWith('F')) {
     groups.set(name, f16s.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [b, xb, out].map((buffer, i) => ({ binding: [0, 2, 3][i]!, resource: { buffer } })) })));
+    continue;
+  }
+  if (name.startsWith('TU')) {
+    groups.set(name, texs.map((t) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [{ binding: 0, resource: t.createView() }, ...[ss, xb, out].map((buffer, i) => ({ binding: i + 1, resource: { buffer } })), { binding: 5, resource: { buffer: xu } }] })));
     continue;
   }
   if (name.startsWith('T')) {
