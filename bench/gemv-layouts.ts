@@ -189,15 +189,16 @@ const kA2 = common + `
 const kA3 = rows4(common, 'b[(n0 + r) * G + g]', 'dot(xv, bitcast<vec4<f32>>(q))');
 // T: as A, codes read from an rgba32uint texture [N rows, G texels] with textureLoad (llvmpipe's texel fetch).
 const kT = rows4(`@group(0) @binding(0) var tb: texture_2d<u32>;` + shared, 'textureLoad(tb, vec2<u32>(g, n0 + r), 0)', 'group_dot(q, xv)');
-// R rows per lane, one group per step, x of the group from `xLoad` (the `keep` expression keeps binding 2 in use).
-const rowsR = (decl: string, R: number, xLoad: string, keep = '') => decl + `
+// R rows per lane, one group per step, x of the group from `xLoad`, row (n0 + r)'s unscaled sum from `rowDot` (the
+// `keep` expression keeps binding 2 in use).
+const rowsR = (decl: string, R: number, xLoad: string, keep = '', rowDot = 'group_dot(b[(n0 + r) * G + g], xv)') => decl + `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   let n0 = gid.x * ${R}u;
   var acc: array<f32, ${R}>;
   for (var g = 0u; g < G; g++) {
     let xv = ${xLoad};
     for (var r = 0u; r < ${R}u; r++) {
-      acc[r] = fma(group_dot(b[(n0 + r) * G + g], xv), scale(n0 + r, g), acc[r]);
+      acc[r] = fma(${rowDot}, scale(n0 + r, g), acc[r]);
     }
   }
   for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r]${keep}; }
@@ -323,33 +324,11 @@ fn group_dot_m(q: vec4<u32>, xv: vec4<f32>, off: f32) -> f32 {
   let w = q ^ vec4<u32>(0x88888888u);
   return ${[0, 1, 2, 3].map((j) => `dot(subgroupBroadcast(xv, ${2 * j}u), nib_lo(w.${'xyzw'[j]})) + dot(subgroupBroadcast(xv, ${2 * j + 1}u), nib_hi(w.${'xyzw'[j]}))`).join(' +\n    ')} - off;
 }`;
-const rowsM = (R: number) => commonM + `
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  let n0 = gid.x * ${R}u;
-  var acc: array<f32, ${R}>;
-  for (var g = 0u; g < G; g++) {
-    let xv = au[g * 8u + lane];
-    let off = gsum[g >> 2u][g & 3u];
-    for (var r = 0u; r < ${R}u; r++) {
-      acc[r] = fma(group_dot_m(b[(n0 + r) * G + g], xv, off), scale(n0 + r, g), acc[r]);
-    }
-  }
-  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x; }
-}`;
+const rowsM = (R: number) => rowsR(commonM, R, 'au[g * 8u + lane]', ' + 0.0 * a[0].x', 'group_dot_m(b[(n0 + r) * G + g], xv, gsum[g >> 2u][g & 3u])');
 // TU: AU with the codes in an rgba32uint texture (textureLoad: llvmpipe's texel fetch gathers all lanes at once).
-const rowsTU = (R: number) => `@group(0) @binding(0) var tb: texture_2d<u32>;
-@group(0) @binding(5) var<uniform> au: array<vec4<f32>, ${K / 4}>;` + shared + `
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  let n0 = gid.x * ${R}u;
-  var acc: array<f32, ${R}>;
-  for (var g = 0u; g < G; g++) {
-    let xv = au[g * 8u + lane];
-    for (var r = 0u; r < ${R}u; r++) {
-      acc[r] = fma(group_dot(textureLoad(tb, vec2<u32>(g, n0 + r), 0), xv), scale(n0 + r, g), acc[r]);
-    }
-  }
-  for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x; }
-}`;
+const rowsTU = (R: number) =>
+  rowsR(`@group(0) @binding(0) var tb: texture_2d<u32>;
+@group(0) @binding(5) var<uniform> au: array<vec4<f32>, ${K / 4}>;` + shared, R, 'au[g * 8u + lane]', ' + 0.0 * a[0].x', 'group_dot(textureLoad(tb, vec2<u32>(g, n0 + r), 0), xv)');
 const pipes: Record<string, [GPUComputePipeline, number]> = {};
 const mkPipe = (code: string) => dev.createComputePipeline({ layout: 'auto', compute: { module: dev.createShaderModule({ code: 'enable subgroups;\n' + code }), entryPoint: 'main' } });
 pipes['A  q4, a row per lane, 4 rows (as gemv_rows)'] = [mkPipe(kA), N / 4 / 64];
