@@ -10,7 +10,8 @@
  * their whole steps are replayed in turn, round after round, so a machine whose speed drifts moves them alike: the
  * ratios to the first model (medians and minima) are the step-level comparison of formats. Loaded together they
  * must fit the device (the full-size f16, q8 and q4 models hold 13.8 GiB). `--labels` adds each model's dispatches
- * of every kind replayed alone, interleaved with the rest. `@fused` / `@separate` forces the decode attention kernel
+ * of every kind replayed alone, interleaved with the rest; `--regrouped` each step with its dispatches sorted by
+ * pipeline (the same work with fewer switches between kernels). `@fused` / `@separate` forces the decode attention kernel
  * (src/kernels/decode-attention.ts) of that step; specs that differ only in it share one loaded model.
  *
  * Replays are submitted back to back with one wait per round, as the device loop runs them, so what is timed is
@@ -18,7 +19,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
-import { GpuProgram } from '../src/gpu/program.js';
+import { GpuProgram, type ProgramOp } from '../src/gpu/program.js';
 import { Blip2ForConditionalGeneration } from '../src/model/blip2.js';
 import type { DecodeAttentionKernel } from '../src/kernels/decode-attention.js';
 import { OPTKVCache } from '../src/model/opt-cache.js';
@@ -37,6 +38,9 @@ const { values: args } = parseArgs({
     'prompt-len': { type: 'string', default: '40' },
     // With several models: also replay each model's dispatches of every label alone.
     labels: { type: 'boolean', default: false },
+    // With several models: also replay each step with its dispatches sorted by pipeline (the same work, fewer
+    // switches between kernels).
+    regrouped: { type: 'boolean', default: false },
   },
 });
 if (!args.model?.length) throw new Error('--model DIR[:q8|q4] is required');
@@ -110,19 +114,27 @@ for (const s of specs) captured.push(await capture(s.dir, s.quantize, s.attentio
 /** The program's dispatches with `label` (all of them for null). */
 const only = (program: GpuProgram, label: string | null) => {
   const kept = program.ops.filter((o) => o.kind === 'dispatch' && (label === null || o.label === label));
-  return new GpuProgram(kept, kept.filter((o) => o.kind === 'dispatch').length, null, () => {});
+  return new GpuProgram(kept, kept.length, null, () => {});
+};
+const labelsOf = (program: GpuProgram) => [...new Set(program.ops.flatMap((o) => (o.kind === 'dispatch' ? [o.label] : [])))];
+/** The program's dispatches sorted by pipeline (in order of first use; stable within one). */
+const regroup = (program: GpuProgram) => {
+  const byPipeline = new Map<GPUComputePipeline, ProgramOp[]>();
+  for (const o of program.ops) if (o.kind === 'dispatch') byPipeline.set(o.pipeline, [...(byPipeline.get(o.pipeline) ?? []), o]);
+  const kept = [...byPipeline.values()].flat();
+  return new GpuProgram(kept, kept.length, null, () => {});
 };
 const variants = new Map<string, GpuProgram>();
 if (captured.length === 1) {
   const { program } = captured[0]!;
-  const labels = [...new Set(program.ops.flatMap((o) => (o.kind === 'dispatch' ? [o.label] : [])))];
   variants.set('whole step', only(program, null));
-  for (const l of labels) variants.set(l, only(program, l));
+  for (const l of labelsOf(program)) variants.set(l, only(program, l));
 } else {
   for (const c of captured) variants.set(c.name, only(c.program, null));
+  if (args.regrouped) for (const c of captured) variants.set(`${c.name} | regrouped by pipeline`, regroup(c.program));
   if (args.labels) {
     for (const c of captured) {
-      for (const l of new Set(c.program.ops.flatMap((o) => (o.kind === 'dispatch' ? [o.label] : [])))) variants.set(`${c.name} | ${l}`, only(c.program, l));
+      for (const l of labelsOf(c.program)) variants.set(`${c.name} | ${l}`, only(c.program, l));
     }
   }
 }
