@@ -12,6 +12,7 @@
  *   AUS2/AUS4  AU2/AU4 with the scales read 8 per load              AW2  A2r with x staged in workgroup memory
  *   AU0 AU2 without any weight or scale loads (codes made from the counters): the ALU's floor
  *   TU2 AU2 with the codes in an rgba32uint texture    AM2 AU2 with the codes taken by masks (offset binary), x pre-scaled
+ *   X4/X8 lanes over K: a subgroup's 8 lanes share 4 or 8 rows, each lane its own groups with its own x (no broadcasts)
  * Each call runs 8 distinct copies of the weight (no cache reuse); wall time per call (the device waited on
  * quietly), minimum and median over ROUNDS interleaved rounds. Results are checked against A (max |diff|).
  *
@@ -329,6 +330,28 @@ const rowsM = (R: number) => rowsR(commonM, R, 'au[g * 8u + lane]', ' + 0.0 * a[
 const rowsTU = (R: number) =>
   rowsR(`@group(0) @binding(0) var tb: texture_2d<u32>;
 @group(0) @binding(5) var<uniform> au: array<vec4<f32>, ${K / 4}>;` + shared, R, 'au[g * 8u + lane]', ' + 0.0 * a[0].x', 'group_dot(textureLoad(tb, vec2<u32>(g, n0 + r), 0), xv)');
+// X: lanes over K instead of rows: the 8 lanes of a subgroup share R rows, lane i taking groups i, i + 8, ... of
+// each; x of the lane's group comes from the uniform buffer straight into its registers (no broadcasts) and serves
+// the R rows; each lane's partial sums meet by subgroupAdd at the end.
+const rowsX = (R: number) => commonU + `
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = (wid.x * 8u + li / 8u) * ${R}u;
+  var acc: array<f32, ${R}>;
+  for (var g = lane; g < G; g += 8u) {
+    let x0 = au[g * 8u]; let x1 = au[g * 8u + 1u]; let x2 = au[g * 8u + 2u]; let x3 = au[g * 8u + 3u];
+    let x4 = au[g * 8u + 4u]; let x5 = au[g * 8u + 5u]; let x6 = au[g * 8u + 6u]; let x7 = au[g * 8u + 7u];
+    for (var r = 0u; r < ${R}u; r++) {
+      let q = b[(n0 + r) * G + g];
+      let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
+      let d = dot(x0, c0[0]) + dot(x1, c0[1]) + dot(x2, c1[0]) + dot(x3, c1[1]) + dot(x4, c2[0]) + dot(x5, c2[1]) + dot(x6, c3[0]) + dot(x7, c3[1]);
+      acc[r] = fma(d, scale(n0 + r, g), acc[r]);
+    }
+  }
+  for (var r = 0u; r < ${R}u; r++) {
+    let s = subgroupAdd(acc[r]);
+    if (lane == 0u) { c[n0 + r] = s + 0.0 * a[0].x; }
+  }
+}`;
 const pipes: Record<string, [GPUComputePipeline, number]> = {};
 const mkPipe = (code: string) => dev.createComputePipeline({ layout: 'auto', compute: { module: dev.createShaderModule({ code: 'enable subgroups;\n' + code }), entryPoint: 'main' } });
 pipes['A  q4, a row per lane, 4 rows (as gemv_rows)'] = [mkPipe(kA), N / 4 / 64];
@@ -351,6 +374,8 @@ pipes['AU0 q4, 2 rows, no weight loads (ALU floor)'] = [mkPipe(rowsU0(2)), N / 2
 pipes['AW2 q4, 2 rows, x in workgroup memory'] = [mkPipe(rowsW(2)), N / 2 / 64];
 pipes['TU2 q4, 2 rows, x uniform, codes in a texture'] = [mkPipe(rowsTU(2)), N / 2 / 64];
 pipes['AM2 q4, 2 rows, x uniform, codes by masks'] = [mkPipe(rowsM(2)), N / 2 / 64];
+pipes['X4 q4, lanes over K, 4 rows per subgroup'] = [mkPipe(rowsX(4)), N / 4 / 8];
+pipes['X8 q4, lanes over K, 8 rows per subgroup'] = [mkPipe(rowsX(8)), N / 8 / 8];
 const texs = Array.from({ length: COPIES }, () => {
   const t = dev.createTexture({ size: [G, N], format: 'rgba32uint', usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST });
   dev.queue.writeTexture({ texture: t }, codes, { bytesPerRow: G * 16, rowsPerImage: N }, [G, N]);
@@ -369,7 +394,7 @@ for (const [name, [p]] of Object.entries(pipes)) {
     groups.set(name, f16s.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [b, xb, out, xu].map((buffer, i) => ({ binding: [0, 2, 3, 5][i]!, resource: { buffer } })) })));
     continue;
   }
-  if (name.startsWith('AU')) {
+  if (name.startsWith('AU') || name.startsWith('X')) {
     const list = name.startsWith('AUS') ? [b0, ss, xb, out, ss, xu] : [b0, ss, xb, out, xu];
     const slots = name.startsWith('AUS') ? [0, 1, 2, 3, 4, 5] : [0, 1, 2, 3, 5];
     groups.set(name, bs.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: list.map((buffer, i) => ({ binding: slots[i]!, resource: { buffer: buffer === b0 ? b : buffer } })) })));
