@@ -13,6 +13,8 @@
  *   AU0 AU2 without any weight or scale loads (codes made from the counters): the ALU's floor
  *   TU2 AU2 with the codes in an rgba32uint texture    AM2 AU2 with the codes taken by masks (offset binary), x pre-scaled
  *   X4/X8 lanes over K: a subgroup's 8 lanes share 4 or 8 rows, each lane its own groups with its own x (no broadcasts)
+ *   AI2 AU2 with the weight stored 16 rows interleaved by group (a subgroup's 16 rows read 256 contiguous bytes a step)
+ *   FI  F with the same interleaving (16 rows by 8 columns)
  * Each call runs 8 distinct copies of the weight (no cache reuse); wall time per call (the device waited on
  * quietly), minimum and median over ROUNDS interleaved rounds. Results are checked against A (max |diff|).
  *
@@ -206,7 +208,7 @@ const rowsR = (decl: string, R: number, xLoad: string, keep = '', rowDot = 'grou
 }`;
 const kAR = (R: number) => rowsR(common, R, 'a[g * 8u + lane]');
 // F: the f16 equivalent (same N x K, weights f16 [N, K] read 8 per vec4<u32>, x per lane shared by broadcast), 2 rows per lane.
-const kF = (R: number, uniformX = false) => `
+const kF = (R: number, uniformX = false, interleaved = false) => `
 @group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
@@ -221,7 +223,7 @@ const K = ${K}u; const K8 = ${K / 8}u;
     let xa = vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
     let xb = vec4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
     for (var r = 0u; r < ${R}u; r++) {
-      let q = b[(n0 + r) * K8 + k];
+      let q = b[${interleaved ? '(((n0 + r) >> 4u) * K8 + k) * 16u + ((n0 + r) & 15u)' : '(n0 + r) * K8 + k'}];
       let wa = vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
       let wb = vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w));
       acc[r] = fma(xa, wa, fma(xb, wb, acc[r]));
@@ -365,6 +367,7 @@ pipes['C  q4, uniform row loop, wg 8'] = [mkPipe(kC(64)), N / 64];
 pipes['T  q4, codes in a texture'] = [mkPipe(kT), N / 4 / 64];
 pipes['F  f16, 2 rows per lane'] = [mkPipe(kF(2)), N / 2 / 64];
 pipes['FU f16, 2 rows, x in a uniform buffer'] = [mkPipe(kF(2, true)), N / 2 / 64];
+pipes['FI f16, 2 rows, 16 rows interleaved by 8 columns'] = [mkPipe(kF(2, false, true)), N / 2 / 64];
 pipes['A2r q4, 2 rows per lane'] = [mkPipe(kAR(2)), N / 2 / 64];
 pipes['AU2 q4, 2 rows, x in a uniform buffer'] = [mkPipe(rowsU(2)), N / 2 / 64];
 pipes['AU4 q4, 4 rows, x in a uniform buffer'] = [mkPipe(rowsU(4)), N / 4 / 64];
@@ -374,6 +377,7 @@ pipes['AU0 q4, 2 rows, no weight loads (ALU floor)'] = [mkPipe(rowsU0(2)), N / 2
 pipes['AW2 q4, 2 rows, x in workgroup memory'] = [mkPipe(rowsW(2)), N / 2 / 64];
 pipes['TU2 q4, 2 rows, x uniform, codes in a texture'] = [mkPipe(rowsTU(2)), N / 2 / 64];
 pipes['AM2 q4, 2 rows, x uniform, codes by masks'] = [mkPipe(rowsM(2)), N / 2 / 64];
+pipes['AI2 q4, AU2 with 16 rows interleaved by group'] = [mkPipe(rowsR(commonU, 2, 'au[g * 8u + lane]', ' + 0.0 * a[0].x', 'group_dot(b[(((n0 + r) >> 4u) * G + g) * 16u + ((n0 + r) & 15u)], xv)')), N / 2 / 64];
 pipes['X4 q4, lanes over K, 4 rows per subgroup'] = [mkPipe(rowsX(4)), N / 4 / 8];
 pipes['X8 q4, lanes over K, 8 rows per subgroup'] = [mkPipe(rowsX(8)), N / 8 / 8];
 const texs = Array.from({ length: COPIES }, () => {
@@ -394,7 +398,7 @@ for (const [name, [p]] of Object.entries(pipes)) {
     groups.set(name, f16s.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [b, xb, out, xu].map((buffer, i) => ({ binding: [0, 2, 3, 5][i]!, resource: { buffer } })) })));
     continue;
   }
-  if (name.startsWith('AU') || name.startsWith('X')) {
+  if (name.startsWith('AU') || name.startsWith('AI') || name.startsWith('X')) {
     const list = name.startsWith('AUS') ? [b0, ss, xb, out, ss, xu] : [b0, ss, xb, out, xu];
     const slots = name.startsWith('AUS') ? [0, 1, 2, 3, 4, 5] : [0, 1, 2, 3, 5];
     groups.set(name, bs.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: list.map((buffer, i) => ({ binding: slots[i]!, resource: { buffer: buffer === b0 ? b : buffer } })) })));
