@@ -1,10 +1,14 @@
 // On a GPU machine (no vitest there): the tiny fixture's greedy and 3-beam generations must equal transformers'
-// on every case, in f32 and with f16 weights. This exercises the GPU kernel variants (tiled matmul, cooperative
-// GEMV, tiled and split-KV attention) that lavapipe only runs when forced.
-import { readFileSync } from 'node:fs';
+// on every case, in f32 and with f16 weights, and with q8 and q4 weights (f32 activations) those of quantized.json
+// (transformers run with the same quantized weights: docs/quantization.md) where the folder has one. This exercises
+// the GPU kernel variants (tiled matmul, cooperative GEMV, tiled and split-KV attention, their quantized loads) that
+// lavapipe only runs when forced.
+import { existsSync, readFileSync } from 'node:fs';
+import { generationConfigFromJson, readGenerationConfigJson } from '../../src/generation/config.js';
 import { Gpu } from '../../src/gpu/gpu.js';
 import { SafetensorsFile, readFloat32, readIntegers } from '../../src/io/safetensors.js';
 import { Blip2ForConditionalGeneration } from '../../src/model/blip2.js';
+import { QUANT_SCHEMES, type QuantScheme } from '../../src/quant/format.js';
 import { Tensor } from '../../src/tensor.js';
 import { f32ArrayToF16 } from '../../src/util/half.js';
 
@@ -45,6 +49,36 @@ for (const dtype of ['f32', 'f16'] as const) {
   }
   model.dispose();
 }
+
+interface QuantizedCase {
+  name: string;
+  greedy: { new_tokens: number[] };
+  beam: { new_tokens: number[] };
+}
+const quantizedJson = `${dir}/quantized.json`;
+if (existsSync(quantizedJson)) {
+  const manifest = JSON.parse(readFileSync(quantizedJson, 'utf8')) as { schemes: Record<QuantScheme, { cases: QuantizedCase[] }> };
+  for (const scheme of QUANT_SCHEMES) {
+    const model = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype: 'f32', quantize: scheme });
+    const base = generationConfigFromJson(await readGenerationConfigJson(dir), model.config.text_config);
+    for (const qc of manifest.schemes[scheme].cases) {
+      const info = ex.info(`${qc.name}.pixel_values`);
+      const pixel_values = Tensor.from(gpu, await readFloat32(ex, `${qc.name}.pixel_values`), info.shape);
+      const input_ids = [await readIntegers(ex, `${qc.name}.input_ids`)];
+      for (const [kind, want, beams] of [['greedy', qc.greedy.new_tokens, 1], ['beam', qc.beam.new_tokens, 3]] as const) {
+        const got = (await model.generate({ pixel_values, input_ids, generation_config: base, max_new_tokens: want.length, num_beams: beams })).new_tokens[0]!;
+        const ok = got.length === want.length && got.every((t, i) => t === want[i]);
+        if (!ok) failures++;
+        console.log(`${ok ? 'PASS' : 'FAIL'} ${scheme} + f32 ${qc.name} ${kind}${ok ? '' : ` got ${got.join(',')} want ${want.join(',')}`}`);
+      }
+      pixel_values.dispose();
+    }
+    model.dispose();
+  }
+} else {
+  console.log(`(no ${quantizedJson}: quantized parity not checked)`);
+}
+await ex.close();
 console.log(failures === 0 ? 'parity: all generations equal transformers' : `parity: ${failures} mismatches`);
 gpu.destroy();
 process.exit(failures === 0 ? 0 : 1);

@@ -18,6 +18,7 @@ echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-none}"
 python3 -c "import lzma,shutil,sys; [shutil.copyfileobj(lzma.open(a), open(b,'wb')) for a,b in [('.dev/node.xz','/tmp/node'),('.dev/dawn.node.xz','.dev/node_modules/webgpu/dist/linux-x64/dawn.node')]]"
 chmod +x /tmp/node
 ln -sfn ../node_modules .dev/b/node_modules
+python3 -c "import lzma,tarfile; tarfile.open(fileobj=lzma.open('.dev/sharp.tar.xz')).extractall('.dev/node_modules')"
 NODE=/tmp/node
 $NODE --version
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv
@@ -38,7 +39,9 @@ CKPT=${CKPT:-/tmp/blip2-random}
 
 # MODEL_DECODES: "device" (generate's greedy path: captured step, token chosen on the device) and/or "legacy" (0.1's
 # loop, every step recorded anew and read back); BANDWIDTH_GBS puts decode beside its floor (H200: 4800).
+# MODEL_DTYPES=skip leaves these out (a run for the quantized step alone).
 for dtype in ${MODEL_DTYPES:-f16 f32}; do
+  [ "$dtype" = skip ] && continue
   for decode in ${MODEL_DECODES:-device}; do
     step "model benchmark (ours, $dtype weights, $decode decode)"
     timeout ${MODEL_TIMEOUT:-150} $NODE --max-old-space-size=8192 .dev/b/model.mjs --checkpoint "$CKPT" --dtype $dtype --json "$OUT/model-$dtype-$decode.json" --runs 3 --tokens ${DECODE_TOKENS:-20} \
@@ -46,6 +49,13 @@ for dtype in ${MODEL_DTYPES:-f16 f32}; do
       --decode $decode --lookahead ${LOOKAHEAD:-2} ${BANDWIDTH_GBS:+--bandwidth-gbs $BANDWIDTH_GBS}
   done
 done
+
+# The quantized formats (docs/quantization.md): f16, q8 and q4 weights loaded together from the fp32 checkpoint
+# (quantized while loading) and measured interleaved, f16 activations: decode q8 and q4 against f16 in one run.
+step "model benchmark (ours, ${MODEL_QUANTIZE:-none,q8,q4} weights interleaved, f16 activations)"
+[ "${SKIP_QUANT:-0}" = 1 ] || timeout ${QUANT_TIMEOUT:-300} $NODE --max-old-space-size=8192 .dev/b/model.mjs --checkpoint "$CKPT" --dtype f16 --quantize ${MODEL_QUANTIZE:-none,q8,q4} \
+  --json "$OUT/model-quantized.json" --runs 3 --tokens ${DECODE_TOKENS:-20} --image test/fixtures/tiny-blip2/chelsea.png \
+  --label "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) node quantized" ${BANDWIDTH_GBS:+--bandwidth-gbs $BANDWIDTH_GBS}
 
 step "HF transformers reference"
 [ "${SKIP_HF:-0}" = 1 ] || timeout ${HF_TIMEOUT:-130} env PYTHONUNBUFFERED=1 python3 bench/device/hf_reference.py "$CKPT" "$OUT/hf.json"
