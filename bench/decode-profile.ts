@@ -120,7 +120,12 @@ const labelsOf = (program: GpuProgram) => [...new Set(program.ops.flatMap((o) =>
 /** The program's dispatches sorted by pipeline (in order of first use; stable within one). */
 const regroup = (program: GpuProgram) => {
   const byPipeline = new Map<GPUComputePipeline, ProgramOp[]>();
-  for (const o of program.ops) if (o.kind === 'dispatch') byPipeline.set(o.pipeline, [...(byPipeline.get(o.pipeline) ?? []), o]);
+  for (const o of program.ops) {
+    if (o.kind !== 'dispatch') continue;
+    const list = byPipeline.get(o.pipeline) ?? [];
+    list.push(o);
+    byPipeline.set(o.pipeline, list);
+  }
   const kept = [...byPipeline.values()].flat();
   return new GpuProgram(kept, kept.length, null, () => {});
 };

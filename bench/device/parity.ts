@@ -17,6 +17,20 @@ const cases = (JSON.parse(readFileSync(`${dir}/cases.json`, 'utf8')) as { cases:
 const gpu = await Gpu.create();
 const ex = await SafetensorsFile.open(`${dir}/expected.safetensors`);
 let failures = 0;
+
+/** A case's inputs from the fixture's expected.safetensors (the caller disposes pixel_values). */
+async function caseInputs(name: string): Promise<{ pixel_values: Tensor; input_ids: number[][] }> {
+  const pixel_values = Tensor.from(gpu, await readFloat32(ex, `${name}.pixel_values`), ex.info(`${name}.pixel_values`).shape);
+  return { pixel_values, input_ids: [await readIntegers(ex, `${name}.input_ids`)] };
+}
+
+/** Prints PASS or FAIL for one generation (the last 12 ids of each side on a mismatch) and counts failures. */
+function report(label: string, got: readonly number[], want: readonly number[]): void {
+  const ok = got.length === want.length && got.every((t, i) => t === want[i]);
+  if (!ok) failures++;
+  console.log(`${ok ? 'PASS' : 'FAIL'} ${label}${ok ? '' : ` got ${got.slice(-12).join(',')} want ${want.slice(-12).join(',')}`}`);
+}
+
 // f16 weights run everywhere (read as packed pairs without shader-f16).
 for (const dtype of ['f32', 'f16'] as const) {
   const model = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype });
@@ -35,15 +49,10 @@ for (const dtype of ['f32', 'f16'] as const) {
     console.log(`${differing ? 'FAIL' : 'PASS'} f16 weights as loaded on this device equal the host's conversion${differing ? ` (${differing} halves differ)` : ''}`);
   }
   for (const c of cases) {
-    const info = ex.info(`${c.name}.pixel_values`);
-    const pixel_values = Tensor.from(gpu, await readFloat32(ex, `${c.name}.pixel_values`), info.shape);
-    const input_ids = [await readIntegers(ex, `${c.name}.input_ids`)];
+    const { pixel_values, input_ids } = await caseInputs(c.name);
     for (const [kind, opts] of [['greedy', { max_new_tokens: 12 }], ['beam', { max_new_tokens: 12, num_beams: 3 }]] as const) {
-      const want = await readIntegers(ex, `${c.name}.${kind}.sequences`);
       const got = (await model.generate({ pixel_values, input_ids, ...opts })).sequences[0]!;
-      const ok = got.length === want.length && got.every((t, i) => t === want[i]);
-      if (!ok) failures++;
-      console.log(`${ok ? 'PASS' : 'FAIL'} ${dtype} ${c.name} ${kind}${ok ? '' : ` got ${got.slice(-12).join(',')} want ${want.slice(-12).join(',')}`}`);
+      report(`${dtype} ${c.name} ${kind}`, got, await readIntegers(ex, `${c.name}.${kind}.sequences`));
     }
     pixel_values.dispose();
   }
@@ -62,14 +71,10 @@ if (existsSync(quantizedJson)) {
     const model = await Blip2ForConditionalGeneration.fromPretrained(dir, { gpu, dtype: 'f32', quantize: scheme });
     const base = generationConfigFromJson(await readGenerationConfigJson(dir), model.config.text_config);
     for (const qc of manifest.schemes[scheme].cases) {
-      const info = ex.info(`${qc.name}.pixel_values`);
-      const pixel_values = Tensor.from(gpu, await readFloat32(ex, `${qc.name}.pixel_values`), info.shape);
-      const input_ids = [await readIntegers(ex, `${qc.name}.input_ids`)];
+      const { pixel_values, input_ids } = await caseInputs(qc.name);
       for (const [kind, want, beams] of [['greedy', qc.greedy.new_tokens, 1], ['beam', qc.beam.new_tokens, 3]] as const) {
         const got = (await model.generate({ pixel_values, input_ids, generation_config: base, max_new_tokens: want.length, num_beams: beams })).new_tokens[0]!;
-        const ok = got.length === want.length && got.every((t, i) => t === want[i]);
-        if (!ok) failures++;
-        console.log(`${ok ? 'PASS' : 'FAIL'} ${scheme} + f32 ${qc.name} ${kind}${ok ? '' : ` got ${got.join(',')} want ${want.join(',')}`}`);
+        report(`${scheme} + f32 ${qc.name} ${kind}`, got, want);
       }
       pixel_values.dispose();
     }
