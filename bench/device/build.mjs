@@ -13,7 +13,8 @@ mkdirSync(`${out}/b`, { recursive: true });
 rmSync(`${out}/platform`, { recursive: true, force: true });
 const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['webgpu', 'sharp', 'playwright-core', 'esbuild', './browser-driver.js'], logLevel: 'warning',
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } };
-await build({ ...common, entryPoints: { kernels: 'bench/kernels.ts', model: 'bench/model.ts', 'random-checkpoint': 'bench/random-checkpoint.ts', probe: 'bench/device/probe.ts', parity: 'bench/device/parity.ts' }, outdir: `${out}/b`, outExtension: { '.js': '.mjs' } });
+// parity.ts uses test/support's helpers, whose modules also import vitest's expect (not on the device).
+await build({ ...common, alias: { vitest: './bench/device/no-vitest.ts' }, entryPoints: { kernels: 'bench/kernels.ts', model: 'bench/model.ts', 'random-checkpoint': 'bench/random-checkpoint.ts', probe: 'bench/device/probe.ts', parity: 'bench/device/parity.ts' }, outdir: `${out}/b`, outExtension: { '.js': '.mjs' } });
 // getPlatform() imports './node.js' next to itself; defaultImageDecoder() imports '../platform/image-node.js'.
 await build({ ...common, entryPoints: { node: 'src/platform/node.ts' }, outdir: `${out}/b` });
 await build({ ...common, entryPoints: { 'image-node': 'src/platform/image-node.ts' }, outdir: `${out}/platform` });

@@ -27,8 +27,8 @@ export XDG_RUNTIME_DIR=/tmp
 step "probe"
 timeout 60 $NODE .dev/b/probe.mjs 2>&1 | tee "$OUT/probe.txt"
 
-step "parity on the tiny fixture (GPU kernel variants)"
-timeout 60 $NODE .dev/b/parity.mjs test/fixtures/tiny-blip2 2>&1 | tee "$OUT/parity.txt"
+step "parity on the fixtures (GPU kernel variants)"
+for fx in tiny-blip2 small-blip2; do timeout 60 $NODE .dev/b/parity.mjs test/fixtures/$fx 2>&1 | tee "$OUT/parity-$fx.txt"; done
 
 step "kernel benchmark"
 [ "${SKIP_KERNELS:-0}" = 1 ] || timeout ${KERNEL_TIMEOUT:-110} $NODE .dev/b/kernels.mjs --json "$OUT/kernels.json" --time ${KERNEL_TIME_MS:-200} ${KERNEL_FILTER:+--filter "$KERNEL_FILTER"}

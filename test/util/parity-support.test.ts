@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadFixture, loadFixtures } from '../support/fixtures.js';
-import { marginClaims, maxLowMarginFlips, decisionError } from '../support/margins.js';
+import { marginClaims, marginFailures, maxLowMarginFlips, decisionError } from '../support/margins.js';
 import { applies, boundFor, compareToReference, FLOOR_REL, groupIn, RULES } from '../support/tolerances.js';
 
 const [fx] = loadFixtures();
@@ -64,6 +64,22 @@ describe('margin claims', () => {
     expect(marginClaims({ label: 'x', logitError: 0.1, cases: [{ ...base, generated: [4, 6, 7, 8] }] }).violations).toHaveLength(1);
     expect(marginClaims({ label: 'x', logitError: 0.1, cases: [{ ...base, generated: [5, 6, 7, 8], teacherForced: [5, 6, 0, 8] }] }).violations).toHaveLength(1);
     expect(maxLowMarginFlips(72)).toBe(7);
+  });
+
+  it('fails a report on its violations and on more low-margin changes than one per ten steps', () => {
+    expect(marginFailures(marginClaims({ label: 'x', logitError: 0.1, cases: [{ ...base, generated: [5, 6, 7, 8] }] }))).toEqual([]);
+    // 4 steps allow no low-margin change at all.
+    const flip = marginClaims({ label: 'x', logitError: 0.1, cases: [{ ...base, generated: [5, 9, 1, 2], teacherForced: [5, 9, 7, 8] }] });
+    expect(marginFailures(flip)).toEqual(['x: 1 tokens changed below the error margin, more than 0 (one per ten steps)']);
+    const claimed = marginClaims({ label: 'x', logitError: 0.1, cases: [{ ...base, generated: [4, 6, 7, 8] }] });
+    expect(marginFailures(claimed)).toEqual(claimed.violations);
+    // 12 steps allow one low-margin change; two fail.
+    const low = { name: 'd', reference: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], margins: Array<number>(12).fill(0.01) };
+    const twice = marginClaims({ label: 'y', logitError: 0.1, cases: [{ ...low, generated: low.reference, teacherForced: [0, 2, 0, ...low.reference.slice(3)] }] });
+    expect(twice.violations).toEqual([]);
+    expect(marginFailures(twice)).toEqual(['y: 2 tokens changed below the error margin, more than 1 (one per ten steps)']);
+    const once = marginClaims({ label: 'y', logitError: 0.1, cases: [{ ...low, generated: low.reference, teacherForced: [0, ...low.reference.slice(1)] }] });
+    expect(marginFailures(once)).toEqual([]);
   });
 
   it('measures the error that can reverse a choice: changes relative to the top-1 logit', () => {
