@@ -15,6 +15,7 @@
  *   X4/X8 lanes over K: a subgroup's 8 lanes share 4 or 8 rows, each lane its own groups with its own x (no broadcasts)
  *   AI2 AU2 with the weight stored 16 rows interleaved by group (a subgroup's 16 rows read 256 contiguous bytes a step)
  *   FI  F with the same interleaving (16 rows by 8 columns)
+ *   AP1/AP2 AU2 with each row's codes and scale loaded one or two groups ahead (software pipelining)
  * Each call runs 8 distinct copies of the weight (no cache reuse); wall time per call (the device waited on
  * quietly), minimum and median over ROUNDS interleaved rounds. Results are checked against A (max |diff|).
  *
@@ -313,6 +314,25 @@ const rowsU0 = (R: number) => commonU + `
   }
   for (var r = 0u; r < ${R}u; r++) { c[n0 + r] = acc[r] + 0.0 * a[0].x + 0.0 * f32(b[0].x) + 0.0 * f32(bsc[0]); }
 }`;
+// AP: AU2 with each row's codes and scale for group g + D loaded D steps ahead (software pipelining), so that the
+// loads' latency overlaps the current group's decoding.
+const rowsP = (D: number) => commonU + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * 2u;
+  var acc = vec2<f32>(0.0);
+  var q0: array<vec4<u32>, ${D}>; var q1: array<vec4<u32>, ${D}>; var s: array<vec2<f32>, ${D}>;
+  for (var j = 0u; j < ${D}u; j++) { q0[j] = b[n0 * G + j]; q1[j] = b[(n0 + 1u) * G + j]; s[j] = vec2<f32>(scale(n0, j), scale(n0 + 1u, j)); }
+  for (var g = 0u; g < G; g += ${D}u) {
+    for (var j = 0u; j < ${D}u; j++) {
+      let c0 = q0[j]; let c1 = q1[j]; let sc = s[j];
+      let gn = min(g + j + ${D}u, G - 1u);
+      q0[j] = b[n0 * G + gn]; q1[j] = b[(n0 + 1u) * G + gn]; s[j] = vec2<f32>(scale(n0, gn), scale(n0 + 1u, gn));
+      let xv = au[(g + j) * 8u + lane];
+      acc = fma(vec2<f32>(group_dot(c0, xv), group_dot(c1, xv)), sc, acc);
+    }
+  }
+  c[n0] = acc.x + 0.0 * a[0].x; c[n0 + 1u] = acc.y;
+}`;
 // AM: AU2 with the codes taken in place by masks (offset binary, code ^ 8: an AND and a conversion per code instead
 // of a shift pair and a conversion), x pre-scaled by 16^-position (exact: a power of two; the top nibble is shifted
 // down instead) and the offset removed once per group with 8 * sum(x); both made on the host here, as a per-token
@@ -373,6 +393,8 @@ pipes['AU2 q4, 2 rows, x in a uniform buffer'] = [mkPipe(rowsU(2)), N / 2 / 64];
 pipes['AU4 q4, 4 rows, x in a uniform buffer'] = [mkPipe(rowsU(4)), N / 4 / 64];
 pipes['AUS2 q4, 2 rows, x uniform, scales 8 per load'] = [mkPipe(rowsUS(2)), N / 2 / 64];
 pipes['AUS4 q4, 4 rows, x uniform, scales 8 per load'] = [mkPipe(rowsUS(4)), N / 4 / 64];
+pipes['AP1 q4, AU2 with loads one group ahead'] = [mkPipe(rowsP(1)), N / 2 / 64];
+pipes['AP2 q4, AU2 with loads two groups ahead'] = [mkPipe(rowsP(2)), N / 2 / 64];
 pipes['AU0 q4, 2 rows, no weight loads (ALU floor)'] = [mkPipe(rowsU0(2)), N / 2 / 64];
 // x in workgroup memory fits the default 32 KiB only up to K = 8192.
 if (K * 4 <= 32768) pipes['AW2 q4, 2 rows, x in workgroup memory'] = [mkPipe(rowsW(2)), N / 2 / 64];
@@ -399,7 +421,7 @@ for (const [name, [p]] of Object.entries(pipes)) {
     groups.set(name, f16s.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [b, xb, out, xu].map((buffer, i) => ({ binding: [0, 2, 3, 5][i]!, resource: { buffer } })) })));
     continue;
   }
-  if (name.startsWith('AU') || name.startsWith('AI') || name.startsWith('X')) {
+  if (name.startsWith('AU') || name.startsWith('AI') || name.startsWith('AP') || name.startsWith('X')) {
     const list = name.startsWith('AUS') ? [b0, ss, xb, out, ss, xu] : [b0, ss, xb, out, xu];
     const slots = name.startsWith('AUS') ? [0, 1, 2, 3, 4, 5] : [0, 1, 2, 3, 5];
     groups.set(name, bs.map((b) => dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: list.map((buffer, i) => ({ binding: slots[i]!, resource: { buffer: buffer === b0 ? b : buffer } })) })));
