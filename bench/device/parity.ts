@@ -1,10 +1,10 @@
-// On a GPU machine (no vitest there): a fixture's greedy and 3-beam generations (tiny-blip2 by default) must equal transformers'
-// on every case in f32, and with q8 and q4 weights (f32 activations) those of quantized.json (transformers run with
-// the same quantized weights: docs/quantization.md) where the folder has one. f16 weights move logits, so their
-// greedy tokens are held to the suite's margin-aware claims (test/support/margins.ts, as hf-parity.test.ts does):
-// equal at every step whose recorded margin exceeds the measured logit error. This exercises the GPU kernel variants
-// (tiled matmul, cooperative GEMV, tiled and split-KV attention, their quantized loads) that lavapipe only runs when
-// forced.
+// On a GPU machine (no vitest there): a fixture's (tiny-blip2 by default) greedy and 3-beam generations must equal
+// transformers' on every case in f32, and with q8 and q4 weights (f32 activations) those of quantized.json
+// (transformers run with the same quantized weights: docs/quantization.md) where the folder has one. f16 weights move
+// logits, so their greedy tokens are held to the suite's margin-aware claims (test/support/margins.ts, as
+// hf-parity.test.ts does): equal at every step whose recorded margin exceeds the measured logit error. This exercises
+// the GPU kernel variants (tiled matmul, cooperative GEMV, tiled and split-KV attention, their quantized loads) that
+// lavapipe only runs when forced.
 import { existsSync, readFileSync } from 'node:fs';
 import { generationConfigFromJson, readGenerationConfigJson } from '../../src/generation/config.js';
 import { Gpu } from '../../src/gpu/gpu.js';
