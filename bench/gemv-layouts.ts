@@ -22,6 +22,7 @@
  *   [ROUNDS=15] [ONLY=A,AU2,F] [N=8192] [K=2560] npx tsx bench/gemv-layouts.ts
  */
 import { Gpu } from '../src/gpu/gpu.js';
+import { Q4_GROUP_DOT_WGSL } from './q4-group-wgsl.js';
 const gpu = await Gpu.create();
 const dev = gpu.device;
 const N = Number(process.env.N ?? 8192), K = Number(process.env.K ?? 2560), G = K / 32;
@@ -50,20 +51,10 @@ const shared = `
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 const K = ${K}u; const G = ${G}u; const N = ${N}u;
 fn scale(row: u32, g: u32) -> f32 { let i = row * G + g; return unpack2x16float(bsc[i >> 1u])[i & 1u]; }
-fn codes8(w: i32) -> mat2x4<f32> {
-  let v = vec4<i32>(w);
-  return mat2x4<f32>(vec4<f32>((v << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u)), vec4<f32>((v << vec4<u32>(12u, 8u, 4u, 0u)) >> vec4<u32>(28u)));
-}
-// The group's 32 x values, lane i's four at xs[i], in every lane.
+${Q4_GROUP_DOT_WGSL}// The group's 32 x values, lane i's four at xs[i], in every lane.
 fn spread(xv: vec4<f32>) -> array<vec4<f32>, 8> {
   return array<vec4<f32>, 8>(subgroupBroadcast(xv, 0u), subgroupBroadcast(xv, 1u), subgroupBroadcast(xv, 2u), subgroupBroadcast(xv, 3u),
                              subgroupBroadcast(xv, 4u), subgroupBroadcast(xv, 5u), subgroupBroadcast(xv, 6u), subgroupBroadcast(xv, 7u));
-}
-// One row's group of 32 codes (q) against x spread over the subgroup (lane i holds x[4i..4i+3]), unscaled.
-fn group_dot(q: vec4<u32>, xv: vec4<f32>) -> f32 {
-  let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
-  return dot(subgroupBroadcast(xv, 0u), c0[0]) + dot(subgroupBroadcast(xv, 1u), c0[1]) + dot(subgroupBroadcast(xv, 2u), c1[0]) + dot(subgroupBroadcast(xv, 3u), c1[1]) +
-         dot(subgroupBroadcast(xv, 4u), c2[0]) + dot(subgroupBroadcast(xv, 5u), c2[1]) + dot(subgroupBroadcast(xv, 6u), c3[0]) + dot(subgroupBroadcast(xv, 7u), c3[1]);
 }
 `;
 const common = `@group(0) @binding(0) var<storage, read> b: array<vec4<u32>>;` + shared;

@@ -14,6 +14,7 @@
  */
 import { Gpu } from '../src/gpu/gpu.js';
 import { median, minimum, timeInterleaved } from './interleaved.js';
+import { Q4_GROUP_DOT_WGSL } from './q4-group-wgsl.js';
 
 const gpu = await Gpu.create();
 const dev = gpu.device;
@@ -45,16 +46,7 @@ const G = ${G}u;
 @group(0) @binding(21) var<storage, read> sc: array<u32>;
 @group(0) @binding(22) var<storage, read_write> y: array<f32>;
 fn scale(row: u32, g: u32) -> f32 { let i = row * G + g; return unpack2x16float(sc[i >> 1u])[i & 1u]; }
-fn codes8(w: i32) -> mat2x4<f32> {
-  let v = vec4<i32>(w);
-  return mat2x4<f32>(vec4<f32>((v << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u)), vec4<f32>((v << vec4<u32>(12u, 8u, 4u, 0u)) >> vec4<u32>(28u)));
-}
-fn group_dot(q: vec4<u32>, xv: vec4<f32>) -> f32 {
-  let c0 = codes8(bitcast<i32>(q.x)); let c1 = codes8(bitcast<i32>(q.y)); let c2 = codes8(bitcast<i32>(q.z)); let c3 = codes8(bitcast<i32>(q.w));
-  return dot(subgroupBroadcast(xv, 0u), c0[0]) + dot(subgroupBroadcast(xv, 1u), c0[1]) + dot(subgroupBroadcast(xv, 2u), c1[0]) + dot(subgroupBroadcast(xv, 3u), c1[1]) +
-         dot(subgroupBroadcast(xv, 4u), c2[0]) + dot(subgroupBroadcast(xv, 5u), c2[1]) + dot(subgroupBroadcast(xv, 6u), c3[0]) + dot(subgroupBroadcast(xv, 7u), c3[1]);
-}
-`;
+${Q4_GROUP_DOT_WGSL}`;
 /** Two rows a lane, r0 and r0 + 1 of the bound rows, codes read as `codes` names them. */
 const rowsLoop = (codesVar: string, r0: string, n0: string) => `
   for (var g = 0u; g < G; g++) {
